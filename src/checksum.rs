@@ -1,0 +1,140 @@
+//! Hashing while streaming (SHA-256 always; MD5 and CRC32C when the source states them,
+//! so they can be checked), and the encodings the S3 API uses for them.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use md5::Md5;
+use sha2::{Digest, Sha256};
+
+/// Running digests over one object's bytes, fed chunk by chunk.
+#[derive(Clone)]
+pub struct Hasher {
+    sha256: Sha256,
+    md5: Option<Md5>,
+    crc32c: Option<u32>,
+    len: u64,
+}
+
+/// Final digests of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    pub sha256: [u8; 32],
+    pub md5: Option<[u8; 16]>,
+    pub crc32c: Option<u32>,
+    pub len: u64,
+}
+
+impl Hasher {
+    /// SHA-256 only.
+    pub fn new() -> Hasher {
+        Hasher::with(false, false)
+    }
+
+    /// SHA-256, plus MD5 and/or CRC32C when a source digest is to be checked.
+    pub fn with(md5: bool, crc32c: bool) -> Hasher {
+        Hasher {
+            sha256: Sha256::new(),
+            md5: md5.then(Md5::new),
+            crc32c: crc32c.then_some(0),
+            len: 0,
+        }
+    }
+
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.sha256.update(chunk);
+        if let Some(m) = self.md5.as_mut() {
+            m.update(chunk);
+        }
+        if let Some(c) = self.crc32c.as_mut() {
+            *c = crc32c::crc32c_append(*c, chunk);
+        }
+        self.len += chunk.len() as u64;
+    }
+
+    pub fn finish(self) -> Digests {
+        Digests {
+            sha256: self.sha256.finalize().into(),
+            md5: self.md5.map(|m| m.finalize().into()),
+            crc32c: self.crc32c,
+            len: self.len,
+        }
+    }
+}
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Hasher::new()
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    B64.encode(bytes)
+}
+
+pub fn from_b64(text: &str) -> Option<Vec<u8>> {
+    B64.decode(text.trim()).ok()
+}
+
+/// The value R2 (and S3) report for a multipart object uploaded with SHA-256 part
+/// checksums: the SHA-256 of the concatenated raw part digests, base64, then `-N`.
+pub fn composite_sha256(parts: &[[u8; 32]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    format!("{}-{}", b64(&h.finalize()), parts.len())
+}
+
+/// An ETag that is a plain MD5 (single-part upload, no SSE-KMS): 32 hex digits.
+pub fn etag_md5(etag: &str) -> Option<[u8; 16]> {
+    let t = etag.trim_matches('"');
+    if t.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    hex::decode_to_slice(t, &mut out).ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streaming_equals_one_shot() {
+        let mut h = Hasher::with(true, true);
+        h.update(b"hello ");
+        h.update(b"world");
+        let d = h.finish();
+        assert_eq!(d.sha256, sha256(b"hello world"));
+        assert_eq!(
+            hex::encode(d.md5.unwrap()),
+            "5eb63bbbe01eeed093cb22bb8f5acdc3"
+        );
+        assert_eq!(d.crc32c.unwrap(), crc32c::crc32c(b"hello world"));
+        assert_eq!(d.len, 11);
+    }
+
+    #[test]
+    fn composite_is_hash_of_part_hashes() {
+        let parts = [sha256(b"a"), sha256(b"b")];
+        let mut cat = Vec::new();
+        cat.extend_from_slice(&parts[0]);
+        cat.extend_from_slice(&parts[1]);
+        assert_eq!(
+            composite_sha256(&parts),
+            format!("{}-2", b64(&sha256(&cat)))
+        );
+    }
+
+    #[test]
+    fn multipart_etags_are_not_md5() {
+        assert!(etag_md5("\"5eb63bbbe01eeed093cb22bb8f5acdc3\"").is_some());
+        assert!(etag_md5("5eb63bbbe01eeed093cb22bb8f5acdc3-2").is_none());
+        assert!(etag_md5("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz").is_none());
+    }
+}

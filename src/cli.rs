@@ -1,0 +1,234 @@
+//! The raw command line (clap). Nothing here is validated beyond its type: `config.rs`
+//! merges these flags over the config file into one checked configuration.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "r2migrate",
+    version,
+    about = "Move objects into Cloudflare R2 from S3, GCS, local disk and SQLite blobs, and prove every byte arrived",
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Print one JSON document on stdout at the end (human text and progress go to stderr)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print only errors
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// More detail on stderr (-v: info, -vv: debug)
+    #[arg(long, short, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// TOML config file (see migrate.example.toml); flags override it
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Dry run: list, filter, map keys, check the target, report counts, conflicts and cost
+    Plan(CopyArgs),
+    /// Copy, verify each object after upload, record every outcome in the manifest
+    Run(RunArgs),
+    /// Check every object a manifest records as copied or identical against the target
+    Verify(VerifyArgs),
+    /// Undo what a manifest records: delete what we wrote, restore what we overwrote
+    Rollback(RollbackArgs),
+    /// Summarise one or more manifests
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnConflict {
+    /// Record the conflict, leave the target object alone, exit 1
+    Fail,
+    /// Record it as skipped, exit unaffected
+    Skip,
+    /// Back up the target object under --backup-prefix, then replace it
+    Overwrite,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct CopyArgs {
+    /// Source URL: s3://bucket/prefix, gs://bucket/prefix, file:///dir or a path, sqlite:///app.db
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
+
+    /// Target URL: r2://bucket/prefix, or file:///dir for a local rehearsal
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
+
+    /// Manifest file (JSON Lines) [default: r2migrate-manifest.jsonl]
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+
+    /// Only keys matching this glob (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Leave out keys matching this glob (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Only objects at least this big (e.g. 1KiB, 10MB)
+    #[arg(long, value_name = "SIZE")]
+    pub min_size: Option<String>,
+
+    /// Only objects at most this big
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<String>,
+
+    /// Only objects modified after this time (RFC 3339 or YYYY-MM-DD, UTC)
+    #[arg(long, value_name = "TIME")]
+    pub modified_after: Option<String>,
+
+    /// Only objects modified before this time
+    #[arg(long, value_name = "TIME")]
+    pub modified_before: Option<String>,
+
+    /// Target key template: {key} {basename} {ext} {id} and SQLite columns
+    #[arg(long, value_name = "TEMPLATE")]
+    pub key_template: Option<String>,
+
+    /// What to do when the target already holds different bytes at a key
+    #[arg(long, value_enum)]
+    pub on_conflict: Option<OnConflict>,
+
+    /// Where overwritten objects are backed up [default: _r2migrate/backup/<run_id>/]
+    #[arg(long, value_name = "PREFIX")]
+    pub backup_prefix: Option<String>,
+
+    /// Objects in flight at once [default: 32]
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Multipart part size [default: 16MiB, raised for objects that would need >10,000 parts]
+    #[arg(long, value_name = "SIZE")]
+    pub part_size: Option<String>,
+
+    /// Objects at least this big are uploaded in parts [default: 64MiB]
+    #[arg(long, value_name = "SIZE")]
+    pub multipart_threshold: Option<String>,
+
+    /// At most this many requests per second to each store
+    #[arg(long, value_name = "N")]
+    pub max_rate: Option<u32>,
+
+    /// At most this many bytes per second uploaded (e.g. 50MiB)
+    #[arg(long, value_name = "SIZE")]
+    pub max_bandwidth: Option<String>,
+
+    /// Retries per request on 5xx, 429/SlowDown, timeouts and resets [default: 5]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+
+    /// Only keys whose stable hash falls in shard K of N (K from 0 to N-1)
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+
+    /// Endpoint of an S3-compatible source store (or AWS_ENDPOINT_URL)
+    #[arg(long, value_name = "URL")]
+    pub source_endpoint: Option<String>,
+
+    /// Region of the S3 source bucket
+    #[arg(long, value_name = "REGION")]
+    pub source_region: Option<String>,
+
+    /// Accept plain http:// endpoints that are not on this machine
+    #[arg(long)]
+    pub allow_http: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub copy: CopyArgs,
+
+    /// Plan only: the same as `r2migrate plan`
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Manifests to verify [default: r2migrate-manifest.jsonl]
+    #[arg(value_name = "MANIFEST")]
+    pub manifests: Vec<PathBuf>,
+
+    /// Manifest to verify (repeatable; same as the positional form)
+    #[arg(long = "manifest", value_name = "FILE")]
+    pub manifest_flags: Vec<PathBuf>,
+
+    /// Download every object and re-hash it
+    #[arg(long)]
+    pub deep: bool,
+
+    /// Also re-list the source and report objects missing from the target or the manifest
+    #[arg(long)]
+    pub against_source: bool,
+
+    /// Objects checked at once [default: 32]
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Endpoint of an S3-compatible source store, for --against-source
+    #[arg(long, value_name = "URL")]
+    pub source_endpoint: Option<String>,
+
+    /// Accept plain http:// endpoints that are not on this machine
+    #[arg(long)]
+    pub allow_http: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    /// Manifest whose work to undo [default: r2migrate-manifest.jsonl]
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+
+    /// Show what would be done, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not ask for confirmation
+    #[arg(long, short)]
+    pub yes: bool,
+
+    /// Objects handled at once [default: 32]
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Accept plain http:// endpoints that are not on this machine
+    #[arg(long)]
+    pub allow_http: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Manifests to summarise [default: r2migrate-manifest.jsonl]
+    #[arg(value_name = "MANIFEST")]
+    pub manifests: Vec<PathBuf>,
+
+    /// Manifest to summarise (repeatable; same as the positional form)
+    #[arg(long = "manifest", value_name = "FILE")]
+    pub manifest_flags: Vec<PathBuf>,
+}
+
+/// Positional and `--manifest` forms together, or the default file.
+pub fn manifest_list(positional: &[PathBuf], flags: &[PathBuf]) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = positional.iter().chain(flags).cloned().collect();
+    if all.is_empty() {
+        all.push(PathBuf::from(crate::manifest::DEFAULT_PATH));
+    }
+    all
+}

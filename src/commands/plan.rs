@@ -1,0 +1,229 @@
+//! `r2migrate plan` (and `run --dry-run`): the run's listing and selection, with the copy
+//! replaced by a look at the target. Reports counts, bytes, conflicts, collisions,
+//! unreadable items and the R2 cost estimate. Writes nothing anywhere.
+
+use std::sync::atomic::Ordering;
+
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::json;
+
+use super::run::{already_done, previous_records};
+use super::{human_bytes, open_stores, Output, TargetIndex};
+use crate::config::CopyConfig;
+use crate::error::{Exit, StoreError};
+use crate::pricing::{estimate, Operations};
+use crate::selection::{RejectKind, Selected, Selector};
+use crate::source::ObjectInfo;
+use crate::transfer::{compare, Comparison};
+
+#[derive(Debug, Serialize)]
+struct Item {
+    source_key: String,
+    target_key: String,
+    size: u64,
+    reason: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Counts {
+    selected: u64,
+    selected_bytes: u64,
+    to_copy: u64,
+    to_copy_bytes: u64,
+    identical: u64,
+    already_verified: u64,
+    conflicts: u64,
+    collisions: u64,
+    unreadable: u64,
+    unstorable: u64,
+    excluded: u64,
+}
+
+/// What the target holds at one key, compared with the source.
+enum Verdict {
+    Absent,
+    Identical,
+    Conflict(String),
+}
+
+pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
+    let stores = open_stores(&cfg).await?;
+    let previous = previous_records(&cfg)?;
+    let index = TargetIndex::build(stores.target.as_ref())
+        .await
+        .map_err(anyhow::Error::new)?;
+    let mut selector = Selector::new(
+        cfg.filter.clone(),
+        cfg.shard,
+        stores.target.prefix(),
+        cfg.key_template.clone(),
+    );
+    let mut counts = Counts::default();
+    let mut ops = Operations {
+        class_a: 1 + index.len() as u64 / 1000, // the target listing
+        class_b: 0,
+    };
+    let (mut conflicts, mut collisions, mut unreadable, mut unstorable) =
+        (vec![], vec![], vec![], vec![]);
+
+    // Objects already at their key are compared concurrently; the rest need no I/O.
+    let mut to_compare: Vec<(ObjectInfo, String)> = Vec::new();
+    let mut listing = stores.source.list();
+    while let Some(item) = listing.next().await {
+        let item = item.map_err(|e| anyhow::Error::new(e.context("listing the source")))?;
+        match selector.select(item) {
+            Selected::Excluded => counts.excluded += 1,
+            Selected::Reject {
+                kind,
+                source_key,
+                target_key,
+                size,
+                reason,
+            } => {
+                let entry = Item {
+                    source_key,
+                    target_key,
+                    size,
+                    reason,
+                };
+                match kind {
+                    RejectKind::Collision => collisions.push(entry),
+                    RejectKind::Unreadable => unreadable.push(entry),
+                    RejectKind::Unstorable => unstorable.push(entry),
+                }
+            }
+            Selected::Take { info, target_key } => {
+                counts.selected += 1;
+                counts.selected_bytes += info.size;
+                let listed = index.get(&target_key);
+                if already_done(previous.get(&info.key), info.size, listed) {
+                    counts.already_verified += 1;
+                } else if listed.is_some() {
+                    to_compare.push((info, target_key));
+                } else {
+                    counts.to_copy += 1;
+                    counts.to_copy_bytes += info.size;
+                    ops.add_upload(info.size, cfg.multipart_threshold, cfg.part_size);
+                }
+            }
+        }
+    }
+    drop(listing);
+
+    let (source, target) = (stores.source.clone(), stores.target.clone());
+    let verdicts = futures::stream::iter(to_compare)
+        .map(|(info, key)| {
+            let (source, target) = (source.clone(), target.clone());
+            async move {
+                let verdict = match target.head(&key).await? {
+                    None => Verdict::Absent,
+                    Some(existing) => {
+                        match compare(source.as_ref(), target.as_ref(), &info, &existing).await? {
+                            Comparison::Identical(_) => Verdict::Identical,
+                            Comparison::Different(why) => Verdict::Conflict(why),
+                        }
+                    }
+                };
+                Ok::<_, StoreError>((info, key, verdict))
+            }
+        })
+        .buffer_unordered(cfg.concurrency)
+        .collect::<Vec<_>>()
+        .await;
+    for v in verdicts {
+        ops.class_b += 1; // the HEAD
+        match v {
+            Ok((info, _, Verdict::Absent)) => {
+                counts.to_copy += 1;
+                counts.to_copy_bytes += info.size;
+                ops.add_upload(info.size, cfg.multipart_threshold, cfg.part_size);
+            }
+            Ok((_, _, Verdict::Identical)) => counts.identical += 1,
+            Ok((info, key, Verdict::Conflict(reason))) => conflicts.push(Item {
+                source_key: info.key,
+                target_key: key,
+                size: info.size,
+                reason,
+            }),
+            Err(e) if e.is_fatal() => return Err(anyhow::Error::new(e)),
+            Err(e) => unreadable.push(Item {
+                source_key: String::new(),
+                target_key: String::new(),
+                size: 0,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    conflicts.sort_by(|a, b| a.source_key.cmp(&b.source_key));
+    counts.conflicts = conflicts.len() as u64;
+    counts.collisions = collisions.len() as u64;
+    counts.unreadable = unreadable.len() as u64;
+    counts.unstorable = unstorable.len() as u64;
+
+    let stored_after = counts.selected_bytes;
+    let cost = estimate(stored_after, &ops);
+    let exit = if counts.conflicts + counts.collisions + counts.unreadable + counts.unstorable > 0 {
+        Exit::Partial
+    } else {
+        Exit::Ok
+    };
+
+    out.say(&format!(
+        "plan: {} → {} (nothing written)",
+        cfg.source, cfg.target
+    ));
+    out.say(&format!(
+        "  selected {} objects ({}); {} excluded by filters or shard",
+        counts.selected,
+        human_bytes(counts.selected_bytes),
+        counts.excluded
+    ));
+    out.say(&format!(
+        "  to copy {} ({}), identical {}, already verified {}",
+        counts.to_copy,
+        human_bytes(counts.to_copy_bytes),
+        counts.identical,
+        counts.already_verified
+    ));
+    out.say(&format!(
+        "  conflicts {}, collisions {}, unreadable {}, keys R2 cannot store {}",
+        counts.conflicts, counts.collisions, counts.unreadable, counts.unstorable
+    ));
+    out.say(&format!(
+        "  estimated R2 cost (Standard, prices of {}): storage ${:.4}/month for {}; {} Class A + {} Class B operations ${:.4} once",
+        cost.prices_as_of,
+        cost.storage_usd_per_month,
+        human_bytes(cost.stored_bytes),
+        cost.class_a_operations,
+        cost.class_b_operations,
+        cost.operations_usd
+    ));
+    for (label, list) in [
+        ("conflict", &conflicts),
+        ("collision", &collisions),
+        ("unreadable", &unreadable),
+        ("unstorable", &unstorable),
+    ] {
+        for i in list.iter() {
+            out.say(&format!(
+                "  {label}: {} → {}: {}",
+                i.source_key, i.target_key, i.reason
+            ));
+        }
+    }
+    out.document(&json!({
+        "command": "plan",
+        "source": cfg.source.canonical(),
+        "target": cfg.target.canonical(),
+        "counts": counts,
+        "conflicts": conflicts,
+        "collisions": collisions,
+        "unreadable": unreadable,
+        "unstorable": unstorable,
+        "estimate": cost,
+        "retries": stores.pacer.retried.load(Ordering::Relaxed),
+        "exit_code": exit as i32,
+    }));
+    Ok(exit)
+}

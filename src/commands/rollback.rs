@@ -1,0 +1,215 @@
+//! `r2migrate rollback`: undoes what a manifest records. Objects this tool created are
+//! deleted only while they still hold the bytes it wrote; objects it overwrote are
+//! restored from their backup copy (then the backup is removed); `identical` objects are
+//! never touched. Objects changed since are left alone and recorded `kept`. Every
+//! outcome is appended to the manifest, so a second rollback resumes.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde_json::json;
+
+use super::{open_target, Output};
+use crate::cli::RollbackArgs;
+use crate::config::{check_concurrency, DEFAULT_CONCURRENCY, DEFAULT_RETRIES};
+use crate::error::{usage, Exit, StoreError};
+use crate::location::{Location, Role};
+use crate::manifest::{
+    now_rfc3339, Header, Manifest, ManifestWriter, ObjectRecord, Status, VERSION,
+};
+use crate::pacer::Pacer;
+use crate::tally::{new_run_id, Tally};
+use crate::target::Target;
+use crate::transfer::holds_what_we_wrote;
+
+/// What rollback does to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Delete,
+    Restore,
+}
+
+async fn undo(
+    target: &dyn Target,
+    rec: &ObjectRecord,
+    action: Action,
+    dry_run: bool,
+) -> Result<(Status, String), StoreError> {
+    let current = target.head(&rec.target_key).await?;
+    let ours = current.as_ref().map(|obj| holds_what_we_wrote(obj, rec));
+    if ours == Some(false) {
+        return Ok((
+            Status::Kept,
+            "changed since the migration; left alone (delete or restore it by hand if you are sure)".into(),
+        ));
+    }
+    match action {
+        Action::Delete if current.is_none() => Ok((Status::RolledBack, "already gone".into())),
+        Action::Delete => {
+            if !dry_run {
+                target.delete(&rec.target_key).await?;
+            }
+            Ok((Status::RolledBack, "deleted".into()))
+        }
+        Action::Restore => {
+            let backup = rec.backup_key.as_deref().expect("restore has a backup");
+            if target.head(backup).await?.is_none() {
+                return Ok((
+                    Status::Kept,
+                    format!("its backup {backup} is gone, so the original cannot be restored"),
+                ));
+            }
+            if !dry_run {
+                target.copy(backup, &rec.target_key).await?;
+                target.delete(backup).await?;
+            }
+            Ok((Status::RolledBack, format!("restored from {backup}")))
+        }
+    }
+}
+
+fn confirm(prompt: &str) -> anyhow::Result<bool> {
+    eprint!("{prompt} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+pub async fn rollback(args: RollbackArgs, out: Output) -> anyhow::Result<Exit> {
+    let path = args
+        .manifest
+        .clone()
+        .unwrap_or_else(|| crate::manifest::DEFAULT_PATH.into());
+    let manifest = Manifest::load(&path)?;
+    let Some(first) = manifest.first_header().cloned() else {
+        return Err(usage(format!(
+            "manifest {} is empty: nothing to roll back",
+            path.display()
+        )));
+    };
+    let concurrency = check_concurrency(args.concurrency.unwrap_or(DEFAULT_CONCURRENCY))?;
+    let pacer = Arc::new(Pacer::new(DEFAULT_RETRIES, None, None));
+    let target_loc = Location::parse(&first.target, Role::Target)?;
+    let target = open_target(&target_loc, args.allow_http, pacer)?;
+    target.check_access().await.map_err(anyhow::Error::new)?;
+
+    let work: Vec<(ObjectRecord, Action)> = manifest
+        .latest()
+        .into_iter()
+        .filter(|r| r.status == Status::Copied)
+        .map(|r| {
+            let action = if r.backup_key.is_some() {
+                Action::Restore
+            } else {
+                Action::Delete
+            };
+            (r.clone(), action)
+        })
+        .collect();
+    let deletes = work.iter().filter(|(_, a)| *a == Action::Delete).count();
+    let restores = work.len() - deletes;
+
+    if !args.dry_run && !args.yes && !work.is_empty() && std::io::stdin().is_terminal() {
+        let prompt = format!(
+            "Roll back {} in {}: delete {deletes} objects r2migrate created and restore {restores} it overwrote?",
+            path.display(),
+            first.target
+        );
+        if !confirm(&prompt)? {
+            out.say("rollback cancelled; nothing changed");
+            return Ok(Exit::Ok);
+        }
+    }
+
+    let mut writer = if args.dry_run {
+        None
+    } else {
+        let header = Header {
+            kind: "header".into(),
+            version: VERSION,
+            run_id: new_run_id(),
+            source: first.source.clone(),
+            target: first.target.clone(),
+            started_at: now_rfc3339(),
+            selection: first.selection.clone(),
+            command: Some("rollback".into()),
+        };
+        Some(ManifestWriter::open(&path, &header)?)
+    };
+
+    let dry_run = args.dry_run;
+    let mut results = futures::stream::iter(work)
+        .map(|(rec, action)| {
+            let target = target.clone();
+            async move {
+                let outcome = undo(target.as_ref(), &rec, action, dry_run).await;
+                (rec, outcome)
+            }
+        })
+        .buffer_unordered(concurrency);
+    let mut tally = Tally::default();
+    let mut lines = Vec::new();
+    let mut errors = 0u64;
+    while let Some((rec, outcome)) = results.next().await {
+        let (status, note) = match outcome {
+            Ok(x) => x,
+            Err(e) if e.is_fatal() => return Err(anyhow::Error::new(e)),
+            Err(e) => {
+                errors += 1;
+                lines.push(
+                    json!({"target_key": rec.target_key, "action": "error", "note": e.to_string()}),
+                );
+                continue;
+            }
+        };
+        let mut r = rec.clone();
+        r.status = status;
+        r.at = now_rfc3339();
+        r.error = (status == Status::Kept).then(|| note.clone());
+        tally.add(&r);
+        if let Some(w) = writer.as_mut() {
+            w.append(&r)?;
+        }
+        lines.push(json!({"target_key": rec.target_key, "action": status, "note": note}));
+    }
+    if let Some(w) = writer.as_mut() {
+        w.sync()?;
+    }
+    let exit = if tally.kept > 0 || errors > 0 {
+        Exit::Partial
+    } else {
+        Exit::Ok
+    };
+    let verb = if dry_run {
+        "would roll back"
+    } else {
+        "rolled back"
+    };
+    out.say(&format!(
+        "rollback {}: {verb} {}, kept {} (changed since migration), errors {errors}",
+        first.target, tally.rolled_back, tally.kept
+    ));
+    for l in &lines {
+        if dry_run || l["action"] != json!("rolled_back") {
+            out.say(&format!(
+                "  {}: {}",
+                l["target_key"].as_str().unwrap_or(""),
+                l["note"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    out.document(&json!({
+        "command": "rollback",
+        "dry_run": dry_run,
+        "target": first.target,
+        "manifest": path,
+        "rolled_back": tally.rolled_back,
+        "kept": tally.kept,
+        "errors": errors,
+        "objects": lines,
+        "exit_code": exit as i32,
+    }));
+    Ok(exit)
+}

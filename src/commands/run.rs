@@ -1,0 +1,308 @@
+//! `r2migrate run`: the copy pipeline. A producer lists the source and selects what to
+//! copy (skipping what the manifest already proves is in the target), workers copy under
+//! one semaphore of `--concurrency` permits, and this task appends every outcome to the
+//! manifest. Stages are joined by bounded channels, so memory stays flat. Ctrl-C stops
+//! new work, lets in-flight objects finish or abort, flushes the manifest, exits 130.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::StreamExt;
+use serde_json::json;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{human_bytes, open_stores, Output, TargetIndex};
+use crate::config::CopyConfig;
+use crate::error::{Exit, Interrupted, StoreError};
+use crate::manifest::{
+    now_rfc3339, Header, Manifest, ManifestWriter, ObjectRecord, Status, VERSION,
+};
+use crate::progress::Progress;
+use crate::selection::{Selected, Selector};
+use crate::tally::{new_run_id, Tally};
+use crate::transfer::upload::{MemoryBudget, UploadSettings};
+use crate::transfer::{Copier, WorkItem};
+
+/// The manifest's last word on each source key, for resume.
+pub fn previous_records(cfg: &CopyConfig) -> anyhow::Result<HashMap<String, ObjectRecord>> {
+    if !cfg.manifest.exists() {
+        return Ok(HashMap::new());
+    }
+    let m = Manifest::load(&cfg.manifest)?;
+    m.check_belongs(&cfg.source.canonical(), &cfg.target.canonical())?;
+    Ok(m.latest()
+        .into_iter()
+        .map(|r| (r.source_key.clone(), r.clone()))
+        .collect())
+}
+
+/// Recorded as verified, same size, and still seen in the target listing: done already.
+pub fn already_done(
+    prev: Option<&ObjectRecord>,
+    size: u64,
+    listed: Option<&(u64, Option<String>)>,
+) -> bool {
+    let (Some(prev), Some((listed_size, listed_etag))) = (prev, listed) else {
+        return false;
+    };
+    prev.status.is_verified()
+        && prev.size == size
+        && *listed_size == size
+        && match (listed_etag, &prev.target_etag) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
+}
+
+fn reject_record(
+    run_id: &str,
+    source_key: String,
+    target_key: String,
+    size: u64,
+    reason: String,
+) -> ObjectRecord {
+    let mut r =
+        ObjectRecord::new(&source_key, &target_key, size, Status::Failed).with_error(reason);
+    r.run_id = Some(run_id.to_string());
+    r
+}
+
+pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
+    let stores = open_stores(&cfg).await?;
+    let previous = previous_records(&cfg)?;
+    let index = TargetIndex::build(stores.target.as_ref())
+        .await
+        .map_err(anyhow::Error::new)?;
+    let run_id = new_run_id();
+    let mut selector = Selector::new(
+        cfg.filter.clone(),
+        cfg.shard,
+        stores.target.prefix(),
+        cfg.key_template.clone(),
+    );
+    let header = Header {
+        kind: "header".into(),
+        version: VERSION,
+        run_id: run_id.clone(),
+        source: cfg.source.canonical(),
+        target: cfg.target.canonical(),
+        started_at: now_rfc3339(),
+        selection: selector.describe(),
+        command: Some("run".into()),
+    };
+    let mut writer = ManifestWriter::open(&cfg.manifest, &header)?;
+    let backup_prefix = cfg
+        .backup_prefix
+        .clone()
+        .unwrap_or_else(|| format!("_r2migrate/backup/{run_id}/"));
+    let backup_prefix = format!("{}{}", stores.target.prefix(), backup_prefix);
+
+    let cancel = CancellationToken::new();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let (cancel, interrupted) = (cancel.clone(), interrupted.clone());
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupted.store(true, Ordering::SeqCst);
+                cancel.cancel();
+            }
+        });
+    }
+    let copier = Arc::new(Copier {
+        source: stores.source.clone(),
+        target: stores.target.clone(),
+        memory: MemoryBudget::new(cfg.concurrency as u64 * cfg.part_size),
+        settings: UploadSettings {
+            part_size: cfg.part_size,
+            multipart_threshold: cfg.multipart_threshold,
+        },
+        cancel: cancel.clone(),
+        on_conflict: cfg.on_conflict,
+        backup_prefix,
+        run_id: run_id.clone(),
+    });
+    let fatal: Arc<Mutex<Option<StoreError>>> = Arc::new(Mutex::new(None));
+    let already = Arc::new(AtomicU64::new(0));
+    let (rec_tx, mut rec_rx) = mpsc::channel::<ObjectRecord>(256);
+
+    let producer = {
+        let (cancel, fatal, already, source, copier) = (
+            cancel.clone(),
+            fatal.clone(),
+            already.clone(),
+            stores.source.clone(),
+            copier.clone(),
+        );
+        let concurrency = cfg.concurrency;
+        let run_id = run_id.clone();
+        tokio::spawn(async move {
+            let permits = Arc::new(Semaphore::new(concurrency));
+            let mut workers = JoinSet::new();
+            let mut listing = source.list();
+            loop {
+                let next = tokio::select! {
+                    n = listing.next() => n,
+                    _ = cancel.cancelled() => break,
+                };
+                let item = match next {
+                    None => break,
+                    Some(Err(e)) => {
+                        fatal
+                            .lock()
+                            .unwrap()
+                            .get_or_insert(e.context("listing the source"));
+                        cancel.cancel();
+                        break;
+                    }
+                    Some(Ok(item)) => item,
+                };
+                let (info, target_key) = match selector.select(item) {
+                    Selected::Excluded => continue,
+                    Selected::Reject {
+                        source_key,
+                        target_key,
+                        size,
+                        reason,
+                        ..
+                    } => {
+                        let _ = rec_tx
+                            .send(reject_record(&run_id, source_key, target_key, size, reason))
+                            .await;
+                        continue;
+                    }
+                    Selected::Take { info, target_key } => (info, target_key),
+                };
+                let prev = previous.get(&info.key);
+                let listed = index.get(&target_key);
+                if already_done(prev, info.size, listed) {
+                    already.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let work = WorkItem {
+                    listed: listed.is_some(),
+                    previous: prev.cloned(),
+                    info,
+                    target_key,
+                };
+                let permit = tokio::select! {
+                    p = permits.clone().acquire_owned() => p.expect("never closed"),
+                    _ = cancel.cancelled() => break,
+                };
+                let (copier, tx, fatal, cancel) = (
+                    copier.clone(),
+                    rec_tx.clone(),
+                    fatal.clone(),
+                    cancel.clone(),
+                );
+                workers.spawn(async move {
+                    let _permit = permit;
+                    match copier.process(work).await {
+                        Ok(rec) => {
+                            let _ = tx.send(rec).await;
+                        }
+                        Err(e) => {
+                            fatal.lock().unwrap().get_or_insert(e);
+                            cancel.cancel();
+                        }
+                    }
+                });
+                while workers.try_join_next().is_some() {}
+            }
+            while workers.join_next().await.is_some() {}
+        })
+    };
+
+    let started = Instant::now();
+    let progress = Progress::new(&out, "run");
+    let mut tally = Tally::default();
+    let mut problems: Vec<ObjectRecord> = Vec::new();
+    while let Some(rec) = rec_rx.recv().await {
+        writer.append(&rec)?;
+        tally.add(&rec);
+        if matches!(rec.status, Status::Failed | Status::Conflict) && problems.len() < 1000 {
+            problems.push(rec);
+        }
+        progress.update(
+            tally.total(),
+            tally.failed + tally.conflict,
+            tally.bytes_copied,
+            started.elapsed(),
+        );
+    }
+    producer.await?;
+    writer.sync()?;
+    progress.finish();
+
+    if let Some(e) = fatal.lock().unwrap().take() {
+        return Err(anyhow::Error::new(e).context(format!(
+            "the run stopped; what was done is recorded in {}",
+            cfg.manifest.display()
+        )));
+    }
+    if interrupted.load(Ordering::SeqCst) {
+        return Err(anyhow::Error::new(Interrupted));
+    }
+
+    let elapsed = started.elapsed().as_secs_f64();
+    let handled = tally.copied + tally.identical;
+    let exit = if tally.has_problems() {
+        Exit::Partial
+    } else {
+        Exit::Ok
+    };
+    out.say(&format!("run {run_id}: {} → {}", cfg.source, cfg.target));
+    out.say(&format!(
+        "  copied {} ({}), identical {}, already verified {}, skipped {}, conflicts {}, failed {}",
+        tally.copied,
+        human_bytes(tally.bytes_copied),
+        tally.identical,
+        already.load(Ordering::Relaxed),
+        tally.skipped,
+        tally.conflict,
+        tally.failed
+    ));
+    out.say(&format!(
+        "  {:.1} objects/s, {}/s over {:.2}s; manifest {}",
+        handled as f64 / elapsed.max(1e-6),
+        human_bytes((tally.bytes_copied as f64 / elapsed.max(1e-6)) as u64),
+        elapsed,
+        cfg.manifest.display()
+    ));
+    for p in problems.iter().take(20) {
+        out.warn(&format!(
+            "  {} {}: {}",
+            p.status.as_str(),
+            p.source_key,
+            p.error.as_deref().unwrap_or("")
+        ));
+    }
+    if problems.len() > 20 {
+        out.warn(&format!(
+            "  … and more: see `r2migrate report --manifest {}`",
+            cfg.manifest.display()
+        ));
+    }
+    out.document(&json!({
+        "command": "run",
+        "run_id": run_id,
+        "source": cfg.source.canonical(),
+        "target": cfg.target.canonical(),
+        "manifest": cfg.manifest,
+        "counts": tally,
+        "already_verified": already.load(Ordering::Relaxed),
+        "elapsed_seconds": elapsed,
+        "objects_per_second": handled as f64 / elapsed.max(1e-6),
+        "bytes_per_second": tally.bytes_copied as f64 / elapsed.max(1e-6),
+        "retries": stores.pacer.retried.load(Ordering::Relaxed),
+        "problems": problems.iter().map(|p| json!({
+            "source_key": p.source_key, "target_key": p.target_key,
+            "status": p.status, "error": p.error,
+        })).collect::<Vec<_>>(),
+        "exit_code": exit as i32,
+    }));
+    Ok(exit)
+}

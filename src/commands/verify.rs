@@ -1,0 +1,245 @@
+//! `r2migrate verify`: checks every object the manifests record as `copied` or
+//! `identical` against the target — it exists, its size, and its SHA-256 where the target
+//! reports one, else the ETag recorded at upload. `--deep` downloads and re-hashes.
+//! `--against-source` re-lists the source with the run's own selection and reports
+//! objects missing from the target or from the manifest.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::json;
+
+use super::{open_target, Output, TargetIndex};
+use crate::checksum::{b64, Hasher};
+use crate::cli::VerifyArgs;
+use crate::config::{check_concurrency, DEFAULT_CONCURRENCY, DEFAULT_RETRIES};
+use crate::error::{Exit, StoreError};
+use crate::filter::Filter;
+use crate::location::{Location, Role};
+use crate::manifest::{Header, Manifest, ObjectRecord, Status};
+use crate::pacer::Pacer;
+use crate::selection::{Selected, Selector};
+use crate::shard::Shard;
+use crate::source::SourceOptions;
+use crate::target::Target;
+use crate::transfer::checksum_matches;
+
+#[derive(Debug, Serialize)]
+struct Problem {
+    source_key: String,
+    target_key: String,
+    problem: String,
+}
+
+/// The latest record per source key across several manifests (shards of one migration).
+pub fn merged_latest(manifests: &[Manifest]) -> Vec<ObjectRecord> {
+    let mut order: Vec<String> = Vec::new();
+    let mut latest: HashMap<String, ObjectRecord> = HashMap::new();
+    for m in manifests {
+        for r in m.latest() {
+            if latest.insert(r.source_key.clone(), r.clone()).is_none() {
+                order.push(r.source_key.clone());
+            }
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|k| latest.remove(&k))
+        .collect()
+}
+
+/// What is wrong with one recorded object in the target, if anything.
+async fn check_one(
+    target: &dyn Target,
+    rec: &ObjectRecord,
+    deep: bool,
+) -> Result<Option<String>, StoreError> {
+    let Some(obj) = target.head(&rec.target_key).await? else {
+        return Ok(Some("missing from the target".into()));
+    };
+    if obj.size != rec.size {
+        return Ok(Some(format!(
+            "size differs: the target holds {} bytes, the manifest says {}",
+            obj.size, rec.size
+        )));
+    }
+    let recorded_sha = rec.sha256.as_deref().and_then(|h| hex::decode(h).ok());
+    let ours = rec
+        .target_checksum
+        .clone()
+        .or_else(|| recorded_sha.as_ref().map(|d| b64(d)));
+    match (&obj.checksum_sha256, &ours, &obj.etag, &rec.target_etag) {
+        (Some(reported), Some(ours), _, _) if !checksum_matches(reported, ours) => {
+            return Ok(Some("SHA-256 differs from the bytes migrated".into()))
+        }
+        (None, _, Some(etag), Some(recorded)) if etag != recorded => {
+            return Ok(Some(format!(
+                "ETag differs: {etag} now, {recorded} at upload"
+            )))
+        }
+        _ => {}
+    }
+    if deep {
+        let mut h = Hasher::new();
+        let mut body = target.get(&rec.target_key).await?;
+        while let Some(chunk) = body.next().await {
+            h.update(&chunk?);
+        }
+        let d = h.finish();
+        if recorded_sha.as_deref() != Some(&d.sha256[..]) {
+            return Ok(Some(
+                "downloaded bytes do not hash to the recorded SHA-256".into(),
+            ));
+        }
+    }
+    Ok(None)
+}
+
+fn selection_of(header: &Header, target_prefix: &str) -> anyhow::Result<Selector> {
+    let s = &header.selection;
+    let f = &s.filter;
+    let filter = Filter::new(
+        &f.include,
+        &f.exclude,
+        f.min_size,
+        f.max_size,
+        f.modified_after,
+        f.modified_before,
+    )?;
+    let shard = s.shard.as_deref().map(Shard::parse).transpose()?;
+    Ok(Selector::new(
+        filter,
+        shard,
+        target_prefix,
+        s.key_template.clone(),
+    ))
+}
+
+pub async fn verify(args: VerifyArgs, out: Output) -> anyhow::Result<Exit> {
+    let paths = crate::cli::manifest_list(&args.manifests, &args.manifest_flags);
+    let manifests = Manifest::load_all(&paths)?;
+    let header = manifests[0].headers[0].clone();
+    let concurrency = check_concurrency(args.concurrency.unwrap_or(DEFAULT_CONCURRENCY))?;
+    let pacer = Arc::new(Pacer::new(DEFAULT_RETRIES, None, None));
+    let target_loc = Location::parse(&header.target, Role::Target)?;
+    let target = open_target(&target_loc, args.allow_http, pacer.clone())?;
+    target.check_access().await.map_err(anyhow::Error::new)?;
+
+    let records = merged_latest(&manifests);
+    let failed_in_manifest = records
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .count();
+    let to_check: Vec<&ObjectRecord> = records.iter().filter(|r| r.status.is_verified()).collect();
+    let checked = to_check.len();
+    let results = futures::stream::iter(to_check)
+        .map(|rec| {
+            let target = target.clone();
+            async move { (rec, check_one(target.as_ref(), rec, args.deep).await) }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await;
+    let mut problems = Vec::new();
+    for (rec, result) in results {
+        let problem = match result {
+            Ok(None) => continue,
+            Ok(Some(p)) => p,
+            Err(e) if e.is_fatal() => return Err(anyhow::Error::new(e)),
+            Err(e) => format!("could not be checked: {e}"),
+        };
+        problems.push(Problem {
+            source_key: rec.source_key.clone(),
+            target_key: rec.target_key.clone(),
+            problem,
+        });
+    }
+
+    let mut source_gaps = Vec::new();
+    if args.against_source {
+        let source_loc = Location::parse(&header.source, Role::Source)?;
+        let opts = SourceOptions {
+            endpoint: args.source_endpoint.clone(),
+            region: None,
+            allow_http: args.allow_http,
+        };
+        let source = crate::source::open(&source_loc, &opts, pacer.clone()).await?;
+        source.check_access().await.map_err(anyhow::Error::new)?;
+        let index = TargetIndex::build(target.as_ref())
+            .await
+            .map_err(anyhow::Error::new)?;
+        let by_key: HashMap<&str, &ObjectRecord> =
+            records.iter().map(|r| (r.source_key.as_str(), r)).collect();
+        let mut selector = selection_of(&header, target.prefix())?;
+        let mut listing = source.list();
+        while let Some(item) = listing.next().await {
+            let item = item.map_err(|e| anyhow::Error::new(e.context("listing the source")))?;
+            let (key, target_key) = match selector.select(item) {
+                Selected::Excluded => continue,
+                Selected::Take { info, target_key } => (info.key, target_key),
+                Selected::Reject {
+                    source_key,
+                    target_key,
+                    ..
+                } => (source_key, target_key),
+            };
+            let recorded = by_key
+                .get(key.as_str())
+                .is_some_and(|r| r.status.is_verified());
+            let problem = if !recorded {
+                "in the source but not recorded as migrated in the manifest"
+            } else if index.get(&target_key).is_none() {
+                "in the source but missing from the target"
+            } else {
+                continue;
+            };
+            source_gaps.push(Problem {
+                source_key: key,
+                target_key,
+                problem: problem.into(),
+            });
+        }
+    }
+
+    problems.sort_by(|a, b| a.source_key.cmp(&b.source_key));
+    let exit = if problems.is_empty() && source_gaps.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Partial
+    };
+    out.say(&format!(
+        "verify {}: checked {checked} objects{}: {} good, {} problems; {failed_in_manifest} recorded as failed (not checked)",
+        header.target,
+        if args.deep { " (deep: downloaded and re-hashed)" } else { "" },
+        checked - problems.len(),
+        problems.len()
+    ));
+    for p in &problems {
+        out.say(&format!("  {}: {}", p.target_key, p.problem));
+    }
+    if args.against_source {
+        out.say(&format!(
+            "  against the source {}: {} gaps",
+            header.source,
+            source_gaps.len()
+        ));
+        for p in &source_gaps {
+            out.say(&format!("  {}: {}", p.source_key, p.problem));
+        }
+    }
+    out.document(&json!({
+        "command": "verify",
+        "target": header.target,
+        "manifests": paths,
+        "deep": args.deep,
+        "checked": checked,
+        "ok": checked - problems.len(),
+        "problems": problems,
+        "failed_in_manifest": failed_in_manifest,
+        "against_source": args.against_source.then_some(&source_gaps),
+        "exit_code": exit as i32,
+    }));
+    Ok(exit)
+}

@@ -1,0 +1,65 @@
+//! Parses the command line, runs the command, prints an error once (with its causes),
+//! and maps the outcome to SPEC.md's exit codes. Nothing else.
+
+use clap::Parser;
+use r2migrate::cli::Cli;
+use r2migrate::error::{exit_for, Exit};
+
+fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return std::process::ExitCode::from(if e.use_stderr() {
+                Exit::Usage as u8
+            } else {
+                0
+            });
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(Exit::Fatal as u8);
+        }
+    };
+    let result = runtime.block_on(r2migrate::execute(cli));
+    // In-flight uploads have been aborted or finished; don't wait on stuck reads.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
+        Ok(exit) => std::process::ExitCode::from(exit as u8),
+        Err(err) => {
+            let exit = exit_for(&err);
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::from(exit as u8)
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    // Our own crate at the chosen level; the SDK's chatter only at -vv.
+    let filter = if verbose >= 2 {
+        level.to_string()
+    } else {
+        format!("warn,r2migrate={level}")
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("R2MIGRATE_LOG")
+                .unwrap_or_else(|_| filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,477 @@
+//! The manifest: JSON Lines, append-only, flushed per record, so a crash loses at most the
+//! records of objects in flight. A torn last line is ignored on load (and cut off before
+//! the next append). A later line about the same `source_key` supersedes earlier ones.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::usage;
+use crate::filter::FilterSpec;
+
+pub const DEFAULT_PATH: &str = "r2migrate-manifest.jsonl";
+pub const VERSION: u32 = 1;
+
+/// What a run covered, so `verify --against-source` re-lists exactly that.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    #[serde(default)]
+    pub filter: FilterSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Header {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u32,
+    pub run_id: String,
+    pub source: String,
+    pub target: String,
+    pub started_at: String,
+    #[serde(default)]
+    pub selection: Selection,
+    /// Which command wrote this header: run or rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Copied,
+    Identical,
+    Conflict,
+    Skipped,
+    Failed,
+    RolledBack,
+    Kept,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Copied => "copied",
+            Status::Identical => "identical",
+            Status::Conflict => "conflict",
+            Status::Skipped => "skipped",
+            Status::Failed => "failed",
+            Status::RolledBack => "rolled_back",
+            Status::Kept => "kept",
+        }
+    }
+
+    /// Recorded as present and proven in the target.
+    pub fn is_verified(self) -> bool {
+        matches!(self, Status::Copied | Status::Identical)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ObjectRecord {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub source_key: String,
+    pub target_key: String,
+    pub size: u64,
+    /// Hex SHA-256 of the bytes (absent when they were never read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_md5: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_crc32c: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_etag: Option<String>,
+    /// The SHA-256 the target reports for what we wrote (base64; `-N` when multipart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_checksum: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<serde_json::Value>,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+impl ObjectRecord {
+    pub fn new(source_key: &str, target_key: &str, size: u64, status: Status) -> ObjectRecord {
+        ObjectRecord {
+            kind: "object".into(),
+            source_key: source_key.to_string(),
+            target_key: target_key.to_string(),
+            size,
+            sha256: None,
+            status,
+            error: None,
+            source_etag: None,
+            source_md5: None,
+            source_crc32c: None,
+            content_type: None,
+            target_etag: None,
+            target_checksum: None,
+            backup_key: None,
+            row: None,
+            at: now_rfc3339(),
+            run_id: None,
+        }
+    }
+
+    pub fn with_error(mut self, error: impl Into<String>) -> ObjectRecord {
+        self.error = Some(error.into());
+        self
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("now formats")
+}
+
+/// A manifest read back: its headers, and every object line in order.
+#[derive(Debug, Default)]
+pub struct Manifest {
+    pub path: PathBuf,
+    pub headers: Vec<Header>,
+    pub records: Vec<ObjectRecord>,
+}
+
+impl Manifest {
+    /// Reads a manifest; a torn last line is ignored, anything else malformed is an error
+    /// naming the file and line (exit 2).
+    pub fn load(path: &Path) -> anyhow::Result<Manifest> {
+        let file = File::open(path).map_err(|e| {
+            usage(format!(
+                "cannot read manifest {}: {e}; give the manifest a run wrote with --manifest",
+                path.display()
+            ))
+        })?;
+        let mut lines: Vec<String> = Vec::new();
+        let mut reader = BufReader::new(file);
+        let mut torn = false;
+        loop {
+            let mut buf = Vec::new();
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| usage(format!("cannot read manifest {}: {e}", path.display())))?;
+            if n == 0 {
+                break;
+            }
+            if buf.last() != Some(&b'\n') {
+                torn = true; // a crash mid-write: the last line never got its newline
+                break;
+            }
+            buf.pop();
+            lines.push(String::from_utf8_lossy(&buf).into_owned());
+        }
+        let mut m = Manifest {
+            path: path.to_path_buf(),
+            ..Default::default()
+        };
+        let count = lines.len();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let value: serde_json::Value = match serde_json::from_str(line) {
+                Ok(v) => v,
+                Err(_) if i + 1 == count && !torn => continue, // torn but newline-terminated
+                Err(e) => {
+                    return Err(usage(format!(
+                        "manifest {} line {} is not JSON ({e}); it is corrupted or not an r2migrate manifest",
+                        path.display(),
+                        i + 1
+                    )))
+                }
+            };
+            match value.get("type").and_then(|t| t.as_str()) {
+                Some("header") => {
+                    let h: Header = serde_json::from_value(value).map_err(|e| {
+                        usage(format!("manifest {} line {}: bad header: {e}", path.display(), i + 1))
+                    })?;
+                    if h.version > VERSION {
+                        return Err(usage(format!(
+                            "manifest {} was written by a newer r2migrate (version {}); upgrade r2migrate",
+                            path.display(),
+                            h.version
+                        )));
+                    }
+                    m.headers.push(h);
+                }
+                Some("object") if !m.headers.is_empty() => {
+                    let r: ObjectRecord = serde_json::from_value(value).map_err(|e| {
+                        usage(format!("manifest {} line {}: bad object record: {e}", path.display(), i + 1))
+                    })?;
+                    m.records.push(r);
+                }
+                _ => {
+                    return Err(usage(format!(
+                        "{} line {} is not an r2migrate manifest line (it must start with a header); give another --manifest",
+                        path.display(),
+                        i + 1
+                    )))
+                }
+            }
+        }
+        if m.headers.is_empty() && !m.records.is_empty() {
+            return Err(usage(format!(
+                "manifest {} has no header line",
+                path.display()
+            )));
+        }
+        Ok(m)
+    }
+
+    /// Loads several manifests that must describe one migration (same target).
+    pub fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<Manifest>> {
+        let all = paths
+            .iter()
+            .map(|p| Manifest::load(p))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for m in &all {
+            if m.headers.is_empty() {
+                return Err(usage(format!(
+                    "manifest {} is empty: no run has written to it",
+                    m.path.display()
+                )));
+            }
+        }
+        if let Some(first) = all.first() {
+            for m in &all[1..] {
+                if m.headers[0].target != first.headers[0].target {
+                    return Err(usage(format!(
+                        "manifests {} and {} name different targets ({} and {}); give manifests of one migration",
+                        first.path.display(),
+                        m.path.display(),
+                        first.headers[0].target,
+                        m.headers[0].target
+                    )));
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    pub fn first_header(&self) -> Option<&Header> {
+        self.headers.first()
+    }
+
+    /// The last word on each source item, in first-seen order.
+    pub fn latest(&self) -> Vec<&ObjectRecord> {
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut out: Vec<&ObjectRecord> = Vec::new();
+        for r in &self.records {
+            match index.get(r.source_key.as_str()) {
+                Some(&i) => out[i] = r,
+                None => {
+                    index.insert(&r.source_key, out.len());
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
+
+    /// Refuses a manifest that belongs to another migration.
+    pub fn check_belongs(&self, source: &str, target: &str) -> anyhow::Result<()> {
+        for h in &self.headers {
+            if h.source != source || h.target != target {
+                return Err(usage(format!(
+                    "manifest {} belongs to another migration ({} → {}), not {source} → {target}; give this migration its own --manifest",
+                    self.path.display(),
+                    h.source,
+                    h.target
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Appends records, one line each, flushed to the OS as each is written.
+pub struct ManifestWriter {
+    file: File,
+    path: PathBuf,
+    since_sync: usize,
+}
+
+impl ManifestWriter {
+    /// Opens for append (creating the file), cuts off a torn last line, writes `header`.
+    pub fn open(path: &Path, header: &Header) -> anyhow::Result<ManifestWriter> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                usage(format!(
+                    "cannot create the folder of manifest {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| usage(format!("cannot write manifest {}: {e}", path.display())))?;
+        cut_torn_tail(&mut file)
+            .map_err(|e| usage(format!("cannot repair manifest {}: {e}", path.display())))?;
+        let mut w = ManifestWriter {
+            file,
+            path: path.to_path_buf(),
+            since_sync: 0,
+        };
+        w.write_line(&serde_json::to_string(header)?)?;
+        Ok(w)
+    }
+
+    pub fn append(&mut self, record: &ObjectRecord) -> anyhow::Result<()> {
+        self.write_line(&serde_json::to_string(record)?)?;
+        self.since_sync += 1;
+        if self.since_sync >= 1000 {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn write_line(&mut self, line: &str) -> anyhow::Result<()> {
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+        self.file
+            .write_all(&buf)
+            .map_err(|e| anyhow::anyhow!("cannot append to manifest {}: {e}", self.path.display()))
+    }
+
+    /// Forces everything written so far to disk.
+    pub fn sync(&mut self) -> anyhow::Result<()> {
+        self.since_sync = 0;
+        self.file
+            .sync_data()
+            .map_err(|e| anyhow::anyhow!("cannot sync manifest {}: {e}", self.path.display()))
+    }
+}
+
+/// If the file does not end in a newline, drops the bytes after the last one.
+fn cut_torn_tail(file: &mut File) -> std::io::Result<()> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let window = len.min(1 << 20);
+    file.seek(SeekFrom::Start(len - window))?;
+    let mut tail = vec![0u8; window as usize];
+    file.read_exact(&mut tail)?;
+    if tail.last() == Some(&b'\n') {
+        return Ok(());
+    }
+    let keep = match tail.iter().rposition(|&b| b == b'\n') {
+        Some(i) => len - window + i as u64 + 1,
+        None if window == len => 0,
+        None => return Ok(()), // a single line over 1 MiB: leave it to load() to report
+    };
+    file.set_len(keep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(source: &str) -> Header {
+        Header {
+            kind: "header".into(),
+            version: VERSION,
+            run_id: "r1".into(),
+            source: source.into(),
+            target: "r2://b/".into(),
+            started_at: now_rfc3339(),
+            selection: Selection::default(),
+            command: Some("run".into()),
+        }
+    }
+
+    #[test]
+    fn later_lines_supersede_and_torn_tails_are_ignored_then_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        let mut w = ManifestWriter::open(&path, &header("file:///a")).unwrap();
+        w.append(&ObjectRecord::new("k", "k", 1, Status::Failed))
+            .unwrap();
+        w.append(&ObjectRecord::new("k", "k", 1, Status::Copied))
+            .unwrap();
+        w.append(&ObjectRecord::new("j", "j", 2, Status::Copied))
+            .unwrap();
+        drop(w);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"type\":\"object\",\"source_ke").unwrap();
+        drop(f);
+
+        let m = Manifest::load(&path).unwrap();
+        let latest = m.latest();
+        assert_eq!(latest.len(), 2);
+        assert_eq!(latest[0].status, Status::Copied);
+
+        // The next writer cuts the torn tail, so the file stays valid.
+        let mut w = ManifestWriter::open(&path, &header("file:///a")).unwrap();
+        w.append(&ObjectRecord::new("z", "z", 3, Status::Copied))
+            .unwrap();
+        let m = Manifest::load(&path).unwrap();
+        assert_eq!(m.headers.len(), 2);
+        assert_eq!(m.latest().len(), 3);
+    }
+
+    #[test]
+    fn foreign_and_corrupted_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let foreign = dir.path().join("notes.txt");
+        std::fs::write(&foreign, "hello\nworld\n").unwrap();
+        assert!(Manifest::load(&foreign)
+            .unwrap_err()
+            .to_string()
+            .contains("line 1"));
+
+        let other_json = dir.path().join("other.jsonl");
+        std::fs::write(&other_json, "{\"a\":1}\n").unwrap();
+        assert!(Manifest::load(&other_json)
+            .unwrap_err()
+            .to_string()
+            .contains("not an r2migrate manifest"));
+
+        let corrupt = dir.path().join("c.jsonl");
+        let mut w = ManifestWriter::open(&corrupt, &header("file:///a")).unwrap();
+        w.append(&ObjectRecord::new("k", "k", 1, Status::Copied))
+            .unwrap();
+        drop(w);
+        let mut text = std::fs::read_to_string(&corrupt).unwrap();
+        text.push_str("garbage\n{\"type\":\"object\"}\n");
+        std::fs::write(&corrupt, text).unwrap();
+        assert!(Manifest::load(&corrupt)
+            .unwrap_err()
+            .to_string()
+            .contains("line 3"));
+    }
+
+    #[test]
+    fn a_manifest_of_another_migration_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        ManifestWriter::open(&path, &header("file:///a")).unwrap();
+        let m = Manifest::load(&path).unwrap();
+        assert!(m.check_belongs("file:///a", "r2://b/").is_ok());
+        let err = m.check_belongs("file:///other", "r2://b/").unwrap_err();
+        assert!(err.downcast_ref::<crate::error::UsageError>().is_some());
+    }
+}

@@ -1,0 +1,163 @@
+//! Every request to a store goes through the pacer: it waits for the `--max-rate`
+//! budget, retries what is worth retrying (5xx, 429/SlowDown, timeouts, resets; never a
+//! 4xx such as AccessDenied) with exponential back-off and jitter, and meters bytes for
+//! `--max-bandwidth`. One place, so no adapter invents its own policy.
+
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::error::StoreError;
+
+/// Bandwidth is metered in KiB cells so one `u32` burst covers a large part.
+const CELL: u64 = 1024;
+
+pub struct Pacer {
+    retries: usize,
+    base_delay: Duration,
+    requests: Option<DefaultDirectRateLimiter>,
+    bandwidth: Option<(DefaultDirectRateLimiter, u32)>,
+    /// Retries made so far, for the report.
+    pub retried: AtomicU64,
+}
+
+impl Pacer {
+    pub fn new(retries: u32, max_rate: Option<u32>, max_bandwidth: Option<u64>) -> Pacer {
+        let requests = max_rate
+            .and_then(NonZeroU32::new)
+            .map(|r| RateLimiter::direct(Quota::per_second(r)));
+        let bandwidth = max_bandwidth.map(|bps| {
+            let cells = u32::try_from((bps / CELL).max(1)).unwrap_or(u32::MAX);
+            let per_sec = NonZeroU32::new(cells).expect("at least one cell");
+            (RateLimiter::direct(Quota::per_second(per_sec)), cells)
+        });
+        Pacer {
+            retries: retries as usize,
+            base_delay: Duration::from_millis(200),
+            requests,
+            bandwidth,
+            retried: AtomicU64::new(0),
+        }
+    }
+
+    /// Same policy with a short first delay, for tests of the retry path.
+    pub fn with_base_delay(mut self, delay: Duration) -> Pacer {
+        self.base_delay = delay;
+        self
+    }
+
+    /// Runs one request, paced and retried; `what` names it in logs.
+    pub async fn call<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let policy = ExponentialBuilder::default()
+            .with_min_delay(self.base_delay)
+            .with_max_delay(Duration::from_secs(20))
+            .with_max_times(self.retries)
+            .with_jitter();
+        let attempt = || {
+            let fut = f();
+            async move {
+                if let Some(limit) = &self.requests {
+                    limit.until_ready().await;
+                }
+                fut.await
+            }
+        };
+        attempt
+            .retry(policy)
+            .when(StoreError::is_retryable)
+            .notify(|err, delay| {
+                self.retried.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("{what}: {err}; retrying in {delay:?}");
+            })
+            .await
+    }
+
+    /// Waits until `bytes` may be sent under `--max-bandwidth`.
+    pub async fn spend_bytes(&self, bytes: u64) {
+        let Some((limit, burst)) = &self.bandwidth else {
+            return;
+        };
+        let mut cells = bytes.div_ceil(CELL);
+        while cells > 0 {
+            let n = cells.min(u64::from(*burst)) as u32;
+            if let Some(n) = NonZeroU32::new(n) {
+                // n never exceeds the burst, so this cannot fail.
+                let _ = limit.until_n_ready(n).await;
+            }
+            cells -= u64::from(n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    #[tokio::test]
+    async fn retries_transient_errors_then_succeeds() {
+        let pacer = Pacer::new(5, None, None).with_base_delay(Duration::from_millis(1));
+        let tries = AtomicU32::new(0);
+        let out = pacer
+            .call("GET x", || async {
+                if tries.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err(StoreError::Transient("503".into()))
+                } else {
+                    Ok(7)
+                }
+            })
+            .await;
+        assert_eq!(out.unwrap(), 7);
+        assert_eq!(tries.load(Ordering::SeqCst), 3);
+        assert_eq!(pacer.retried.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn never_retries_object_errors() {
+        let pacer = Pacer::new(5, None, None).with_base_delay(Duration::from_millis(1));
+        let tries = AtomicU32::new(0);
+        let out: Result<(), _> = pacer
+            .call("GET x", || async {
+                tries.fetch_add(1, Ordering::SeqCst);
+                Err(StoreError::Object("AccessDenied".into()))
+            })
+            .await;
+        assert!(out.is_err());
+        assert_eq!(tries.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_retry_budget() {
+        let pacer = Pacer::new(2, None, None).with_base_delay(Duration::from_millis(1));
+        let tries = AtomicU32::new(0);
+        let out: Result<(), _> = pacer
+            .call("PUT x", || async {
+                tries.fetch_add(1, Ordering::SeqCst);
+                Err(StoreError::Transient("SlowDown".into()))
+            })
+            .await;
+        assert!(out.unwrap_err().is_retryable());
+        assert_eq!(tries.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn bandwidth_limit_slows_large_transfers() {
+        let pacer = Pacer::new(0, None, Some(64 * 1024));
+        let start = std::time::Instant::now();
+        pacer.spend_bytes(64 * 1024).await; // the first second's burst is free
+        pacer.spend_bytes(32 * 1024).await; // then half a second more
+        assert!(
+            start.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! R2's prices for `plan`'s estimate, in one place with their date. Standard storage
+//! class; Infrequent Access is listed for reference. Source-side costs (S3 GET and
+//! egress, GCS egress) are the source provider's and are not estimated here.
+
+use serde::Serialize;
+
+/// When these prices were read from Cloudflare's R2 pricing page.
+pub const PRICES_AS_OF: &str = "2025-01";
+pub const STORAGE_PER_GB_MONTH: f64 = 0.015;
+pub const CLASS_A_PER_MILLION: f64 = 4.50;
+pub const CLASS_B_PER_MILLION: f64 = 0.36;
+pub const IA_STORAGE_PER_GB_MONTH: f64 = 0.01;
+pub const IA_CLASS_A_PER_MILLION: f64 = 9.00;
+pub const IA_CLASS_B_PER_MILLION: f64 = 0.90;
+pub const IA_RETRIEVAL_PER_GB: f64 = 0.01;
+
+const GB: f64 = 1e9;
+
+/// The operations a migration will make, counted by the plan.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Operations {
+    /// PUT, CreateMultipartUpload, UploadPart, CompleteMultipartUpload, ListObjectsV2, CopyObject.
+    pub class_a: u64,
+    /// HEAD and GET.
+    pub class_b: u64,
+}
+
+impl Operations {
+    /// One object's uploads: a PUT, or create + parts + complete; then a HEAD to verify.
+    pub fn add_upload(&mut self, size: u64, threshold: u64, part_size: u64) {
+        if size < threshold {
+            self.class_a += 1;
+        } else {
+            let parts = crate::transfer::upload::part_size_for(size, part_size);
+            self.class_a += 2 + size.div_ceil(parts);
+        }
+        self.class_b += 1;
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Estimate {
+    pub prices_as_of: &'static str,
+    pub storage_class: &'static str,
+    /// Bytes the target prefix will hold after the migration.
+    pub stored_bytes: u64,
+    pub storage_usd_per_month: f64,
+    pub class_a_operations: u64,
+    pub class_b_operations: u64,
+    pub operations_usd: f64,
+}
+
+pub fn estimate(stored_bytes: u64, ops: &Operations) -> Estimate {
+    Estimate {
+        prices_as_of: PRICES_AS_OF,
+        storage_class: "Standard",
+        stored_bytes,
+        storage_usd_per_month: stored_bytes as f64 / GB * STORAGE_PER_GB_MONTH,
+        class_a_operations: ops.class_a,
+        class_b_operations: ops.class_b,
+        operations_usd: ops.class_a as f64 / 1e6 * CLASS_A_PER_MILLION
+            + ops.class_b as f64 / 1e6 * CLASS_B_PER_MILLION,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_terabyte_of_small_objects() {
+        let mut ops = Operations::default();
+        for _ in 0..1000 {
+            ops.add_upload(1_000_000, 64 << 20, 16 << 20);
+        }
+        let e = estimate(1_000_000_000_000, &ops);
+        assert!((e.storage_usd_per_month - 15.0).abs() < 1e-9);
+        assert_eq!(e.class_a_operations, 1000);
+        assert_eq!(e.class_b_operations, 1000);
+        assert!((e.operations_usd - (0.0045 + 0.00036)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn multipart_objects_count_every_call() {
+        let mut ops = Operations::default();
+        ops.add_upload(100 << 20, 64 << 20, 16 << 20); // 7 parts
+        assert_eq!(ops.class_a, 2 + 7);
+    }
+}

@@ -1,0 +1,141 @@
+//! S3-API helpers shared by the S3 source and the R2 target: classifying SDK errors into
+//! retryable / per-object / fatal, mapping metadata, the paged listing and the streamed GET.
+//! No secret is ever part of a message built here.
+
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream as SdkBody;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use futures::StreamExt;
+
+use crate::error::StoreError;
+use crate::source::{ByteStream, ObjectMeta};
+
+/// Turns an SDK error into a [`StoreError`] of the right class. `what` names the call and
+/// the object, so the message says what failed.
+pub fn classify<E>(err: SdkError<E, HttpResponse>, what: &str) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let code = err.code().unwrap_or("").to_string();
+    let detail = err.message().unwrap_or("").to_string();
+    match &err {
+        SdkError::TimeoutError(_) => return StoreError::Transient(format!("{what}: timed out")),
+        SdkError::DispatchFailure(_) => {
+            return StoreError::Transient(format!(
+                "{what}: could not reach the endpoint ({})",
+                DisplayErrorContext(&err)
+            ))
+        }
+        SdkError::ResponseError(_) => {
+            return StoreError::Transient(format!(
+                "{what}: broken response ({})",
+                DisplayErrorContext(&err)
+            ))
+        }
+        SdkError::ConstructionFailure(_) => {
+            return StoreError::Object(format!(
+                "{what}: request could not be built ({})",
+                DisplayErrorContext(&err)
+            ))
+        }
+        _ => {}
+    }
+    let words = if detail.is_empty() {
+        format!("{what}: {code} (HTTP {})", status.unwrap_or(0))
+    } else {
+        format!("{what}: {code}: {detail} (HTTP {})", status.unwrap_or(0))
+    };
+    match (status, code.as_str()) {
+        (_, "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable" | "RequestTimeTooSkewed") => {
+            StoreError::Transient(words)
+        }
+        (Some(408 | 429 | 499), _) => StoreError::Transient(words),
+        (Some(s), _) if s >= 500 => StoreError::Transient(words),
+        (_, "NoSuchBucket") => StoreError::Fatal(format!(
+            "{words}: the bucket does not exist; create it first (r2migrate never creates buckets)"
+        )),
+        (_, "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidToken" | "ExpiredToken") => {
+            StoreError::Fatal(format!("{words}: credentials refused; check the access key id and secret"))
+        }
+        (Some(301), _) | (_, "PermanentRedirect" | "AuthorizationHeaderMalformed") => StoreError::Fatal(format!(
+            "{words}: the bucket is in another region; set --source-region (or AWS_REGION) to its region"
+        )),
+        _ => StoreError::Object(words),
+    }
+}
+
+/// True for a 404 on HEAD/GET of a key (not a missing bucket).
+pub fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    status == Some(404) && err.code() != Some("NoSuchBucket")
+}
+
+/// Strips the quotes S3 puts around ETags.
+pub fn unquote(etag: Option<&str>) -> Option<String> {
+    etag.map(|e| e.trim_matches('"').to_string())
+}
+
+/// Reads an SDK body as our chunk stream.
+pub fn body_stream(body: SdkBody, what: String) -> ByteStream {
+    futures::stream::unfold(Some(body), move |state| {
+        let what = what.clone();
+        async move {
+            let mut body = state?;
+            match body.next().await {
+                Some(Ok(chunk)) => Some((Ok(chunk), Some(body))),
+                Some(Err(e)) => Some((
+                    Err(StoreError::Transient(format!(
+                        "{what}: read failed mid-body: {e}"
+                    ))),
+                    None,
+                )),
+                None => None,
+            }
+        }
+    })
+    .boxed()
+}
+
+/// Metadata as S3 states it on HEAD/GET.
+#[allow(clippy::too_many_arguments)]
+pub fn meta_from_parts(
+    content_type: Option<&str>,
+    cache_control: Option<&str>,
+    content_disposition: Option<&str>,
+    content_encoding: Option<&str>,
+    content_language: Option<&str>,
+    expires: Option<&str>,
+    custom: Option<&std::collections::HashMap<String, String>>,
+) -> ObjectMeta {
+    let own = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_string);
+    ObjectMeta {
+        content_type: own(content_type),
+        cache_control: own(cache_control),
+        content_disposition: own(content_disposition),
+        content_encoding: own(content_encoding),
+        content_language: own(content_language),
+        expires: own(expires),
+        custom: custom
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.to_lowercase(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// `bucket/key` for CopySource, with the key percent-encoded as S3 requires.
+pub fn copy_source(bucket: &str, key: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    format!(
+        "{bucket}/{}",
+        percent_encoding::utf8_percent_encode(key, SET)
+    )
+}

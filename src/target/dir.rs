@@ -1,0 +1,404 @@
+//! A local directory as a rehearsal target: the same flow as R2 with no cloud account.
+//! Objects are written to a temp file and renamed into place (never half-written);
+//! their metadata lives beside the tree under `.r2migrate/meta/`, so verify and
+//! rollback work as they do on R2. HEAD re-hashes the file, so a change made behind our
+//! back is seen.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{MultipartUpload, PutResult, Target, TargetObject};
+use crate::checksum::{b64, Hasher};
+use crate::error::StoreError;
+use crate::source::{ByteStream, ObjectMeta};
+
+/// Where metadata and temp files live, inside the target directory.
+const STATE_DIR: &str = ".r2migrate";
+
+pub struct DirTarget {
+    root: PathBuf,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Sidecar {
+    content_type: Option<String>,
+    cache_control: Option<String>,
+    content_disposition: Option<String>,
+    content_encoding: Option<String>,
+    content_language: Option<String>,
+    expires: Option<String>,
+    #[serde(default)]
+    custom: BTreeMap<String, String>,
+}
+
+impl From<&ObjectMeta> for Sidecar {
+    fn from(m: &ObjectMeta) -> Sidecar {
+        Sidecar {
+            content_type: m.content_type.clone(),
+            cache_control: m.cache_control.clone(),
+            content_disposition: m.content_disposition.clone(),
+            content_encoding: m.content_encoding.clone(),
+            content_language: m.content_language.clone(),
+            expires: m.expires.clone(),
+            custom: m.custom.clone(),
+        }
+    }
+}
+
+impl From<Sidecar> for ObjectMeta {
+    fn from(s: Sidecar) -> ObjectMeta {
+        ObjectMeta {
+            content_type: s.content_type,
+            cache_control: s.cache_control,
+            content_disposition: s.content_disposition,
+            content_encoding: s.content_encoding,
+            content_language: s.content_language,
+            expires: s.expires,
+            custom: s.custom,
+        }
+    }
+}
+
+fn io_err(what: &str, key: &str, e: std::io::Error) -> StoreError {
+    StoreError::Object(format!("{key}: {what}: {e}"))
+}
+
+impl DirTarget {
+    pub fn new(root: PathBuf) -> DirTarget {
+        DirTarget { root }
+    }
+
+    /// The file for a key, refusing keys that would escape the directory.
+    fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let rel = Path::new(key);
+        let bad = key.is_empty()
+            || key.ends_with('/')
+            || key
+                .split('/')
+                .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+            || rel.components().any(|c| !matches!(c, Component::Normal(_)))
+            || key.split('/').next() == Some(STATE_DIR);
+        if bad {
+            return Err(StoreError::Object(format!(
+                "{key:?} cannot be stored as a file path in a rehearsal directory (empty, '.', '..' or '//' segments); R2 may accept it: rehearse with a key template that avoids it"
+            )));
+        }
+        Ok(self.root.join(rel))
+    }
+
+    fn meta_path(&self, key: &str) -> PathBuf {
+        self.root
+            .join(STATE_DIR)
+            .join("meta")
+            .join(format!("{key}.json"))
+    }
+
+    async fn temp_file(&self) -> Result<(PathBuf, tokio::fs::File), StoreError> {
+        let dir = self.root.join(STATE_DIR).join("tmp");
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| StoreError::Fatal(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join(format!("{}.part", rand::random::<u64>()));
+        let file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| StoreError::Fatal(format!("cannot write in {}: {e}", dir.display())))?;
+        Ok((path, file))
+    }
+
+    /// Moves a finished temp file into place with its metadata.
+    async fn commit(&self, key: &str, temp: &Path, meta: &ObjectMeta) -> Result<(), StoreError> {
+        let dest = self.path_of(key)?;
+        let meta_path = self.meta_path(key);
+        for p in [&dest, &meta_path] {
+            if let Some(parent) = p.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| io_err("cannot create its folder", key, e))?;
+            }
+        }
+        let sidecar = serde_json::to_vec(&Sidecar::from(meta)).expect("metadata serialises");
+        tokio::fs::write(&meta_path, sidecar)
+            .await
+            .map_err(|e| io_err("cannot write its metadata", key, e))?;
+        tokio::fs::rename(temp, &dest)
+            .await
+            .map_err(|e| io_err("cannot move it into place", key, e))
+    }
+
+    async fn describe(&self, key: &str, path: &Path) -> Result<Option<TargetObject>, StoreError> {
+        let mut file = match tokio::fs::File::open(path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("cannot read", key, e)),
+        };
+        if file.metadata().await.map(|m| m.is_dir()).unwrap_or(false) {
+            return Ok(None);
+        }
+        let mut hasher = Hasher::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = file
+                .read(&mut buf)
+                .await
+                .map_err(|e| io_err("cannot read", key, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let d = hasher.finish();
+        let meta = match tokio::fs::read(self.meta_path(key)).await {
+            Ok(bytes) => serde_json::from_slice::<Sidecar>(&bytes)
+                .unwrap_or_default()
+                .into(),
+            Err(_) => ObjectMeta::default(),
+        };
+        Ok(Some(TargetObject {
+            key: key.to_string(),
+            size: d.len,
+            etag: Some(hex::encode(&d.sha256[..16])),
+            checksum_sha256: Some(b64(&d.sha256)),
+            meta,
+        }))
+    }
+}
+
+fn walk_keys(root: PathBuf, tx: tokio::sync::mpsc::Sender<Result<TargetObject, StoreError>>) {
+    if !root.exists() {
+        return;
+    }
+    let walker = walkdir::WalkDir::new(&root)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| !(e.depth() == 1 && e.file_name() == STATE_DIR));
+    for entry in walker {
+        let item = match entry {
+            Ok(e) if e.file_type().is_file() => {
+                let rel = e.path().strip_prefix(&root).unwrap_or(e.path());
+                let key = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                Ok(TargetObject {
+                    key,
+                    size,
+                    ..Default::default()
+                })
+            }
+            Ok(_) => continue,
+            Err(e) => Err(StoreError::Fatal(format!(
+                "cannot list the target directory: {e}"
+            ))),
+        };
+        if tx.blocking_send(item).is_err() {
+            return;
+        }
+    }
+}
+
+#[async_trait]
+impl Target for DirTarget {
+    fn prefix(&self) -> &str {
+        ""
+    }
+
+    async fn check_access(&self) -> Result<(), StoreError> {
+        tokio::fs::create_dir_all(&self.root).await.map_err(|e| {
+            StoreError::Fatal(format!(
+                "cannot create the target directory {}: {e}",
+                self.root.display()
+            ))
+        })?;
+        let (path, _file) = self.temp_file().await?;
+        let _ = tokio::fs::remove_file(path).await;
+        Ok(())
+    }
+
+    fn list(&self) -> BoxStream<'_, Result<TargetObject, StoreError>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || walk_keys(root, tx));
+        crate::source::local::tokio_stream_from(rx)
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<TargetObject>, StoreError> {
+        let path = match self.path_of(key) {
+            Ok(p) => p,
+            Err(_) => return Ok(None),
+        };
+        self.describe(key, &path).await
+    }
+
+    async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
+        let path = self.path_of(key)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| io_err("cannot open", key, e))?;
+        let key = key.to_string();
+        Ok(
+            tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
+                .map(move |r| r.map_err(|e| io_err("read error", &key, e)))
+                .boxed(),
+        )
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        meta: &ObjectMeta,
+        sha256: [u8; 32],
+    ) -> Result<PutResult, StoreError> {
+        self.path_of(key)?;
+        // The same check R2 makes on x-amz-checksum-sha256.
+        if crate::checksum::sha256(&body) != sha256 {
+            return Err(StoreError::Digest(format!(
+                "{key}: body does not match its SHA-256 (BadDigest)"
+            )));
+        }
+        let (temp, mut file) = self.temp_file().await?;
+        let written = async {
+            file.write_all(&body).await?;
+            file.sync_data().await
+        }
+        .await;
+        if let Err(e) = written {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(io_err("cannot write", key, e));
+        }
+        if let Err(e) = self.commit(key, &temp, meta).await {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(e);
+        }
+        Ok(PutResult {
+            etag: Some(hex::encode(&sha256[..16])),
+        })
+    }
+
+    async fn start_multipart(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+    ) -> Result<Box<dyn MultipartUpload>, StoreError> {
+        self.path_of(key)?;
+        let (temp, file) = self.temp_file().await?;
+        Ok(Box::new(DirUpload {
+            target: DirTarget::new(self.root.clone()),
+            key: key.to_string(),
+            meta: meta.clone(),
+            temp,
+            file,
+            hasher: Hasher::new(),
+            next: 1,
+        }))
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let src = self.path_of(from)?;
+        let dest = self.path_of(to)?;
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| io_err("cannot create its folder", to, e))?;
+        }
+        let (temp, _f) = self.temp_file().await?;
+        tokio::fs::copy(&src, &temp)
+            .await
+            .map_err(|e| io_err("cannot copy", from, e))?;
+        let meta = match tokio::fs::read(self.meta_path(from)).await {
+            Ok(bytes) => serde_json::from_slice::<Sidecar>(&bytes)
+                .unwrap_or_default()
+                .into(),
+            Err(_) => ObjectMeta::default(),
+        };
+        self.commit(to, &temp, &meta).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path_of(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("cannot delete", key, e)),
+        }
+        let _ = tokio::fs::remove_file(self.meta_path(key)).await;
+        // Remove folders left empty, as a bucket has no empty folders.
+        let mut dir = path.parent().map(Path::to_path_buf);
+        while let Some(d) = dir {
+            if d == self.root || tokio::fs::remove_dir(&d).await.is_err() {
+                break;
+            }
+            dir = d.parent().map(Path::to_path_buf);
+        }
+        Ok(())
+    }
+}
+
+struct DirUpload {
+    target: DirTarget,
+    key: String,
+    meta: ObjectMeta,
+    temp: PathBuf,
+    file: tokio::fs::File,
+    hasher: Hasher,
+    next: i32,
+}
+
+#[async_trait]
+impl MultipartUpload for DirUpload {
+    async fn upload_part(
+        &mut self,
+        number: i32,
+        body: Bytes,
+        sha256: [u8; 32],
+    ) -> Result<(), StoreError> {
+        if number != self.next {
+            return Err(StoreError::Object(format!(
+                "{}: parts must arrive in order (got {number}, expected {})",
+                self.key, self.next
+            )));
+        }
+        if crate::checksum::sha256(&body) != sha256 {
+            return Err(StoreError::Digest(format!(
+                "{}: part {number} does not match its SHA-256",
+                self.key
+            )));
+        }
+        self.file
+            .write_all(&body)
+            .await
+            .map_err(|e| io_err("cannot write", &self.key, e))?;
+        self.hasher.update(&body);
+        self.next += 1;
+        Ok(())
+    }
+
+    async fn complete(mut self: Box<Self>) -> Result<PutResult, StoreError> {
+        self.file
+            .sync_data()
+            .await
+            .map_err(|e| io_err("cannot write", &self.key, e))?;
+        let d = self.hasher.clone().finish();
+        if let Err(e) = self.target.commit(&self.key, &self.temp, &self.meta).await {
+            let _ = tokio::fs::remove_file(&self.temp).await;
+            return Err(e);
+        }
+        Ok(PutResult {
+            etag: Some(hex::encode(&d.sha256[..16])),
+        })
+    }
+
+    async fn abort(self: Box<Self>) -> Result<(), StoreError> {
+        let _ = tokio::fs::remove_file(&self.temp).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,97 @@
+//! What a target can do: head, list, put (single or multipart), get, copy, delete. Two
+//! targets exist: R2 through the S3 API, and a local directory for rehearsals. Keys here
+//! are whole keys in the bucket (target prefix included).
+
+pub mod dir;
+pub mod r2;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::error::StoreError;
+use crate::location::Location;
+use crate::source::{ByteStream, ObjectMeta};
+
+/// An object as the target describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetObject {
+    pub key: String,
+    pub size: u64,
+    /// Without quotes.
+    pub etag: Option<String>,
+    /// SHA-256 as the S3 API reports it: base64, with `-N` for a multipart composite.
+    pub checksum_sha256: Option<String>,
+    pub meta: ObjectMeta,
+}
+
+/// What the target said after accepting an object.
+#[derive(Debug, Clone)]
+pub struct PutResult {
+    pub etag: Option<String>,
+}
+
+#[async_trait]
+pub trait MultipartUpload: Send {
+    /// Uploads part `number` (1-based) with its own SHA-256.
+    async fn upload_part(
+        &mut self,
+        number: i32,
+        body: Bytes,
+        sha256: [u8; 32],
+    ) -> Result<(), StoreError>;
+    async fn complete(self: Box<Self>) -> Result<PutResult, StoreError>;
+    /// Removes every part uploaded so far; nothing is left behind.
+    async fn abort(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait Target: Send + Sync {
+    /// The key prefix this target writes under (folder form, or empty).
+    fn prefix(&self) -> &str;
+
+    /// One cheap call that proves the bucket exists and the credentials work (exit 3 if not).
+    async fn check_access(&self) -> Result<(), StoreError>;
+
+    /// Every object under the prefix, lazily.
+    fn list(&self) -> BoxStream<'_, Result<TargetObject, StoreError>>;
+
+    async fn head(&self, key: &str) -> Result<Option<TargetObject>, StoreError>;
+
+    async fn get(&self, key: &str) -> Result<ByteStream, StoreError>;
+
+    /// A single PUT with the SHA-256 the target must check the body against.
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        meta: &ObjectMeta,
+        sha256: [u8; 32],
+    ) -> Result<PutResult, StoreError>;
+
+    async fn start_multipart(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+    ) -> Result<Box<dyn MultipartUpload>, StoreError>;
+
+    /// Server-side copy within the bucket (backups before overwrite, restores in rollback).
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError>;
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Builds the target a location names; R2 credentials come from the environment only.
+pub fn open(
+    loc: &Location,
+    allow_http: bool,
+    pacer: std::sync::Arc<crate::pacer::Pacer>,
+) -> anyhow::Result<Box<dyn Target>> {
+    match loc {
+        Location::R2 { bucket, prefix } => Ok(Box::new(r2::R2Target::from_env(
+            bucket, prefix, allow_http, pacer,
+        )?)),
+        Location::Local { root } => Ok(Box::new(dir::DirTarget::new(root.clone()))),
+        other => Err(crate::error::usage(format!("{other} cannot be a target"))),
+    }
+}

@@ -1,0 +1,465 @@
+//! Cloudflare R2 through the S3 API. The client is built from `aws_sdk_s3::config::Builder`
+//! directly — never from the shared AWS environment, whose credentials belong to the
+//! source — with R2's static keys, region `auto`, path-style addressing, checksums only
+//! when required (we send our own SHA-256 with every PUT and part), and retries left to
+//! the [`Pacer`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::primitives::ByteStream as SdkBody;
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+
+use super::{MultipartUpload, PutResult, Target, TargetObject};
+use crate::checksum::b64;
+use crate::error::{usage, StoreError};
+use crate::pacer::Pacer;
+use crate::s3api::{body_stream, classify, copy_source, is_not_found, meta_from_parts, unquote};
+use crate::source::{ByteStream, ObjectMeta};
+
+pub struct R2Target {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    pacer: Arc<Pacer>,
+}
+
+/// R2's endpoint from the environment: `R2_ENDPOINT_URL`, else built from
+/// `R2_ACCOUNT_ID` and the optional `R2_JURISDICTION` (`eu`, `fedramp`).
+pub fn endpoint_from_env() -> anyhow::Result<String> {
+    if let Ok(url) = std::env::var("R2_ENDPOINT_URL") {
+        if !url.trim().is_empty() {
+            return Ok(url.trim().trim_end_matches('/').to_string());
+        }
+    }
+    let account = std::env::var("R2_ACCOUNT_ID").unwrap_or_default();
+    if account.trim().is_empty() {
+        return Err(usage(
+            "no R2 endpoint: set R2_ACCOUNT_ID (your Cloudflare account id) or R2_ENDPOINT_URL",
+        ));
+    }
+    let jurisdiction = match std::env::var("R2_JURISDICTION").unwrap_or_default().trim() {
+        "" | "default" => "",
+        "eu" => ".eu",
+        "fedramp" => ".fedramp",
+        other => {
+            return Err(usage(format!(
+                "R2_JURISDICTION={other:?} is not one of eu, fedramp (or unset for the default)"
+            )))
+        }
+    };
+    Ok(format!(
+        "https://{}{jurisdiction}.r2.cloudflarestorage.com",
+        account.trim()
+    ))
+}
+
+impl R2Target {
+    pub fn from_env(
+        bucket: &str,
+        prefix: &str,
+        allow_http: bool,
+        pacer: Arc<Pacer>,
+    ) -> anyhow::Result<R2Target> {
+        let endpoint = endpoint_from_env()?;
+        crate::location::check_endpoint(&endpoint, allow_http)?;
+        let key_id = std::env::var("R2_ACCESS_KEY_ID").unwrap_or_default();
+        let secret = std::env::var("R2_SECRET_ACCESS_KEY").unwrap_or_default();
+        if key_id.is_empty() || secret.is_empty() {
+            return Err(anyhow::Error::new(StoreError::Fatal(
+                "R2 credentials missing: set R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY (an R2 API token with Object Read & Write on the bucket)".into(),
+            )));
+        }
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("auto"))
+            .endpoint_url(&endpoint)
+            .force_path_style(true)
+            .credentials_provider(Credentials::new(key_id, secret, None, None, "r2-env"))
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .read_timeout(Duration::from_secs(120))
+                    .build(),
+            )
+            .build();
+        Ok(R2Target {
+            client: Client::from_conf(config),
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            pacer,
+        })
+    }
+}
+
+/// Sets the carried metadata on a PutObject or CreateMultipartUpload builder.
+macro_rules! apply_meta {
+    ($req:expr, $meta:expr) => {{
+        let meta: &ObjectMeta = $meta;
+        let mut req = $req
+            .set_content_type(meta.content_type.clone())
+            .set_cache_control(meta.cache_control.clone())
+            .set_content_disposition(meta.content_disposition.clone())
+            .set_content_encoding(meta.content_encoding.clone())
+            .set_content_language(meta.content_language.clone());
+        if let Some(expires) = meta.expires.as_deref().and_then(|e| {
+            aws_smithy_types::DateTime::from_str(e, aws_smithy_types::date_time::Format::HttpDate)
+                .ok()
+        }) {
+            req = req.expires(expires);
+        }
+        for (k, v) in &meta.custom {
+            req = req.metadata(k, v);
+        }
+        req
+    }};
+}
+
+#[async_trait]
+impl Target for R2Target {
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    async fn check_access(&self) -> Result<(), StoreError> {
+        let what = format!("listing r2://{}/{}", self.bucket, self.prefix);
+        let result = self
+            .pacer
+            .call(&what, || async {
+                self.client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(&self.prefix)
+                    .max_keys(1)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        let status = e.raw_response().map(|r| r.status().as_u16());
+                        let err = classify(e, &what);
+                        // A refusal here is about the whole bucket, not one object.
+                        match (status, err) {
+                            (Some(403), StoreError::Object(m)) => StoreError::Fatal(format!(
+                                "{m}: access refused for bucket {:?}; the R2 API token needs Object Read & Write on it",
+                                self.bucket
+                            )),
+                            (_, other) => other,
+                        }
+                    })
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(StoreError::Transient(m)) => Err(StoreError::Fatal(format!(
+                "{m}; check R2_ENDPOINT_URL / R2_ACCOUNT_ID and the network"
+            ))),
+            Err(StoreError::Object(m)) => Err(StoreError::Fatal(m)),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn list(&self) -> BoxStream<'_, Result<TargetObject, StoreError>> {
+        let what = format!("listing r2://{}/{}", self.bucket, self.prefix);
+        futures::stream::unfold(Some(None::<String>), move |token| {
+            let what = what.clone();
+            async move {
+                let token = token?;
+                let page = self
+                    .pacer
+                    .call(&what, || async {
+                        self.client
+                            .list_objects_v2()
+                            .bucket(&self.bucket)
+                            .prefix(&self.prefix)
+                            .set_continuation_token(token.clone())
+                            .send()
+                            .await
+                            .map_err(|e| classify(e, &what))
+                    })
+                    .await;
+                match page {
+                    Err(e) => Some((vec![Err(e)], None)),
+                    Ok(out) => {
+                        let items: Vec<_> = out
+                            .contents()
+                            .iter()
+                            .map(|o| {
+                                Ok(TargetObject {
+                                    key: o.key().unwrap_or_default().to_string(),
+                                    size: o.size().unwrap_or(0).max(0) as u64,
+                                    etag: unquote(o.e_tag()),
+                                    ..Default::default()
+                                })
+                            })
+                            .collect();
+                        let next = match (out.is_truncated(), out.next_continuation_token()) {
+                            (Some(true), Some(t)) => Some(Some(t.to_string())),
+                            _ => None,
+                        };
+                        Some((items, next))
+                    }
+                }
+            }
+        })
+        .flat_map(futures::stream::iter)
+        .boxed()
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<TargetObject>, StoreError> {
+        let what = format!("HEAD r2://{}/{key}", self.bucket);
+        self.pacer
+            .call(&what, || async {
+                match self
+                    .client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .checksum_mode(ChecksumMode::Enabled)
+                    .send()
+                    .await
+                {
+                    Ok(h) => Ok(Some(TargetObject {
+                        key: key.to_string(),
+                        size: h.content_length().unwrap_or(0).max(0) as u64,
+                        etag: unquote(h.e_tag()),
+                        checksum_sha256: h.checksum_sha256().map(str::to_string),
+                        meta: meta_from_parts(
+                            h.content_type(),
+                            h.cache_control(),
+                            h.content_disposition(),
+                            h.content_encoding(),
+                            h.content_language(),
+                            h.expires_string(),
+                            h.metadata(),
+                        ),
+                    })),
+                    Err(e) if is_not_found(&e) => Ok(None),
+                    Err(e) => Err(classify(e, &what)),
+                }
+            })
+            .await
+    }
+
+    async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
+        let what = format!("GET r2://{}/{key}", self.bucket);
+        let out = self
+            .pacer
+            .call(&what, || async {
+                self.client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, &what))
+            })
+            .await?;
+        Ok(body_stream(out.body, what))
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        meta: &ObjectMeta,
+        sha256: [u8; 32],
+    ) -> Result<PutResult, StoreError> {
+        let what = format!("PUT r2://{}/{key}", self.bucket);
+        let checksum = b64(&sha256);
+        self.pacer.spend_bytes(body.len() as u64).await;
+        let out = self
+            .pacer
+            .call(&what, || async {
+                let req = self
+                    .client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .content_length(body.len() as i64)
+                    .checksum_sha256(&checksum)
+                    .body(SdkBody::from(body.clone()));
+                apply_meta!(req, meta)
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, &what))
+            })
+            .await?;
+        Ok(PutResult {
+            etag: unquote(out.e_tag()),
+        })
+    }
+
+    async fn start_multipart(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+    ) -> Result<Box<dyn MultipartUpload>, StoreError> {
+        let what = format!("CreateMultipartUpload r2://{}/{key}", self.bucket);
+        let out = self
+            .pacer
+            .call(&what, || async {
+                let req = self
+                    .client
+                    .create_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .checksum_algorithm(ChecksumAlgorithm::Sha256);
+                apply_meta!(req, meta)
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, &what))
+            })
+            .await?;
+        let upload_id = out
+            .upload_id()
+            .ok_or_else(|| StoreError::Object(format!("{what}: the target returned no upload id")))?
+            .to_string();
+        Ok(Box::new(R2Upload {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            upload_id,
+            parts: Vec::new(),
+            pacer: self.pacer.clone(),
+        }))
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let what = format!("CopyObject r2://{}/{from} to {to}", self.bucket);
+        let source = copy_source(&self.bucket, from);
+        self.pacer
+            .call(&what, || async {
+                self.client
+                    .copy_object()
+                    .bucket(&self.bucket)
+                    .key(to)
+                    .copy_source(&source)
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, &what))
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let what = format!("DELETE r2://{}/{key}", self.bucket);
+        self.pacer
+            .call(&what, || async {
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, &what))
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+struct R2Upload {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+    pacer: Arc<Pacer>,
+}
+
+#[async_trait]
+impl MultipartUpload for R2Upload {
+    async fn upload_part(
+        &mut self,
+        number: i32,
+        body: Bytes,
+        sha256: [u8; 32],
+    ) -> Result<(), StoreError> {
+        let what = format!("UploadPart {number} of r2://{}/{}", self.bucket, self.key);
+        let checksum = b64(&sha256);
+        self.pacer.spend_bytes(body.len() as u64).await;
+        let out = self
+            .pacer
+            .call(&what, || async {
+                self.client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(&self.key)
+                    .upload_id(&self.upload_id)
+                    .part_number(number)
+                    .content_length(body.len() as i64)
+                    .checksum_sha256(&checksum)
+                    .body(SdkBody::from(body.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, &what))
+            })
+            .await?;
+        self.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(out.e_tag().map(str::to_string))
+                .checksum_sha256(checksum)
+                .build(),
+        );
+        Ok(())
+    }
+
+    async fn complete(self: Box<Self>) -> Result<PutResult, StoreError> {
+        let what = format!("CompleteMultipartUpload r2://{}/{}", self.bucket, self.key);
+        let done = CompletedMultipartUpload::builder()
+            .set_parts(Some(self.parts.clone()))
+            .build();
+        let out = self
+            .pacer
+            .call(&what, || async {
+                self.client
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&self.key)
+                    .upload_id(&self.upload_id)
+                    .multipart_upload(done.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, &what))
+            })
+            .await;
+        match out {
+            Ok(out) => Ok(PutResult {
+                etag: unquote(out.e_tag()),
+            }),
+            Err(e) => {
+                let _ = self.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn abort(self: Box<Self>) -> Result<(), StoreError> {
+        let what = format!("AbortMultipartUpload r2://{}/{}", self.bucket, self.key);
+        self.pacer
+            .call(&what, || async {
+                self.client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&self.key)
+                    .upload_id(&self.upload_id)
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, &what))
+            })
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,263 @@
+//! One object, start to finish: look at what the target holds at its key, decide
+//! identical / conflict / copy, back up before an overwrite, upload (see [`upload`]),
+//! then ask the target (HEAD) for size and checksum and require them to match. The
+//! outcome is always a manifest record; only a fatal error (credentials, bucket) is `Err`.
+
+pub mod upload;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::checksum::{b64, etag_md5, Digests, Hasher};
+use crate::cli::OnConflict;
+use crate::error::StoreError;
+use crate::manifest::{ObjectRecord, Status};
+use crate::source::{ObjectInfo, Source};
+use crate::target::{Target, TargetObject};
+use upload::{MemoryBudget, UploadSettings, Uploaded, Uploader};
+
+/// One object to handle, as the selection stage hands it over.
+#[derive(Debug, Clone)]
+pub struct WorkItem {
+    pub info: ObjectInfo,
+    pub target_key: String,
+    /// Whether the target listing showed an object at this key.
+    pub listed: bool,
+    /// What an earlier run of this manifest wrote at this key, if anything.
+    pub previous: Option<ObjectRecord>,
+}
+
+pub struct Copier {
+    pub source: Arc<dyn Source>,
+    pub target: Arc<dyn Target>,
+    pub memory: MemoryBudget,
+    pub settings: UploadSettings,
+    pub cancel: CancellationToken,
+    pub on_conflict: OnConflict,
+    pub backup_prefix: String,
+    pub run_id: String,
+}
+
+/// Whether the target already holds the source's bytes.
+pub enum Comparison {
+    Identical(Digests),
+    Different(String),
+}
+
+/// Compares a source object with what the target holds, reading the source once (and
+/// the target only when it states no digest we can use).
+pub async fn compare(
+    source: &dyn Source,
+    target: &dyn Target,
+    obj: &ObjectInfo,
+    existing: &TargetObject,
+) -> Result<Comparison, StoreError> {
+    if existing.size != obj.size {
+        return Ok(Comparison::Different(format!(
+            "the target holds {} bytes at this key, the source {}",
+            existing.size, obj.size
+        )));
+    }
+    let whole_sha = existing
+        .checksum_sha256
+        .as_deref()
+        .filter(|c| !c.contains('-'));
+    let target_md5 = existing.etag.as_deref().and_then(etag_md5);
+    let mut hasher = Hasher::with(
+        whole_sha.is_none() && target_md5.is_some(),
+        obj.digests.crc32c.is_some(),
+    );
+    let mut stream = source.open(obj, None).await?;
+    while let Some(chunk) = stream.next().await {
+        hasher.update(&chunk?);
+    }
+    let digests = hasher.finish();
+    upload::check_source_digests(obj, &digests)?;
+    let same = if let Some(sha) = whole_sha {
+        sha == b64(&digests.sha256)
+    } else if let (Some(want), Some(got)) = (target_md5, digests.md5) {
+        want == got
+    } else {
+        // No usable digest on the target (a multipart object of another tool): read it.
+        let mut h = Hasher::new();
+        let mut body = target.get(&existing.key).await?;
+        while let Some(chunk) = body.next().await {
+            h.update(&chunk?);
+        }
+        h.finish().sha256 == digests.sha256
+    };
+    Ok(if same {
+        Comparison::Identical(digests)
+    } else {
+        Comparison::Different("the target holds different bytes at this key".into())
+    })
+}
+
+/// Whether a reported checksum is the one we computed (R2 may omit the `-N`).
+pub fn checksum_matches(reported: &str, ours: &str) -> bool {
+    reported == ours
+        || ours
+            .split_once('-')
+            .is_some_and(|(base, _)| reported == base)
+}
+
+/// Whether the target object is exactly what a record says we wrote.
+pub fn holds_what_we_wrote(obj: &TargetObject, rec: &ObjectRecord) -> bool {
+    if obj.size != rec.size {
+        return false;
+    }
+    match (
+        &obj.checksum_sha256,
+        &rec.target_checksum,
+        &obj.etag,
+        &rec.target_etag,
+    ) {
+        (Some(reported), Some(ours), _, _) => checksum_matches(reported, ours),
+        (_, _, Some(etag), Some(ours)) => etag == ours,
+        _ => false,
+    }
+}
+
+impl Copier {
+    fn record(&self, item: &WorkItem, status: Status) -> ObjectRecord {
+        let mut r = ObjectRecord::new(&item.info.key, &item.target_key, item.info.size, status);
+        r.run_id = Some(self.run_id.clone());
+        r.source_etag = item.info.digests.etag.clone();
+        r.source_md5 = item.info.digests.md5.map(hex::encode);
+        r.source_crc32c = item
+            .info
+            .digests
+            .crc32c
+            .map(|c| hex::encode(c.to_be_bytes()));
+        r.content_type = item.info.meta.content_type.clone();
+        r.row = item
+            .info
+            .row
+            .as_ref()
+            .map(|row| serde_json::json!({ "id": row.id }));
+        r
+    }
+
+    fn failed(&self, item: &WorkItem, err: &StoreError) -> ObjectRecord {
+        self.record(item, Status::Failed)
+            .with_error(err.to_string())
+    }
+
+    /// Handles one object; `Err` only for errors that must stop the whole run.
+    pub async fn process(&self, item: WorkItem) -> Result<ObjectRecord, StoreError> {
+        match self.process_inner(&item).await {
+            Ok(r) => Ok(r),
+            Err(e) if e.is_fatal() => Err(e),
+            Err(e) => Ok(self.failed(&item, &e)),
+        }
+    }
+
+    async fn process_inner(&self, item: &WorkItem) -> Result<ObjectRecord, StoreError> {
+        let key = &item.target_key;
+        let existing = if item.listed {
+            self.target.head(key).await?
+        } else {
+            None
+        };
+        let mut backup_key = item.previous.as_ref().and_then(|p| p.backup_key.clone());
+        if let Some(existing) = existing {
+            let ours = item
+                .previous
+                .as_ref()
+                .is_some_and(|p| holds_what_we_wrote(&existing, p));
+            match compare(self.source.as_ref(), self.target.as_ref(), &item.info, &existing).await? {
+                Comparison::Identical(d) => {
+                    // Our own earlier copy stays "copied", so rollback may still remove it.
+                    let status = if ours { Status::Copied } else { Status::Identical };
+                    let mut r = self.record(item, status);
+                    r.sha256 = Some(hex::encode(d.sha256));
+                    r.target_etag = existing.etag.clone();
+                    r.target_checksum = existing.checksum_sha256.clone().or_else(|| Some(b64(&d.sha256)));
+                    r.content_type = existing.meta.content_type.clone().or(r.content_type);
+                    if ours {
+                        r.backup_key = backup_key;
+                    }
+                    return Ok(r);
+                }
+                Comparison::Different(_) if ours => {} // the source changed since our copy: replace it
+                Comparison::Different(reason) => match self.on_conflict {
+                    OnConflict::Fail => {
+                        return Ok(self.record(item, Status::Conflict).with_error(format!(
+                            "{reason}; left untouched. Use --on-conflict overwrite (backs it up first) or skip"
+                        )))
+                    }
+                    OnConflict::Skip => {
+                        return Ok(self.record(item, Status::Skipped).with_error(format!("{reason}; skipped (--on-conflict skip)")))
+                    }
+                    OnConflict::Overwrite => {
+                        let backup = format!("{}{}", self.backup_prefix, key);
+                        self.target
+                            .copy(key, &backup)
+                            .await
+                            .map_err(|e| e.context(format!("{key}: backup before overwrite failed, so it was not overwritten")))?;
+                        backup_key = Some(backup);
+                    }
+                },
+            }
+        }
+
+        let uploader = Uploader {
+            source: self.source.as_ref(),
+            target: self.target.as_ref(),
+            memory: &self.memory,
+            settings: &self.settings,
+            cancel: &self.cancel,
+        };
+        let up = uploader.upload(&item.info, key).await?;
+        if let Err(e) = self.verify_uploaded(key, item.info.size, &up).await {
+            self.undo_bad_upload(key, backup_key.as_deref()).await;
+            return Err(e);
+        }
+        let mut r = self.record(item, Status::Copied);
+        r.sha256 = Some(hex::encode(up.digests.sha256));
+        r.target_etag = up.etag;
+        r.target_checksum = Some(up.checksum);
+        r.content_type = up.content_type;
+        r.backup_key = backup_key;
+        Ok(r)
+    }
+
+    /// HEAD after upload: the size and the checksum (or ETag) must be what we sent.
+    async fn verify_uploaded(&self, key: &str, size: u64, up: &Uploaded) -> Result<(), StoreError> {
+        let Some(head) = self.target.head(key).await? else {
+            return Err(StoreError::Object(format!(
+                "{key}: missing from the target right after upload"
+            )));
+        };
+        if head.size != size {
+            return Err(StoreError::Object(format!(
+                "{key}: the target reports {} bytes after upload, expected {size}",
+                head.size
+            )));
+        }
+        let ok = match (&head.checksum_sha256, &head.etag, &up.etag) {
+            (Some(reported), _, _) => checksum_matches(reported, &up.checksum),
+            (None, Some(etag), Some(put_etag)) => etag == put_etag,
+            _ => true, // nothing to compare beyond size; the PUT's own checksum was checked
+        };
+        if !ok {
+            return Err(StoreError::Object(format!(
+                "{key}: the target's checksum after upload differs from the bytes sent"
+            )));
+        }
+        Ok(())
+    }
+
+    /// After a failed verification: put back what was there, or remove what we wrote.
+    async fn undo_bad_upload(&self, key: &str, backup: Option<&str>) {
+        let undone = match backup {
+            Some(b) => self.target.copy(b, key).await,
+            None => self.target.delete(key).await,
+        };
+        if let Err(e) = undone {
+            tracing::error!("{key}: could not undo a failed upload: {e}");
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! Streams one object from the source to the target: SHA-256 (and MD5/CRC32C where the
+//! source states them) computed while reading, a single PUT below the multipart
+//! threshold, equal-sized parts above it, each with its own SHA-256. Memory is taken from
+//! a shared budget of concurrency × part size, so it stays flat whatever the object count
+//! or size. A source digest mismatch or an interruption aborts the upload: nothing is
+//! left in the target.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::checksum::{b64, composite_sha256, sha256, Digests, Hasher};
+use crate::config::{MAX_PART, MIB};
+use crate::error::StoreError;
+use crate::source::{ByteStream, ObjectInfo, ObjectMeta, Source};
+use crate::target::Target;
+
+/// R2's most parts per upload, and its largest object (5 TiB less 5 GiB, rounded down).
+pub const MAX_PARTS: u64 = 10_000;
+pub const MAX_OBJECT: u64 = 4_995 * 1024 * 1024 * 1024;
+
+/// Bytes that may sit in upload buffers at once, across all workers.
+pub struct MemoryBudget {
+    permits: Arc<Semaphore>,
+    total_kib: u32,
+}
+
+impl MemoryBudget {
+    pub fn new(bytes: u64) -> MemoryBudget {
+        let total_kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+        MemoryBudget {
+            permits: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    /// Waits until `bytes` of buffer may be held; released when the permit drops.
+    pub async fn reserve(&self, bytes: u64) -> OwnedSemaphorePermit {
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total_kib);
+        self.permits
+            .clone()
+            .acquire_many_owned(kib)
+            .await
+            .expect("the budget is never closed")
+    }
+}
+
+pub struct UploadSettings {
+    pub part_size: u64,
+    pub multipart_threshold: u64,
+}
+
+/// What an upload proved.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub digests: Digests,
+    pub etag: Option<String>,
+    /// The SHA-256 the target should report (base64, `-N` for multipart).
+    pub checksum: String,
+    pub content_type: Option<String>,
+}
+
+/// Part size for an object: the configured size, raised so no object needs more than
+/// 10,000 parts (rounded up to whole MiB so every part but the last is equal).
+pub fn part_size_for(size: u64, configured: u64) -> u64 {
+    let needed = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+    configured.max(needed).min(MAX_PART)
+}
+
+/// Pulls exactly `want` bytes from the stream (fewer only at its end), keeping any
+/// surplus of the last chunk in `carry`.
+async fn read_up_to(
+    stream: &mut ByteStream,
+    carry: &mut Option<Bytes>,
+    want: u64,
+) -> Result<BytesMut, StoreError> {
+    let mut buf = BytesMut::with_capacity(want as usize);
+    while (buf.len() as u64) < want {
+        let chunk = match carry.take() {
+            Some(c) => c,
+            None => match stream.next().await {
+                Some(c) => c?,
+                None => break,
+            },
+        };
+        let room = (want - buf.len() as u64) as usize;
+        if chunk.len() > room {
+            buf.extend_from_slice(&chunk[..room]);
+            *carry = Some(chunk.slice(room..));
+        } else {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    Ok(buf)
+}
+
+/// Checks the bytes read against what the source stated and the size it listed.
+pub fn check_source_digests(obj: &ObjectInfo, d: &Digests) -> Result<(), StoreError> {
+    let mismatch = |what: &str| {
+        StoreError::Digest(format!(
+            "{}: source bytes did not match the source's digest ({what}); the object was not uploaded — re-run to retry, and check the source if it repeats",
+            obj.key
+        ))
+    };
+    if d.len != obj.size {
+        return Err(StoreError::Object(format!(
+            "{}: the source listed {} bytes but {} were read; it changed while copying — re-run to copy the new version",
+            obj.key, obj.size, d.len
+        )));
+    }
+    if let (Some(want), Some(got)) = (obj.digests.md5, d.md5) {
+        if want != got {
+            return Err(mismatch("MD5"));
+        }
+    }
+    if let (Some(want), Some(got)) = (obj.digests.crc32c, d.crc32c) {
+        if want != got {
+            return Err(mismatch("CRC32C"));
+        }
+    }
+    if let Some(want) = obj.digests.sha256 {
+        if want != d.sha256 {
+            return Err(mismatch("SHA-256"));
+        }
+    }
+    Ok(())
+}
+
+/// The metadata to send: the source's, with a Content-Type from magic bytes when the
+/// source gave none.
+fn meta_for(obj: &ObjectInfo, first_bytes: &[u8]) -> ObjectMeta {
+    let mut meta = obj.meta.clone();
+    if meta.content_type.is_none() {
+        meta.content_type = infer::get(first_bytes).map(|t| t.mime_type().to_string());
+    }
+    meta
+}
+
+pub struct Uploader<'a> {
+    pub source: &'a dyn Source,
+    pub target: &'a dyn Target,
+    pub memory: &'a MemoryBudget,
+    pub settings: &'a UploadSettings,
+    pub cancel: &'a CancellationToken,
+}
+
+impl Uploader<'_> {
+    pub async fn upload(&self, obj: &ObjectInfo, key: &str) -> Result<Uploaded, StoreError> {
+        if obj.size > MAX_OBJECT {
+            return Err(StoreError::Object(format!(
+                "{}: {} bytes is larger than R2's largest object (about 4.995 TiB); split it or leave it out with --max-size",
+                obj.key, obj.size
+            )));
+        }
+        let hasher = Hasher::with(obj.digests.md5.is_some(), obj.digests.crc32c.is_some());
+        let stream = self.source.open(obj, None).await?;
+        if obj.size < self.settings.multipart_threshold {
+            self.single(obj, key, stream, hasher).await
+        } else {
+            self.multipart(obj, key, stream, hasher).await
+        }
+    }
+
+    async fn single(
+        &self,
+        obj: &ObjectInfo,
+        key: &str,
+        mut stream: ByteStream,
+        mut hasher: Hasher,
+    ) -> Result<Uploaded, StoreError> {
+        let _memory = self.memory.reserve(obj.size).await;
+        let mut carry = None;
+        // One byte more than listed, to notice a source that grew while we read it.
+        let body = read_up_to(&mut stream, &mut carry, obj.size + 1)
+            .await?
+            .freeze();
+        hasher.update(&body);
+        let digests = hasher.finish();
+        check_source_digests(obj, &digests)?;
+        let meta = meta_for(obj, &body[..body.len().min(512)]);
+        let put = self.target.put(key, body, &meta, digests.sha256).await?;
+        Ok(Uploaded {
+            checksum: b64(&digests.sha256),
+            digests,
+            etag: put.etag,
+            content_type: meta.content_type,
+        })
+    }
+
+    async fn multipart(
+        &self,
+        obj: &ObjectInfo,
+        key: &str,
+        mut stream: ByteStream,
+        mut hasher: Hasher,
+    ) -> Result<Uploaded, StoreError> {
+        let part_size = part_size_for(obj.size, self.settings.part_size);
+        let mut carry = None;
+        let mut memory = self.memory.reserve(part_size).await;
+        let mut part = read_up_to(&mut stream, &mut carry, part_size)
+            .await?
+            .freeze();
+        let meta = meta_for(obj, &part[..part.len().min(512)]);
+        let mut upload = self.target.start_multipart(key, &meta).await?;
+        let mut part_digests: Vec<[u8; 32]> = Vec::new();
+        let mut number = 1i32;
+        loop {
+            hasher.update(&part);
+            let digest = sha256(&part);
+            let last = (part.len() as u64) < part_size;
+            let sent = tokio::select! {
+                r = upload.upload_part(number, part, digest) => Some(r),
+                _ = self.cancel.cancelled() => None,
+            };
+            match sent {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    let _ = upload.abort().await;
+                    return Err(e);
+                }
+                None => {
+                    let _ = upload.abort().await;
+                    return Err(StoreError::Object(format!(
+                        "{}: interrupted; the multipart upload was aborted",
+                        obj.key
+                    )));
+                }
+            }
+            part_digests.push(digest);
+            drop(memory);
+            if last {
+                break;
+            }
+            memory = self.memory.reserve(part_size).await;
+            let next = match read_up_to(&mut stream, &mut carry, part_size).await {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = upload.abort().await;
+                    return Err(e);
+                }
+            };
+            if next.is_empty() {
+                break;
+            }
+            part = next.freeze();
+            number += 1;
+        }
+        // Drain anything past the listed size, so a grown source is noticed.
+        let extra = match read_up_to(&mut stream, &mut carry, 1).await {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = upload.abort().await;
+                return Err(e);
+            }
+        };
+        hasher.update(&extra);
+        let digests = hasher.finish();
+        if let Err(e) = check_source_digests(obj, &digests) {
+            let _ = upload.abort().await;
+            return Err(e);
+        }
+        let done = upload.complete().await?;
+        Ok(Uploaded {
+            checksum: composite_sha256(&part_digests),
+            digests,
+            etag: done.etag,
+            content_type: meta.content_type,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_sizes_respect_the_10000_part_limit() {
+        assert_eq!(part_size_for(100 * MIB, 16 * MIB), 16 * MIB);
+        let huge = 1024 * 1024 * MIB; // 1 TiB
+        let p = part_size_for(huge, 16 * MIB);
+        assert!(huge.div_ceil(p) <= MAX_PARTS);
+        assert_eq!(p % MIB, 0);
+    }
+
+    #[tokio::test]
+    async fn reads_exact_parts_across_chunk_boundaries() {
+        let chunks: Vec<Result<Bytes, StoreError>> = vec![
+            Ok(Bytes::from_static(b"abc")),
+            Ok(Bytes::from_static(b"defgh")),
+            Ok(Bytes::from_static(b"ij")),
+        ];
+        let mut stream: ByteStream = futures::stream::iter(chunks).boxed();
+        let mut carry = None;
+        let a = read_up_to(&mut stream, &mut carry, 4).await.unwrap();
+        let b = read_up_to(&mut stream, &mut carry, 4).await.unwrap();
+        let c = read_up_to(&mut stream, &mut carry, 4).await.unwrap();
+        assert_eq!(
+            (&a[..], &b[..], &c[..]),
+            (&b"abcd"[..], &b"efgh"[..], &b"ij"[..])
+        );
+    }
+
+    #[tokio::test]
+    async fn memory_budget_blocks_until_released() {
+        let budget = MemoryBudget::new(2048);
+        let first = budget.reserve(2048).await;
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(50), budget.reserve(1024)).await;
+        assert!(
+            waiting.is_err(),
+            "a full budget must make the next reservation wait"
+        );
+        drop(first);
+        let _second = budget.reserve(4096).await; // larger than the budget: capped, not stuck
+    }
+}
