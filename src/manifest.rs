@@ -183,14 +183,12 @@ impl Manifest {
             path: path.to_path_buf(),
             ..Default::default()
         };
-        let count = lines.len();
         for (i, line) in lines.iter().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
             let value: serde_json::Value = match serde_json::from_str(line) {
                 Ok(v) => v,
-                Err(_) if i + 1 == count && !torn => continue, // torn but newline-terminated
                 Err(e) => {
                     return Err(usage(format!(
                         "manifest {} line {} is not JSON ({e}); it is corrupted or not an r2migrate manifest",
@@ -228,9 +226,9 @@ impl Manifest {
                 }
             }
         }
-        if m.headers.is_empty() && !m.records.is_empty() {
+        if m.headers.is_empty() && torn {
             return Err(usage(format!(
-                "manifest {} has no header line",
+                "{} has no complete header line: it is not an r2migrate manifest (or a run crashed before writing one)",
                 path.display()
             )));
         }

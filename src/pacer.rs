@@ -50,8 +50,9 @@ impl Pacer {
         self
     }
 
-    /// Runs one request, paced and retried; `what` names it in logs.
-    pub async fn call<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, StoreError>
+    /// Runs one request, paced and retried. Its errors name the request, so the
+    /// retry log line needs nothing more.
+    pub async fn call<T, F, Fut>(&self, mut f: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
@@ -75,7 +76,7 @@ impl Pacer {
             .when(StoreError::is_retryable)
             .notify(|err, delay| {
                 self.retried.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("{what}: {err}; retrying in {delay:?}");
+                tracing::warn!("{err}; retrying in {delay:?}");
             })
             .await
     }
@@ -107,7 +108,7 @@ mod tests {
         let pacer = Pacer::new(5, None, None).with_base_delay(Duration::from_millis(1));
         let tries = AtomicU32::new(0);
         let out = pacer
-            .call("GET x", || async {
+            .call(|| async {
                 if tries.fetch_add(1, Ordering::SeqCst) < 2 {
                     Err(StoreError::Transient("503".into()))
                 } else {
@@ -125,7 +126,7 @@ mod tests {
         let pacer = Pacer::new(5, None, None).with_base_delay(Duration::from_millis(1));
         let tries = AtomicU32::new(0);
         let out: Result<(), _> = pacer
-            .call("GET x", || async {
+            .call(|| async {
                 tries.fetch_add(1, Ordering::SeqCst);
                 Err(StoreError::Object("AccessDenied".into()))
             })
@@ -139,7 +140,7 @@ mod tests {
         let pacer = Pacer::new(2, None, None).with_base_delay(Duration::from_millis(1));
         let tries = AtomicU32::new(0);
         let out: Result<(), _> = pacer
-            .call("PUT x", || async {
+            .call(|| async {
                 tries.fetch_add(1, Ordering::SeqCst);
                 Err(StoreError::Transient("SlowDown".into()))
             })

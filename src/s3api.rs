@@ -23,15 +23,12 @@ where
         SdkError::TimeoutError(_) => return StoreError::Transient(format!("{what}: timed out")),
         SdkError::DispatchFailure(_) => {
             return StoreError::Transient(format!(
-                "{what}: could not reach the endpoint ({})",
-                DisplayErrorContext(&err)
+                "{what}: could not reach the endpoint: {}",
+                root_cause(&err)
             ))
         }
         SdkError::ResponseError(_) => {
-            return StoreError::Transient(format!(
-                "{what}: broken response ({})",
-                DisplayErrorContext(&err)
-            ))
+            return StoreError::Transient(format!("{what}: broken response: {}", root_cause(&err)))
         }
         SdkError::ConstructionFailure(_) => {
             return StoreError::Object(format!(
@@ -62,6 +59,21 @@ where
             "{words}: the bucket is in another region; set --source-region (or AWS_REGION) to its region"
         )),
         _ => StoreError::Object(words),
+    }
+}
+
+/// The innermost cause's words ("Connection refused (os error 111)"), without the
+/// layers of wrapper types the SDK's own Display adds.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let text = cur.to_string();
+    if text.is_empty() {
+        DisplayErrorContext(err).to_string()
+    } else {
+        text
     }
 }
 

@@ -136,7 +136,7 @@ impl Target for R2Target {
         let what = format!("listing r2://{}/{}", self.bucket, self.prefix);
         let result = self
             .pacer
-            .call(&what, || async {
+            .call(|| async {
                 self.client
                     .list_objects_v2()
                     .bucket(&self.bucket)
@@ -176,7 +176,7 @@ impl Target for R2Target {
                 let token = token?;
                 let page = self
                     .pacer
-                    .call(&what, || async {
+                    .call(|| async {
                         self.client
                             .list_objects_v2()
                             .bucket(&self.bucket)
@@ -218,7 +218,7 @@ impl Target for R2Target {
     async fn head(&self, key: &str) -> Result<Option<TargetObject>, StoreError> {
         let what = format!("HEAD r2://{}/{key}", self.bucket);
         self.pacer
-            .call(&what, || async {
+            .call(|| async {
                 match self
                     .client
                     .head_object()
@@ -254,7 +254,7 @@ impl Target for R2Target {
         let what = format!("GET r2://{}/{key}", self.bucket);
         let out = self
             .pacer
-            .call(&what, || async {
+            .call(|| async {
                 self.client
                     .get_object()
                     .bucket(&self.bucket)
@@ -279,7 +279,7 @@ impl Target for R2Target {
         self.pacer.spend_bytes(body.len() as u64).await;
         let out = self
             .pacer
-            .call(&what, || async {
+            .call(|| async {
                 let req = self
                     .client
                     .put_object()
@@ -307,7 +307,7 @@ impl Target for R2Target {
         let what = format!("CreateMultipartUpload r2://{}/{key}", self.bucket);
         let out = self
             .pacer
-            .call(&what, || async {
+            .call(|| async {
                 let req = self
                     .client
                     .create_multipart_upload()
@@ -338,7 +338,7 @@ impl Target for R2Target {
         let what = format!("CopyObject r2://{}/{from} to {to}", self.bucket);
         let source = copy_source(&self.bucket, from);
         self.pacer
-            .call(&what, || async {
+            .call(|| async {
                 self.client
                     .copy_object()
                     .bucket(&self.bucket)
@@ -355,7 +355,7 @@ impl Target for R2Target {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let what = format!("DELETE r2://{}/{key}", self.bucket);
         self.pacer
-            .call(&what, || async {
+            .call(|| async {
                 self.client
                     .delete_object()
                     .bucket(&self.bucket)
@@ -391,7 +391,7 @@ impl MultipartUpload for R2Upload {
         self.pacer.spend_bytes(body.len() as u64).await;
         let out = self
             .pacer
-            .call(&what, || async {
+            .call(|| async {
                 self.client
                     .upload_part()
                     .bucket(&self.bucket)
@@ -423,7 +423,7 @@ impl MultipartUpload for R2Upload {
             .build();
         let out = self
             .pacer
-            .call(&what, || async {
+            .call(|| async {
                 self.client
                     .complete_multipart_upload()
                     .bucket(&self.bucket)
@@ -449,7 +449,7 @@ impl MultipartUpload for R2Upload {
     async fn abort(self: Box<Self>) -> Result<(), StoreError> {
         let what = format!("AbortMultipartUpload r2://{}/{}", self.bucket, self.key);
         self.pacer
-            .call(&what, || async {
+            .call(|| async {
                 self.client
                     .abort_multipart_upload()
                     .bucket(&self.bucket)
