@@ -151,3 +151,67 @@ pub fn copy_source(bucket: &str, key: &str) -> String {
         percent_encoding::utf8_percent_encode(key, SET)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::operation::get_object::GetObjectError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn service_error(status: u16, code: &str) -> SdkError<GetObjectError, HttpResponse> {
+        let raw = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        let err =
+            GetObjectError::generic(ErrorMetadata::builder().code(code).message("words").build());
+        SdkError::service_error(err, raw)
+    }
+
+    #[test]
+    fn errors_are_classified_by_status_and_code() {
+        let class = |status, code| classify(service_error(status, code), "GET s3://b/k");
+        assert!(
+            matches!(class(403, "AccessDenied"), StoreError::Object(_)),
+            "one object, the run goes on"
+        );
+        assert!(matches!(
+            class(403, "InvalidAccessKeyId"),
+            StoreError::Fatal(_)
+        ));
+        assert!(matches!(
+            class(403, "SignatureDoesNotMatch"),
+            StoreError::Fatal(_)
+        ));
+        assert!(matches!(class(404, "NoSuchBucket"), StoreError::Fatal(_)));
+        assert!(
+            matches!(class(301, "PermanentRedirect"), StoreError::Fatal(m) if m.contains("region"))
+        );
+        assert!(matches!(class(503, "SlowDown"), StoreError::Transient(_)));
+        assert!(matches!(
+            class(429, "TooManyRequests"),
+            StoreError::Transient(_)
+        ));
+        assert!(matches!(
+            class(500, "InternalError"),
+            StoreError::Transient(_)
+        ));
+        assert!(matches!(
+            class(400, "InvalidArgument"),
+            StoreError::Object(_)
+        ));
+        assert!(class(403, "AccessDenied")
+            .to_string()
+            .contains("GET s3://b/k"));
+    }
+
+    #[test]
+    fn a_missing_key_is_not_a_missing_bucket() {
+        assert!(is_not_found(&service_error(404, "NoSuchKey")));
+        assert!(!is_not_found(&service_error(404, "NoSuchBucket")));
+    }
+
+    #[test]
+    fn copy_sources_are_percent_encoded() {
+        assert_eq!(copy_source("b", "a b/c+d%.txt"), "b/a%20b/c%2Bd%25.txt");
+    }
+}

@@ -66,7 +66,17 @@ impl Output {
 pub struct Stores {
     pub source: Arc<dyn Source>,
     pub target: Arc<dyn Target>,
-    pub pacer: Arc<Pacer>,
+    /// One pacer per store: `--max-rate` applies to each.
+    pub source_pacer: Arc<Pacer>,
+    pub target_pacer: Arc<Pacer>,
+}
+
+impl Stores {
+    /// Requests retried so far, both stores together.
+    pub fn retries(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.source_pacer.retried.load(Relaxed) + self.target_pacer.retried.load(Relaxed)
+    }
 }
 
 pub fn source_options(cfg: &CopyConfig) -> SourceOptions {
@@ -79,18 +89,20 @@ pub fn source_options(cfg: &CopyConfig) -> SourceOptions {
 
 /// Opens both stores and proves access to each before anything is copied (exit 3).
 pub async fn open_stores(cfg: &CopyConfig) -> anyhow::Result<Stores> {
-    let pacer = Arc::new(Pacer::new(cfg.retries, cfg.max_rate, cfg.max_bandwidth));
+    let source_pacer = Arc::new(Pacer::new(cfg.retries, cfg.max_rate, None));
+    let target_pacer = Arc::new(Pacer::new(cfg.retries, cfg.max_rate, cfg.max_bandwidth));
     let source: Arc<dyn Source> =
-        crate::source::open(&cfg.source, &source_options(cfg), pacer.clone())
+        crate::source::open(&cfg.source, &source_options(cfg), source_pacer.clone())
             .await?
             .into();
-    let target: Arc<dyn Target> = open_target(&cfg.target, cfg.allow_http, pacer.clone())?;
+    let target: Arc<dyn Target> = open_target(&cfg.target, cfg.allow_http, target_pacer.clone())?;
     source.check_access().await.map_err(anyhow::Error::new)?;
     target.check_access().await.map_err(anyhow::Error::new)?;
     Ok(Stores {
         source,
         target,
-        pacer,
+        source_pacer,
+        target_pacer,
     })
 }
 

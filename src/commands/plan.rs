@@ -2,8 +2,6 @@
 //! replaced by a look at the target. Reports counts, bytes, conflicts, collisions,
 //! unreadable items and the R2 cost estimate. Writes nothing anywhere.
 
-use std::sync::atomic::Ordering;
-
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
@@ -26,6 +24,12 @@ struct Item {
 }
 
 #[derive(Debug, Default, Serialize)]
+struct ClassTotal {
+    objects: u64,
+    bytes: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
 struct Counts {
     selected: u64,
     selected_bytes: u64,
@@ -38,6 +42,8 @@ struct Counts {
     unreadable: u64,
     unstorable: u64,
     excluded: u64,
+    /// Selected objects by the source's storage class (sources that have one).
+    by_storage_class: std::collections::BTreeMap<String, ClassTotal>,
 }
 
 /// What the target holds at one key, compared with the source.
@@ -96,6 +102,11 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
             Selected::Take { info, target_key } => {
                 counts.selected += 1;
                 counts.selected_bytes += info.size;
+                if let Some(class) = &info.storage_class {
+                    let t = counts.by_storage_class.entry(class.clone()).or_default();
+                    t.objects += 1;
+                    t.bytes += info.size;
+                }
                 let listed = index.get(&target_key);
                 if already_done(previous.get(&info.key), info.size, listed) {
                     counts.already_verified += 1;
@@ -179,6 +190,13 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         human_bytes(counts.selected_bytes),
         counts.excluded
     ));
+    for (class, t) in &counts.by_storage_class {
+        out.say(&format!(
+            "    storage class {class}: {} objects, {}",
+            t.objects,
+            human_bytes(t.bytes)
+        ));
+    }
     out.say(&format!(
         "  to copy {} ({}), identical {}, already verified {}",
         counts.to_copy,
@@ -222,7 +240,7 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         "unreadable": unreadable,
         "unstorable": unstorable,
         "estimate": cost,
-        "retries": stores.pacer.retried.load(Ordering::Relaxed),
+        "retries": stores.retries(),
         "exit_code": exit as i32,
     }));
     Ok(exit)

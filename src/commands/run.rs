@@ -297,7 +297,7 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         "elapsed_seconds": elapsed,
         "objects_per_second": handled as f64 / elapsed.max(1e-6),
         "bytes_per_second": tally.bytes_copied as f64 / elapsed.max(1e-6),
-        "retries": stores.pacer.retried.load(Ordering::Relaxed),
+        "retries": stores.retries(),
         "problems": problems.iter().map(|p| json!({
             "source_key": p.source_key, "target_key": p.target_key,
             "status": p.status, "error": p.error,

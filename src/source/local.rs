@@ -11,7 +11,7 @@ use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use super::{ByteStream, ListItem, ObjectInfo, Source};
+use super::{ByteStream, ListItem, ObjectInfo, Opened, Source};
 use crate::error::StoreError;
 
 pub struct LocalSource {
@@ -125,7 +125,7 @@ impl Source for LocalSource {
         &self,
         obj: &ObjectInfo,
         range: Option<Range<u64>>,
-    ) -> Result<ByteStream, StoreError> {
+    ) -> Result<Opened, StoreError> {
         let path = self.path_of(&obj.key);
         let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
             StoreError::Object(format!(
@@ -148,7 +148,7 @@ impl Source for LocalSource {
                     .boxed()
             }
         };
-        Ok(stream)
+        Ok(Opened::body(stream))
     }
 
     async fn check_access(&self) -> Result<(), StoreError> {
@@ -253,6 +253,7 @@ mod tests {
             .open(&info, Some(2..5))
             .await
             .unwrap()
+            .body
             .map(|c| c.unwrap().to_vec())
             .concat()
             .await;

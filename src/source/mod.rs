@@ -3,6 +3,7 @@
 //! type crosses this boundary.
 
 pub mod local;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -79,6 +80,8 @@ pub struct ObjectInfo {
     pub digests: SourceDigests,
     pub meta: ObjectMeta,
     pub row: Option<RowRef>,
+    /// The source's storage class, where it has one (S3: STANDARD, GLACIER, …).
+    pub storage_class: Option<String>,
 }
 
 impl ObjectInfo {
@@ -90,6 +93,39 @@ impl ObjectInfo {
             digests: SourceDigests::default(),
             meta: ObjectMeta::default(),
             row: None,
+            storage_class: None,
+        }
+    }
+
+    /// This object as it turned out to be when opened: metadata and digests that only a
+    /// read reveals (an S3 GET's headers) replace what the listing said.
+    pub fn updated_by(&self, opened: &Opened) -> ObjectInfo {
+        let mut info = self.clone();
+        if let Some(meta) = &opened.meta {
+            info.meta = meta.clone();
+        }
+        if let Some(d) = &opened.digests {
+            info.digests = d.clone();
+        }
+        info
+    }
+}
+
+/// An object opened for reading: its bytes, and what the read told about it.
+pub struct Opened {
+    pub body: ByteStream,
+    /// Metadata from the read's response, when the listing could not give it.
+    pub meta: Option<ObjectMeta>,
+    /// Digests the source states on read (S3 ETag MD5 and additional checksums).
+    pub digests: Option<SourceDigests>,
+}
+
+impl Opened {
+    pub fn body(body: ByteStream) -> Opened {
+        Opened {
+            body,
+            meta: None,
+            digests: None,
         }
     }
 }
@@ -110,11 +146,8 @@ pub trait Source: Send + Sync {
     fn list(&self) -> BoxStream<'_, Result<ListItem, StoreError>>;
 
     /// The object's bytes as stored, streamed; `range` reads part of it.
-    async fn open(
-        &self,
-        obj: &ObjectInfo,
-        range: Option<Range<u64>>,
-    ) -> Result<ByteStream, StoreError>;
+    async fn open(&self, obj: &ObjectInfo, range: Option<Range<u64>>)
+        -> Result<Opened, StoreError>;
 
     /// Checks that the source can be read at all (exists, credentials accepted): exit 3 if not.
     async fn check_access(&self) -> Result<(), StoreError>;
@@ -131,14 +164,15 @@ pub struct SourceOptions {
 /// Builds the source a location names.
 pub async fn open(
     loc: &crate::location::Location,
-    _opts: &SourceOptions,
-    _pacer: std::sync::Arc<crate::pacer::Pacer>,
+    opts: &SourceOptions,
+    pacer: std::sync::Arc<crate::pacer::Pacer>,
 ) -> anyhow::Result<Box<dyn Source>> {
     use crate::location::Location;
     match loc {
         Location::Local { root } => Ok(Box::new(local::LocalSource::new(root.clone()))),
+        Location::S3 { bucket, prefix } => Ok(Box::new(s3::S3Source::new(bucket, prefix, opts, pacer).await?)),
         other => Err(crate::error::usage(format!(
-            "{other}: this kind of source is not available in this build yet; copy from a local directory (file:///dir)"
+            "{other}: this kind of source is not available in this build yet; copy from a local directory or s3://"
         ))),
     }
 }

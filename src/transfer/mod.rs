@@ -65,11 +65,13 @@ pub async fn compare(
         .as_deref()
         .filter(|c| !c.contains('-'));
     let target_md5 = existing.etag.as_deref().and_then(etag_md5);
+    let opened = source.open(obj, None).await?;
+    let obj = &obj.updated_by(&opened);
     let mut hasher = Hasher::with(
-        whole_sha.is_none() && target_md5.is_some(),
+        obj.digests.md5.is_some() || (whole_sha.is_none() && target_md5.is_some()),
         obj.digests.crc32c.is_some(),
     );
-    let mut stream = source.open(obj, None).await?;
+    let mut stream = opened.body;
     while let Some(chunk) = stream.next().await {
         hasher.update(&chunk?);
     }
@@ -147,10 +149,21 @@ impl Copier {
 
     /// Handles one object; `Err` only for errors that must stop the whole run.
     pub async fn process(&self, item: WorkItem) -> Result<ObjectRecord, StoreError> {
-        match self.process_inner(&item).await {
-            Ok(r) => Ok(r),
-            Err(e) if e.is_fatal() => Err(e),
-            Err(e) => Ok(self.failed(&item, &e)),
+        let mut attempt = 0u32;
+        loop {
+            match self.process_inner(&item).await {
+                Ok(r) => return Ok(r),
+                Err(e) if e.is_fatal() => return Err(e),
+                // A body cut mid-stream: the pacer retries requests, not reads, so the
+                // whole object goes again (a couple of times) before it is recorded failed.
+                Err(e) if e.is_retryable() && attempt < 2 && !self.cancel.is_cancelled() => {
+                    attempt += 1;
+                    tracing::warn!("{e}; copying it again from the start");
+                    tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)))
+                        .await;
+                }
+                Err(e) => return Ok(self.failed(&item, &e)),
+            }
         }
     }
 
@@ -216,6 +229,13 @@ impl Copier {
             return Err(e);
         }
         let mut r = self.record(item, Status::Copied);
+        r.source_etag = up.source.etag.clone().or(r.source_etag);
+        r.source_md5 = up.source.md5.map(hex::encode).or(r.source_md5);
+        r.source_crc32c = up
+            .source
+            .crc32c
+            .map(|c| hex::encode(c.to_be_bytes()))
+            .or(r.source_crc32c);
         r.sha256 = Some(hex::encode(up.digests.sha256));
         r.target_etag = up.etag;
         r.target_checksum = Some(up.checksum);

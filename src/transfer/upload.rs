@@ -63,6 +63,8 @@ pub struct Uploaded {
     /// The SHA-256 the target should report (base64, `-N` for multipart).
     pub checksum: String,
     pub content_type: Option<String>,
+    /// What the source stated about the bytes (listing, or the read's response).
+    pub source: crate::source::SourceDigests,
 }
 
 /// Part size for an object: the configured size, raised so no object needs more than
@@ -131,6 +133,18 @@ pub fn check_source_digests(obj: &ObjectInfo, d: &Digests) -> Result<(), StoreEr
     Ok(())
 }
 
+/// R2 stores at most 8 KiB of metadata per object.
+fn check_metadata(obj: &ObjectInfo) -> Result<(), StoreError> {
+    let bytes = obj.meta.header_bytes();
+    if bytes > crate::selection::MAX_METADATA_BYTES {
+        return Err(StoreError::Object(format!(
+            "{}: its metadata is {bytes} bytes; R2 stores at most 8 KiB per object — trim its custom metadata at the source",
+            obj.key
+        )));
+    }
+    Ok(())
+}
+
 /// The metadata to send: the source's, with a Content-Type from magic bytes when the
 /// source gave none.
 fn meta_for(obj: &ObjectInfo, first_bytes: &[u8]) -> ObjectMeta {
@@ -157,12 +171,14 @@ impl Uploader<'_> {
                 obj.key, obj.size
             )));
         }
+        let opened = self.source.open(obj, None).await?;
+        let obj = obj.updated_by(&opened);
+        check_metadata(&obj)?;
         let hasher = Hasher::with(obj.digests.md5.is_some(), obj.digests.crc32c.is_some());
-        let stream = self.source.open(obj, None).await?;
         if obj.size < self.settings.multipart_threshold {
-            self.single(obj, key, stream, hasher).await
+            self.single(&obj, key, opened.body, hasher).await
         } else {
-            self.multipart(obj, key, stream, hasher).await
+            self.multipart(&obj, key, opened.body, hasher).await
         }
     }
 
@@ -189,6 +205,7 @@ impl Uploader<'_> {
             digests,
             etag: put.etag,
             content_type: meta.content_type,
+            source: obj.digests.clone(),
         })
     }
 
@@ -270,6 +287,7 @@ impl Uploader<'_> {
             digests,
             etag: done.etag,
             content_type: meta.content_type,
+            source: obj.digests.clone(),
         })
     }
 }

@@ -70,6 +70,11 @@ pub struct S3Server {
 
 impl S3Server {
     pub fn start() -> S3Server {
+        S3Server::start_with_keys(ACCESS_KEY, SECRET_KEY)
+    }
+
+    /// A server that accepts only these keys (a source with credentials of its own).
+    pub fn start_with_keys(access_key: &str, secret_key: &str) -> S3Server {
         let bin = find_binary(
             "s3s-fs",
             "cargo install s3s-fs@0.14.1 --features binary --locked",
@@ -78,7 +83,7 @@ impl S3Server {
         let port = free_port();
         let mut child = Command::new(bin)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .args(["--access-key", access_key, "--secret-key", secret_key])
             .arg(root.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -114,6 +119,52 @@ impl S3Server {
     }
 }
 
+/// moto: stores every key S3 can (long keys, `a//b`), has ListMultipartUploads and
+/// storage classes; checks no checksum and accepts any credentials. For key fidelity.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let bin = find_binary("moto_server", "pip install 'moto[server]'");
+        let port = free_port();
+        let mut child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        wait_for_port(port, &mut child, "moto_server");
+        Moto { child, port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn client(&self) -> Client {
+        s3_client(&self.endpoint())
+    }
+
+    pub async fn create_bucket(&self, name: &str) {
+        self.client()
+            .create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -136,12 +187,16 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 pub fn s3_client(endpoint: &str) -> Client {
+    s3_client_with(endpoint, ACCESS_KEY, SECRET_KEY)
+}
+
+pub fn s3_client_with(endpoint: &str, access_key: &str, secret_key: &str) -> Client {
     let config = aws_sdk_s3::config::Builder::new()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .force_path_style(true)
-        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+        .credentials_provider(Credentials::new(access_key, secret_key, None, None, "test"))
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .build();
@@ -222,7 +277,9 @@ pub async fn delete(client: &Client, bucket: &str, key: &str) {
         .unwrap();
 }
 
-/// The binary with a clean environment: no AWS or R2 variables leak in from the machine.
+/// The binary with a clean environment: no AWS or R2 variables leak in from the
+/// machine, no profile files are read, and the AWS chain never calls the instance
+/// metadata address (tests talk to 127.0.0.1 only).
 pub fn r2migrate(cwd: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("r2migrate").unwrap();
     for (k, _) in std::env::vars() {
@@ -230,7 +287,30 @@ pub fn r2migrate(cwd: &Path) -> assert_cmd::Command {
             cmd.env_remove(k);
         }
     }
-    cmd.current_dir(cwd).env("NO_COLOR", "1");
+    cmd.current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", cwd.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            cwd.join("no-aws-credentials"),
+        );
+    cmd
+}
+
+/// The binary reading from `source` as S3 (its own keys) and writing to `r2`.
+pub fn r2migrate_s3(
+    cwd: &Path,
+    source: &S3Server,
+    r2: &S3Server,
+    source_key: &str,
+    source_secret: &str,
+) -> assert_cmd::Command {
+    let mut cmd = r2migrate_to(cwd, r2);
+    cmd.env("AWS_ACCESS_KEY_ID", source_key)
+        .env("AWS_SECRET_ACCESS_KEY", source_secret)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", source.endpoint());
     cmd
 }
 

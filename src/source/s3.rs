@@ -1,0 +1,368 @@
+//! AWS S3, or any S3-compatible store, as a source. Credentials come from the AWS default
+//! chain (env, profile, SSO, web identity, instance metadata) — a client of its own, so
+//! they never reach the R2 client. The listing is ListObjectsV2, paged lazily (only the
+//! latest version of each key); metadata and stated digests come with each GET, so no
+//! HEAD per object is needed. Archived objects without a finished restore are reported.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::types::{ChecksumMode, ServerSideEncryption};
+use aws_sdk_s3::Client;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+
+use super::{ListItem, ObjectInfo, Opened, Source, SourceDigests, SourceOptions};
+use crate::checksum::{etag_md5, from_b64};
+use crate::error::StoreError;
+use crate::pacer::Pacer;
+use crate::s3api::{body_stream, classify, meta_from_parts, unquote};
+
+pub struct S3Source {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    pacer: Arc<Pacer>,
+    page_size: i32,
+    /// Whether a credentials provider was found at all (checked in `check_access`).
+    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+}
+
+/// The endpoint of an S3-compatible store: the flag, else the AWS variables.
+fn endpoint(opts: &SourceOptions) -> Option<String> {
+    opts.endpoint
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+        .filter(|e| !e.trim().is_empty())
+}
+
+impl S3Source {
+    pub async fn new(
+        bucket: &str,
+        prefix: &str,
+        opts: &SourceOptions,
+        pacer: Arc<Pacer>,
+    ) -> anyhow::Result<S3Source> {
+        let endpoint = endpoint(opts);
+        if let Some(ep) = &endpoint {
+            crate::location::check_endpoint(ep, opts.allow_http)?;
+        }
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &opts.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        let shared = loader.load().await;
+        let mut config = aws_sdk_s3::config::Builder::from(&shared)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .read_timeout(Duration::from_secs(120))
+                    .build(),
+            );
+        if let Some(ep) = &endpoint {
+            config = config.endpoint_url(ep).force_path_style(true);
+        }
+        if shared.region().is_none() {
+            config = config.region(Region::new("us-east-1"));
+        }
+        Ok(S3Source {
+            client: Client::from_conf(config.build()),
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            pacer,
+            page_size: 1000,
+            credentials: shared.credentials_provider(),
+        })
+    }
+
+    /// Smaller pages, so tests cross page boundaries with few objects.
+    pub fn with_page_size(mut self, n: i32) -> S3Source {
+        self.page_size = n.clamp(1, 1000);
+        self
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{}{key}", self.bucket, self.prefix)
+    }
+
+    /// For GLACIER / DEEP_ARCHIVE objects: whether a restore has finished.
+    async fn restored(&self, full_key: &str) -> Result<bool, StoreError> {
+        let what = format!("HEAD s3://{}/{full_key}", self.bucket);
+        let out = self
+            .pacer
+            .call(|| async {
+                self.client
+                    .head_object()
+                    .bucket(&self.bucket)
+                    .key(full_key)
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, &what))
+            })
+            .await?;
+        Ok(out
+            .restore()
+            .is_some_and(|r| r.contains("ongoing-request=\"false\"")))
+    }
+
+    async fn list_page(
+        &self,
+        token: Option<String>,
+    ) -> Result<(Vec<Result<ListItem, StoreError>>, Option<String>), StoreError> {
+        let what = format!("listing s3://{}/{}", self.bucket, self.prefix);
+        let out = self
+            .pacer
+            .call(|| async {
+                self.client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(&self.prefix)
+                    .max_keys(self.page_size)
+                    .set_continuation_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify(e, &what))
+            })
+            .await?;
+        let mut items = Vec::with_capacity(out.contents().len());
+        for o in out.contents() {
+            let full = o.key().unwrap_or_default();
+            let rel = full.strip_prefix(self.prefix.as_str()).unwrap_or(full);
+            let size = o.size().unwrap_or(0).max(0) as u64;
+            // "Folder" placeholder objects (key ending in '/', no bytes) are not data.
+            if rel.is_empty() || (rel.ends_with('/') && size == 0) {
+                continue;
+            }
+            let class = o.storage_class().map(|c| c.as_str().to_string());
+            if matches!(class.as_deref(), Some("GLACIER" | "DEEP_ARCHIVE")) {
+                match self.restored(full).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        items.push(Ok(ListItem::Unreadable {
+                            key: rel.to_string(),
+                            reason: format!(
+                                "archived in {}: restore it first (aws s3api restore-object), then re-run",
+                                class.as_deref().unwrap_or("")
+                            ),
+                        }));
+                        continue;
+                    }
+                    Err(e) if e.is_fatal() => return Err(e),
+                    Err(e) => {
+                        items.push(Ok(ListItem::Unreadable {
+                            key: rel.to_string(),
+                            reason: e.to_string(),
+                        }));
+                        continue;
+                    }
+                }
+            }
+            let mut info = ObjectInfo::new(rel, size);
+            info.modified = o
+                .last_modified()
+                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.secs()).ok());
+            info.digests.etag = unquote(o.e_tag());
+            info.storage_class = Some(class.unwrap_or_else(|| "STANDARD".into()));
+            items.push(Ok(ListItem::Object(info)));
+        }
+        let next = match (out.is_truncated(), out.next_continuation_token()) {
+            (Some(true), Some(t)) => Some(t.to_string()),
+            _ => None,
+        };
+        Ok((items, next))
+    }
+}
+
+/// Digests an S3 GET states: the ETag as MD5 only for a plain single-part upload
+/// without SSE-KMS or SSE-C, and whole-object additional checksums (never composites).
+fn stated_digests(
+    etag: Option<&str>,
+    sse: Option<&ServerSideEncryption>,
+    sse_customer: bool,
+    sha256: Option<&str>,
+    crc32c: Option<&str>,
+) -> SourceDigests {
+    let whole = |v: Option<&str>| v.filter(|c| !c.contains('-')).and_then(from_b64);
+    let kms = matches!(
+        sse,
+        Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
+    );
+    SourceDigests {
+        md5: if kms || sse_customer {
+            None
+        } else {
+            etag.and_then(etag_md5)
+        },
+        crc32c: whole(crc32c)
+            .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
+            .map(u32::from_be_bytes),
+        sha256: whole(sha256).and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()),
+        etag: unquote(etag),
+    }
+}
+
+#[async_trait]
+impl Source for S3Source {
+    fn list(&self) -> BoxStream<'_, Result<ListItem, StoreError>> {
+        futures::stream::unfold(Some(None::<String>), move |token| async move {
+            let token = token?;
+            match self.list_page(token).await {
+                Ok((items, next)) => Some((items, next.map(Some))),
+                Err(e) => Some((vec![Err(e)], None)),
+            }
+        })
+        .flat_map(futures::stream::iter)
+        .boxed()
+    }
+
+    async fn open(
+        &self,
+        obj: &ObjectInfo,
+        range: Option<Range<u64>>,
+    ) -> Result<Opened, StoreError> {
+        let full = format!("{}{}", self.prefix, obj.key);
+        let what = format!("GET {}", self.url(&obj.key));
+        let out = self
+            .pacer
+            .call(|| async {
+                let req = self
+                    .client
+                    .get_object()
+                    .bucket(&self.bucket)
+                    .key(&full)
+                    .checksum_mode(ChecksumMode::Enabled)
+                    .set_range(
+                        range
+                            .as_ref()
+                            .map(|r| format!("bytes={}-{}", r.start, r.end.saturating_sub(1))),
+                    );
+                req.send().await.map_err(|e| classify(e, &what))
+            })
+            .await?;
+        let meta = meta_from_parts(
+            out.content_type(),
+            out.cache_control(),
+            out.content_disposition(),
+            out.content_encoding(),
+            out.content_language(),
+            out.expires_string(),
+            out.metadata(),
+        );
+        let digests = if range.is_some() {
+            SourceDigests::default()
+        } else {
+            stated_digests(
+                out.e_tag(),
+                out.server_side_encryption(),
+                out.sse_customer_algorithm().is_some(),
+                out.checksum_sha256(),
+                out.checksum_crc32_c(),
+            )
+        };
+        Ok(Opened {
+            body: body_stream(out.body, what),
+            meta: Some(meta),
+            digests: Some(digests),
+        })
+    }
+
+    async fn check_access(&self) -> Result<(), StoreError> {
+        let Some(provider) = &self.credentials else {
+            return Err(StoreError::Fatal(
+                "no AWS credentials found for the S3 source: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run `aws sso login`".into(),
+            ));
+        };
+        if let Err(e) = provider.provide_credentials().await {
+            return Err(StoreError::Fatal(format!(
+                "no AWS credentials found for the S3 source ({e}): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run `aws sso login`"
+            )));
+        }
+        let what = format!("listing s3://{}/{}", self.bucket, self.prefix);
+        let result = self
+            .pacer
+            .call(|| async {
+                self.client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(&self.prefix)
+                    .max_keys(1)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        let status = e.raw_response().map(|r| r.status().as_u16());
+                        match (status, classify(e, &what)) {
+                            (Some(403), StoreError::Object(m)) => StoreError::Fatal(format!(
+                                "{m}: access refused; the credentials need s3:ListBucket and s3:GetObject on bucket {:?}",
+                                self.bucket
+                            )),
+                            (_, other) => other,
+                        }
+                    })
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(StoreError::Transient(m)) => Err(StoreError::Fatal(format!(
+                "{m}; check --source-endpoint / AWS_ENDPOINT_URL and the network"
+            ))),
+            Err(StoreError::Object(m)) => Err(StoreError::Fatal(m)),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_are_md5_only_for_plain_single_part_uploads() {
+        let md5 = "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"";
+        assert!(stated_digests(Some(md5), None, false, None, None)
+            .md5
+            .is_some());
+        assert!(stated_digests(
+            Some(md5),
+            Some(&ServerSideEncryption::AwsKms),
+            false,
+            None,
+            None
+        )
+        .md5
+        .is_none());
+        assert!(stated_digests(Some(md5), None, true, None, None)
+            .md5
+            .is_none());
+        assert!(stated_digests(
+            Some("\"5eb63bbbe01eeed093cb22bb8f5acdc3-4\""),
+            None,
+            false,
+            None,
+            None
+        )
+        .md5
+        .is_none());
+    }
+
+    #[test]
+    fn composite_checksums_are_not_whole_object_digests() {
+        let sha = crate::checksum::b64(&crate::checksum::sha256(b"x"));
+        let d = stated_digests(None, None, false, Some(&sha), Some("AAAAAA=="));
+        assert_eq!(d.sha256, Some(crate::checksum::sha256(b"x")));
+        assert_eq!(d.crc32c, Some(0));
+        let composite = format!("{sha}-3");
+        assert!(
+            stated_digests(None, None, false, Some(&composite), Some("AAAAAA==-3"))
+                .sha256
+                .is_none()
+        );
+    }
+}

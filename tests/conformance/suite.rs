@@ -1,0 +1,73 @@
+// The Source conformance suite: every source must pass it (DESIGN.md). Included by each
+// source's test file; `fixture()` is what the test puts in the source under its prefix.
+
+use futures::StreamExt;
+use md5::Digest as _;
+use r2migrate::source::{ListItem, Source};
+
+/// Keys every source must carry faithfully: nesting, odd characters, zero bytes.
+pub fn fixture() -> Vec<(String, Vec<u8>)> {
+    let mut items: Vec<(String, Vec<u8>)> = vec![
+        ("a.txt".into(), b"alpha".to_vec()),
+        ("nested/deeper/b.bin".into(), (0u8..=255).collect()),
+        ("with space/c d.txt".into(), b"spaces".to_vec()),
+        ("unicode/caf\u{e9}/cr\u{e8}me.txt".into(), b"unicode".to_vec()),
+        ("odd/100% + #1.txt".into(), b"odd".to_vec()),
+        ("empty/zero.bin".into(), Vec::new()),
+    ];
+    for i in 0..7 {
+        items.push((format!("many/item-{i}.txt"), format!("item {i}").into_bytes()));
+    }
+    items
+}
+
+/// Lists and reads everything and checks it against `fixture()`.
+pub async fn check(source: &dyn Source) {
+    source.check_access().await.expect("check_access");
+    let first: Vec<ListItem> = source.list().map(|r| r.expect("listing")).collect().await;
+    let second: Vec<ListItem> = source.list().map(|r| r.expect("listing")).collect().await;
+    let keys = |items: &[ListItem]| -> Vec<String> {
+        items
+            .iter()
+            .map(|i| match i {
+                ListItem::Object(o) => o.key.clone(),
+                ListItem::Unreadable { key, reason } => panic!("{key} unreadable: {reason}"),
+            })
+            .collect()
+    };
+    let (k1, k2) = (keys(&first), keys(&second));
+    assert_eq!(k1, k2, "listing order must be stable");
+    let mut unique = k1.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), k1.len(), "no key listed twice");
+
+    let mut want: Vec<(String, Vec<u8>)> = fixture();
+    want.sort();
+    let mut got_keys = k1.clone();
+    got_keys.sort();
+    assert_eq!(got_keys, want.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), "keys relative to the prefix, nothing outside it");
+
+    for item in first {
+        let ListItem::Object(info) = item else { unreachable!() };
+        let (_, body) = want.iter().find(|(k, _)| *k == info.key).unwrap();
+        assert_eq!(info.size, body.len() as u64, "{}: size", info.key);
+        let opened = source.open(&info, None).await.expect("open");
+        let bytes: Vec<u8> = opened.body.map(|c| c.expect("read").to_vec()).concat().await;
+        assert_eq!(&bytes, body, "{}: bytes", info.key);
+        if let Some(md5) = opened.digests.as_ref().and_then(|d| d.md5) {
+            assert_eq!(md5, <[u8; 16]>::from(md5::Md5::digest(body)), "{}: stated MD5", info.key);
+        }
+        if body.len() > 4 {
+            let part: Vec<u8> = source
+                .open(&info, Some(1..4))
+                .await
+                .expect("open a range")
+                .body
+                .map(|c| c.expect("read").to_vec())
+                .concat()
+                .await;
+            assert_eq!(part, body[1..4], "{}: range", info.key);
+        }
+    }
+}
