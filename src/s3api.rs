@@ -44,7 +44,9 @@ where
         format!("{what}: {code}: {detail} (HTTP {})", status.unwrap_or(0))
     };
     match (status, code.as_str()) {
-        (_, "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable" | "RequestTimeTooSkewed") => {
+        (_, "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable" | "RequestTimeTooSkewed"
+            // The body was corrupted on the way; we resend it from our verified buffer.
+            | "BadDigest" | "XAmzContentSHA256Mismatch") => {
             StoreError::Transient(words)
         }
         (Some(408 | 429 | 499), _) => StoreError::Transient(words),

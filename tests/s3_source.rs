@@ -152,6 +152,7 @@ async fn metadata_and_content_type_round_trip() {
         .cache_control("public, max-age=31536000, immutable")
         .content_disposition("inline; filename=\"app.js\"")
         .content_language("en")
+        .expires(aws_smithy_types::DateTime::from_secs(1_900_000_000))
         .metadata("owner", "web-team")
         .metadata("build", "1234")
         .send()
@@ -174,6 +175,7 @@ async fn metadata_and_content_type_round_trip() {
     );
     assert_eq!(h.content_disposition(), Some("inline; filename=\"app.js\""));
     assert_eq!(h.content_language(), Some("en"));
+    assert_eq!(h.expires_string(), Some("Sun, 17 Mar 2030 17:46:40 GMT"));
     let meta = h.metadata().unwrap();
     assert_eq!(meta.get("owner").map(String::as_str), Some("web-team"));
     assert_eq!(meta.get("build").map(String::as_str), Some("1234"));
@@ -398,5 +400,35 @@ async fn bytes_that_do_not_match_the_source_digest_fail_and_leave_nothing() {
     assert_eq!(
         list_keys(&p.r2.client(), "media", "").await,
         vec!["fine.bin".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn metadata_r2_cannot_store_fails_that_object_only() {
+    let p = pair();
+    p.src_client()
+        .put_object()
+        .bucket("legacy")
+        .key("meta/huge.txt")
+        .body(ByteStream::from_static(b"x"))
+        .metadata("notes", "n".repeat(9000))
+        .send()
+        .await
+        .unwrap();
+    put_bytes(&p.src_client(), "legacy", "meta/ok.txt", b"ok").await;
+    let out = p.run("s3://legacy/meta", "r2://media/", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc = json_of(&out);
+    assert_eq!(doc["counts"]["copied"], 1);
+    assert!(
+        doc["problems"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("8 KiB"),
+        "{doc}"
+    );
+    assert_eq!(
+        list_keys(&p.r2.client(), "media", "").await,
+        vec!["ok.txt".to_string()]
     );
 }

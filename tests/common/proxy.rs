@@ -1,0 +1,197 @@
+//! A fault-injecting HTTP proxy on loopback, between the tool and a test server: replies
+//! with 5xx / 429 / 403, resets connections, or flips a byte of a request body, for
+//! requests matching a rule, a set number of times. Runs on its own thread and runtime,
+//! so tests may block on the binary while it serves.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// An S3-style XML error with this HTTP status and code.
+    Reply(u16, &'static str),
+    /// Close the connection without answering.
+    Reset,
+    /// Flip one bit of the request body, then forward it.
+    FlipBodyByte,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    method: &'static str,
+    path_contains: String,
+    query_contains: String,
+    remaining: usize,
+    fault: Fault,
+}
+
+#[derive(Default)]
+struct State {
+    rules: Vec<Rule>,
+    /// "METHOD path?query" of every request seen.
+    log: Vec<String>,
+}
+
+pub struct FaultProxy {
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream_port: u16) -> FaultProxy {
+        let state = Arc::new(Mutex::new(State::default()));
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let port = std_listener.local_addr().unwrap().port();
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(serve(std_listener, upstream_port, shared));
+        });
+        FaultProxy { port, state }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Injects `fault` into the next `times` requests of `method` whose path contains
+    /// `path_contains` and whose query contains `query_contains`.
+    pub fn inject(
+        &self,
+        method: &'static str,
+        path_contains: &str,
+        query_contains: &str,
+        times: usize,
+        fault: Fault,
+    ) {
+        self.state.lock().unwrap().rules.push(Rule {
+            method,
+            path_contains: path_contains.to_string(),
+            query_contains: query_contains.to_string(),
+            remaining: times,
+            fault,
+        });
+    }
+
+    /// Requests seen so far that match a method and a path fragment.
+    pub fn count(&self, method: &str, path_contains: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .log
+            .iter()
+            .filter(|l| l.starts_with(&format!("{method} ")) && l.contains(path_contains))
+            .count()
+    }
+}
+
+async fn serve(listener: std::net::TcpListener, upstream_port: u16, state: Arc<Mutex<State>>) {
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (client, state) = (client.clone(), state.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                handle(req, client.clone(), state.clone(), upstream_port)
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn matching_fault(state: &Mutex<State>, method: &str, path: &str, query: &str) -> Option<Fault> {
+    let mut s = state.lock().unwrap();
+    s.log.push(format!("{method} {path}?{query}"));
+    let rule = s.rules.iter_mut().find(|r| {
+        r.remaining > 0
+            && r.method == method
+            && path.contains(&r.path_contains)
+            && query.contains(&r.query_contains)
+    })?;
+    rule.remaining -= 1;
+    Some(rule.fault.clone())
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    state: Arc<Mutex<State>>,
+    upstream_port: u16,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let (mut parts, body) = req.into_parts();
+    let path = percent_decode(parts.uri.path());
+    let query = parts.uri.query().unwrap_or("").to_string();
+    let mut body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    match matching_fault(&state, parts.method.as_str(), &path, &query) {
+        Some(Fault::Reply(status, code)) => {
+            let xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>");
+            return Ok(Response::builder()
+                .status(status)
+                .header("content-type", "application/xml")
+                .body(Full::new(Bytes::from(xml)))
+                .unwrap());
+        }
+        Some(Fault::Reset) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected reset",
+            ))
+        }
+        Some(Fault::FlipBodyByte) if !body.is_empty() => {
+            let mut v = body.to_vec();
+            v[0] ^= 0x01;
+            body = Bytes::from(v);
+        }
+        _ => {}
+    }
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    parts.uri = format!("http://127.0.0.1:{upstream_port}{pq}")
+        .parse()
+        .unwrap();
+    let upstream = Request::from_parts(parts, Full::new(body));
+    match client.request(upstream).await {
+        Ok(resp) => {
+            let (parts, body) = resp.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            Ok(Response::from_parts(parts, Full::new(bytes)))
+        }
+        Err(e) => Ok(Response::builder()
+            .status(502)
+            .body(Full::new(Bytes::from(e.to_string())))
+            .unwrap()),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
