@@ -147,6 +147,10 @@ pub struct CopyArgs {
     /// Accept plain http:// endpoints that are not on this machine
     #[arg(long)]
     pub allow_http: bool,
+
+    /// SQLite sources: do not copy the database (VACUUM INTO) before rewriting rows
+    #[arg(long)]
+    pub no_db_backup: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::cli::{CopyArgs, OnConflict};
@@ -43,6 +43,93 @@ pub struct SourceSection {
     pub url: Option<String>,
     pub endpoint: Option<String>,
     pub region: Option<String>,
+    /// SQLite sources: the table and columns (SPEC.md "SQLite sources").
+    pub table: Option<String>,
+    pub id_column: Option<String>,
+    pub data_column: Option<String>,
+    pub content_type_column: Option<String>,
+    pub key_template: Option<String>,
+    #[serde(rename = "where")]
+    pub where_clause: Option<String>,
+    pub write_back: Option<WriteBackConfig>,
+}
+
+/// `[source.write_back]`: rewrite rows after a verified upload.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteBackConfig {
+    pub key_column: Option<String>,
+    pub url_column: Option<String>,
+    pub url_template: Option<String>,
+    #[serde(default)]
+    pub clear_data: bool,
+}
+
+/// A SQLite source's table and columns, validated against the database when opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SqliteSettings {
+    pub table: String,
+    pub id_column: String,
+    pub data_column: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type_column: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "where")]
+    pub where_clause: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_back: Option<WriteBackConfig>,
+    /// Columns a key or URL template names (beyond the built-in placeholders).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub template_columns: Vec<String>,
+}
+
+impl SqliteSettings {
+    fn from_file(s: &SourceSection, key_template: Option<&str>) -> anyhow::Result<SqliteSettings> {
+        let (Some(table), Some(data_column)) = (s.table.clone(), s.data_column.clone()) else {
+            return Err(usage(
+                "a sqlite:// source needs `table` and `data_column` in the [source] table of the config file (see migrate.example.toml)",
+            ));
+        };
+        if let Some(wb) = &s.write_back {
+            if wb.url_template.is_some() != wb.url_column.is_some() {
+                return Err(usage(
+                    "[source.write_back]: url_column and url_template go together",
+                ));
+            }
+            if wb.clear_data && wb.key_column.is_none() && wb.url_column.is_none() {
+                return Err(usage(
+                    "[source.write_back]: clear_data needs key_column or url_column, or the rows would lose their image with no pointer to it",
+                ));
+            }
+            if wb.key_column.is_none() && wb.url_column.is_none() && !wb.clear_data {
+                return Err(usage(
+                    "[source.write_back] is empty: set key_column, url_column or clear_data",
+                ));
+            }
+        }
+        let mut template_columns = Vec::new();
+        let templates = [
+            key_template,
+            s.write_back
+                .as_ref()
+                .and_then(|w| w.url_template.as_deref()),
+        ];
+        for tpl in templates.into_iter().flatten() {
+            for name in crate::keymap::placeholders(tpl)? {
+                if !crate::keymap::is_builtin(&name) && !template_columns.contains(&name) {
+                    template_columns.push(name);
+                }
+            }
+        }
+        Ok(SqliteSettings {
+            table,
+            id_column: s.id_column.clone().unwrap_or_else(|| "id".into()),
+            data_column,
+            content_type_column: s.content_type_column.clone(),
+            where_clause: s.where_clause.clone().filter(|w| !w.trim().is_empty()),
+            write_back: s.write_back.clone(),
+            template_columns,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +213,10 @@ pub struct CopyConfig {
     pub source_endpoint: Option<String>,
     pub source_region: Option<String>,
     pub allow_http: bool,
+    /// Present for a sqlite:// source.
+    pub sqlite: Option<SqliteSettings>,
+    /// `--no-db-backup`: skip the VACUUM INTO copy before rewriting rows.
+    pub no_db_backup: bool,
 }
 
 /// Parses "64MiB", "64 MiB", "1.5GB", "1048576".
@@ -265,13 +356,25 @@ impl CopyConfig {
                 "backup_prefix must not be empty: backups would land on top of the migrated keys",
             ));
         }
+        let is_sqlite = matches!(source, Location::Sqlite { .. });
         let key_template = args
             .key_template
             .clone()
-            .or_else(|| file.target.key_template.clone());
-        if let Some(tpl) = &key_template {
-            crate::keymap::KeyMap::check_template(tpl)?;
-        }
+            .or_else(|| file.target.key_template.clone())
+            .or_else(|| file.source.key_template.clone())
+            // Rows have no path: name them by id and content type unless told otherwise.
+            .or_else(|| is_sqlite.then(|| "{id}.{ext}".to_string()));
+        let sqlite = if is_sqlite {
+            Some(SqliteSettings::from_file(
+                &file.source,
+                key_template.as_deref(),
+            )?)
+        } else {
+            if let Some(tpl) = &key_template {
+                crate::keymap::KeyMap::check_template(tpl)?;
+            }
+            None
+        };
         let source_endpoint = args
             .source_endpoint
             .clone()
@@ -308,6 +411,8 @@ impl CopyConfig {
                 .clone()
                 .or_else(|| file.source.region.clone()),
             allow_http,
+            sqlite,
+            no_db_backup: args.no_db_backup,
         })
     }
 }
@@ -324,6 +429,47 @@ mod tests {
         assert!(matches!(cfg.target, Location::R2 { .. }));
         assert_eq!(cfg.concurrency, 32);
         assert!(cfg.filter.is_active());
+    }
+
+    #[test]
+    fn the_sqlite_fixture_config_parses_every_sqlite_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/app.toml");
+        let file = FileConfig::load(&path).unwrap();
+        let args = CopyArgs {
+            from: Some("sqlite:///tmp/app.db".into()),
+            to: Some("file:///tmp/out".into()),
+            ..Default::default()
+        };
+        let cfg = CopyConfig::resolve(&args, &file).unwrap();
+        let s = cfg.sqlite.unwrap();
+        assert_eq!(
+            (s.table.as_str(), s.data_column.as_str()),
+            ("images", "image_data")
+        );
+        assert_eq!(s.template_columns, vec!["user_id".to_string()]);
+        assert!(s.write_back.unwrap().clear_data);
+        assert_eq!(
+            cfg.key_template.as_deref(),
+            Some("images/{user_id}/{id}.{ext}")
+        );
+    }
+
+    #[test]
+    fn sqlite_sources_need_a_table_and_sane_write_back() {
+        let args = CopyArgs {
+            from: Some("sqlite:///tmp/app.db".into()),
+            to: Some("file:///tmp/out".into()),
+            ..Default::default()
+        };
+        for text in [
+            "[source]\ndata_column = \"d\"\n",
+            "[source]\ntable = \"t\"\ndata_column = \"d\"\n[source.write_back]\nclear_data = true\n",
+            "[source]\ntable = \"t\"\ndata_column = \"d\"\n[source.write_back]\nurl_column = \"u\"\n",
+        ] {
+            let file: FileConfig = toml::from_str(text).unwrap();
+            let err = CopyConfig::resolve(&args, &file).unwrap_err();
+            assert!(err.downcast_ref::<crate::error::UsageError>().is_some(), "{text}: {err}");
+        }
     }
 
     #[test]

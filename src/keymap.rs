@@ -14,6 +14,33 @@ pub const MAX_KEY_BYTES: usize = 1024;
 /// Names every template may use; SQLite sources add their columns.
 const BUILTIN_VARS: &[&str] = &["key", "basename", "stem", "ext", "dir", "id"];
 
+pub fn is_builtin(name: &str) -> bool {
+    BUILTIN_VARS.contains(&name)
+}
+
+/// The placeholder names in a template, in order; unbalanced braces are an error.
+pub fn placeholders(template: &str) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| usage(format!("template {template:?}: '{{' without '}}'")))?;
+        names.push(after[..close].to_string());
+        rest = &after[close + 1..];
+    }
+    if rest.contains('}') {
+        return Err(usage(format!("template {template:?}: '}}' without '{{'")));
+    }
+    Ok(names)
+}
+
+/// Renders a template from values alone (URLs for SQLite write-back).
+pub fn render_values(template: &str, values: &BTreeMap<String, String>) -> String {
+    render(template, "", values)
+}
+
 #[derive(Debug, Clone)]
 pub struct KeyMap {
     target_prefix: String,
@@ -34,29 +61,22 @@ impl KeyMap {
     }
 
     pub fn check_template_with(template: &str, extra: &[String]) -> anyhow::Result<()> {
-        let mut rest = template;
-        while let Some(open) = rest.find('{') {
-            let after = &rest[open + 1..];
-            let close = after
-                .find('}')
-                .ok_or_else(|| usage(format!("key template {template:?}: '{{' without '}}'")))?;
-            let name = &after[..close];
-            if !BUILTIN_VARS.contains(&name) && !extra.iter().any(|e| e == name) {
+        for name in placeholders(template)? {
+            if !is_builtin(&name) && !extra.contains(&name) {
                 return Err(usage(format!(
-                    "key template {template:?}: unknown placeholder {{{name}}}; use {}",
+                    "key template {template:?}: unknown placeholder {{{name}}}; use {}{}",
                     BUILTIN_VARS
                         .iter()
                         .map(|v| format!("{{{v}}}"))
                         .collect::<Vec<_>>()
-                        .join(" ")
+                        .join(" "),
+                    if extra.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" or a column: {}", extra.join(", "))
+                    }
                 )));
             }
-            rest = &after[close + 1..];
-        }
-        if template.contains('}') && !template.contains('{') {
-            return Err(usage(format!(
-                "key template {template:?}: '}}' without '{{'"
-            )));
         }
         Ok(())
     }

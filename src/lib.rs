@@ -20,6 +20,7 @@ pub mod source;
 pub mod tally;
 pub mod target;
 pub mod transfer;
+pub mod writeback;
 
 use cli::{Cli, Command};
 use commands::Output;

@@ -40,6 +40,9 @@ pub struct Header {
     /// Which command wrote this header: run or rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// A SQLite source's table and columns, so verify and rollback can reopen it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqlite: Option<crate::config::SqliteSettings>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -398,6 +401,7 @@ mod tests {
             started_at: now_rfc3339(),
             selection: Selection::default(),
             command: Some("run".into()),
+            sqlite: None,
         }
     }
 

@@ -129,11 +129,10 @@ impl Selector {
 
 /// Values a template can use beyond the key itself (SQLite rows add their columns).
 fn template_values(info: &ObjectInfo) -> BTreeMap<String, String> {
-    let mut values = BTreeMap::new();
-    if let Some(row) = &info.row {
-        values.insert("id".to_string(), row.id.clone());
-    }
-    values
+    info.row
+        .as_ref()
+        .map(|row| row.vars.clone())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -361,6 +361,7 @@ async fn s3_source_passes_the_conformance_suite() {
         endpoint: Some(server.endpoint()),
         region: Some("us-east-1".into()),
         allow_http: false,
+        sqlite: None,
     };
     let pacer = std::sync::Arc::new(r2migrate::pacer::Pacer::new(2, None, None));
     let source = r2migrate::source::s3::S3Source::new("conf", "root/", &opts, pacer)

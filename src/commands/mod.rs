@@ -84,6 +84,7 @@ pub fn source_options(cfg: &CopyConfig) -> SourceOptions {
         endpoint: cfg.source_endpoint.clone(),
         region: cfg.source_region.clone(),
         allow_http: cfg.allow_http,
+        sqlite: cfg.sqlite.clone(),
     }
 }
 

@@ -23,6 +23,26 @@ struct Item {
     reason: String,
 }
 
+/// A SQLite source's rows: how many decode, their bytes, failures by reason, and
+/// the text `clear_data` would remove from the database.
+#[derive(Debug, Default, Serialize)]
+struct RowCounts {
+    rows: u64,
+    decodable: u64,
+    decoded_bytes: u64,
+    failures_by_reason: std::collections::BTreeMap<String, u64>,
+    db_bytes_freed: u64,
+}
+
+/// "row id=7: not valid base64: …" → "not valid base64".
+fn reason_kind(reason: &str) -> String {
+    let rest = match reason.strip_prefix("row id=") {
+        Some(r) => r.split_once(": ").map(|(_, r)| r).unwrap_or(r),
+        None => reason,
+    };
+    rest.split(':').next().unwrap_or(rest).trim().to_string()
+}
+
 #[derive(Debug, Default, Serialize)]
 struct ClassTotal {
     objects: u64,
@@ -70,6 +90,12 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         class_a: 1 + index.len() as u64 / 1000, // the target listing
         class_b: 0,
     };
+    let mut rows = RowCounts::default();
+    let clear_data = cfg
+        .sqlite
+        .as_ref()
+        .and_then(|s| s.write_back.as_ref())
+        .is_some_and(|w| w.clear_data);
     let (mut conflicts, mut collisions, mut unreadable, mut unstorable) =
         (vec![], vec![], vec![], vec![]);
 
@@ -108,7 +134,14 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                     t.bytes += info.size;
                 }
                 let listed = index.get(&target_key);
-                if already_done(previous.get(&info.key), info.size, listed) {
+                if let Some(row) = &info.row {
+                    rows.decodable += 1;
+                    rows.decoded_bytes += info.size;
+                    if clear_data {
+                        rows.db_bytes_freed += row.original_len;
+                    }
+                }
+                if already_done(previous.get(&info.key), &info, listed) {
                     counts.already_verified += 1;
                 } else if listed.is_some() {
                     to_compare.push((info, target_key));
@@ -172,6 +205,16 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
     counts.unreadable = unreadable.len() as u64;
     counts.unstorable = unstorable.len() as u64;
 
+    let is_sqlite = cfg.sqlite.is_some();
+    if is_sqlite {
+        for u in &unreadable {
+            *rows
+                .failures_by_reason
+                .entry(reason_kind(&u.reason))
+                .or_default() += 1;
+        }
+        rows.rows = rows.decodable + unreadable.len() as u64;
+    }
     let stored_after = counts.selected_bytes;
     let cost = estimate(stored_after, &ops);
     let exit = if counts.conflicts + counts.collisions + counts.unreadable + counts.unstorable > 0 {
@@ -217,6 +260,24 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         cost.class_b_operations,
         cost.operations_usd
     ));
+    if is_sqlite {
+        out.say(&format!(
+            "  rows {}: {} decode to {}; failures {}; the database would free {} (clear_data)",
+            rows.rows,
+            rows.decodable,
+            human_bytes(rows.decoded_bytes),
+            if rows.failures_by_reason.is_empty() {
+                "none".to_string()
+            } else {
+                rows.failures_by_reason
+                    .iter()
+                    .map(|(k, v)| format!("{v} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            human_bytes(rows.db_bytes_freed)
+        ));
+    }
     for (label, list) in [
         ("conflict", &conflicts),
         ("collision", &collisions),
@@ -240,6 +301,7 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         "unreadable": unreadable,
         "unstorable": unstorable,
         "estimate": cost,
+        "sqlite": is_sqlite.then_some(&rows),
         "retries": stores.retries(),
         "exit_code": exit as i32,
     }));

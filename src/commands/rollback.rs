@@ -22,6 +22,8 @@ use crate::pacer::Pacer;
 use crate::tally::{new_run_id, Tally};
 use crate::target::Target;
 use crate::transfer::holds_what_we_wrote;
+use crate::writeback::{restore_rows, RowInfo};
+use std::collections::HashMap;
 
 /// What rollback does to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +69,19 @@ async fn undo(
             Ok((Status::RolledBack, format!("restored from {backup}")))
         }
     }
+}
+
+/// The record after rollback: new status, and its row (if any) no longer rewritten.
+fn row_restored(rec: &ObjectRecord, status: Status) -> ObjectRecord {
+    let mut r = rec.clone();
+    r.status = status;
+    r.at = now_rfc3339();
+    r.error = None;
+    if let Some(mut info) = RowInfo::of(rec).filter(|i| i.written) {
+        info.written = false;
+        r.row = serde_json::to_value(info).ok();
+    }
+    r
 }
 
 fn confirm(prompt: &str) -> anyhow::Result<bool> {
@@ -135,11 +150,81 @@ pub async fn rollback(args: RollbackArgs, out: Output) -> anyhow::Result<Exit> {
             started_at: now_rfc3339(),
             selection: first.selection.clone(),
             command: Some("rollback".into()),
+            sqlite: first.sqlite.clone(),
         };
         Some(ManifestWriter::open(&path, &header)?)
     };
 
     let dry_run = args.dry_run;
+    let mut tally = Tally::default();
+    let mut lines = Vec::new();
+    let mut errors = 0u64;
+
+    // Rows first: a row the application changed since the migration keeps its object
+    // too, since the application may point at it.
+    let row_records: Vec<ObjectRecord> = manifest
+        .latest()
+        .into_iter()
+        .filter(|r| RowInfo::of(r).is_some_and(|i| i.written))
+        .cloned()
+        .collect();
+    let mut rows_kept: HashMap<String, String> = HashMap::new();
+    if !row_records.is_empty() {
+        let (Location::Sqlite { path: db }, Some(settings)) = (
+            Location::parse(&first.source, Role::Source)?,
+            first.sqlite.clone(),
+        ) else {
+            return Err(usage(format!(
+                "manifest {} records rewritten rows, but its header names no SQLite source settings",
+                path.display()
+            )));
+        };
+        let recs = row_records.clone();
+        let outcomes =
+            tokio::task::spawn_blocking(move || restore_rows(&db, &settings, &recs, dry_run))
+                .await??;
+        for (key, outcome) in outcomes {
+            let rec = row_records
+                .iter()
+                .find(|r| r.source_key == key)
+                .expect("one of ours");
+            match outcome {
+                Err(why) => {
+                    rows_kept.insert(key, why);
+                }
+                // Identical objects stay; only their rows come back.
+                Ok(()) if rec.status != Status::Copied => {
+                    let r = row_restored(rec, Status::RolledBack);
+                    tally.add(&r);
+                    if let Some(w) = writer.as_mut() {
+                        w.append(&r)?;
+                    }
+                    lines.push(json!({"target_key": rec.target_key, "action": "rolled_back", "note": "row restored"}));
+                }
+                Ok(()) => {}
+            }
+        }
+    }
+    let (work, kept_by_row): (Vec<_>, Vec<_>) = work
+        .into_iter()
+        .partition(|(r, _)| !rows_kept.contains_key(&r.source_key));
+    for rec in row_records
+        .iter()
+        .filter(|r| rows_kept.contains_key(&r.source_key))
+    {
+        let why = rows_kept[&rec.source_key].clone();
+        let mut r = rec.clone();
+        r.status = Status::Kept;
+        r.at = now_rfc3339();
+        r.error = Some(why.clone());
+        tally.add(&r);
+        if let Some(w) = writer.as_mut() {
+            w.append(&r)?;
+        }
+        lines.push(json!({"target_key": rec.target_key, "action": "kept", "note": why}));
+    }
+    drop(kept_by_row);
+
     let mut results = futures::stream::iter(work)
         .map(|(rec, action)| {
             let target = target.clone();
@@ -149,9 +234,6 @@ pub async fn rollback(args: RollbackArgs, out: Output) -> anyhow::Result<Exit> {
             }
         })
         .buffer_unordered(concurrency);
-    let mut tally = Tally::default();
-    let mut lines = Vec::new();
-    let mut errors = 0u64;
     while let Some((rec, outcome)) = results.next().await {
         let (status, note) = match outcome {
             Ok(x) => x,
@@ -164,9 +246,7 @@ pub async fn rollback(args: RollbackArgs, out: Output) -> anyhow::Result<Exit> {
                 continue;
             }
         };
-        let mut r = rec.clone();
-        r.status = status;
-        r.at = now_rfc3339();
+        let mut r = row_restored(&rec, status);
         r.error = (status == Status::Kept).then(|| note.clone());
         tally.add(&r);
         if let Some(w) = writer.as_mut() {

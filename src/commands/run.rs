@@ -18,14 +18,17 @@ use tokio_util::sync::CancellationToken;
 use super::{human_bytes, open_stores, Output, TargetIndex};
 use crate::config::CopyConfig;
 use crate::error::{Exit, Interrupted, StoreError};
+use crate::location::Location;
 use crate::manifest::{
     now_rfc3339, Header, Manifest, ManifestWriter, ObjectRecord, Status, VERSION,
 };
 use crate::progress::Progress;
 use crate::selection::{Selected, Selector};
+use crate::source::{ObjectInfo, RowRef};
 use crate::tally::{new_run_id, Tally};
 use crate::transfer::upload::{MemoryBudget, UploadSettings};
 use crate::transfer::{Copier, WorkItem};
+use crate::writeback::{backup_path, Job, RowInfo, Writer};
 
 /// The manifest's last word on each source key, for resume.
 pub fn previous_records(cfg: &CopyConfig) -> anyhow::Result<HashMap<String, ObjectRecord>> {
@@ -40,22 +43,37 @@ pub fn previous_records(cfg: &CopyConfig) -> anyhow::Result<HashMap<String, Obje
         .collect())
 }
 
-/// Recorded as verified, same size, and still seen in the target listing: done already.
+/// Recorded as verified, same size (and SHA-256, where the source states it when
+/// listing), and still seen in the target listing: done already.
 pub fn already_done(
     prev: Option<&ObjectRecord>,
-    size: u64,
+    info: &ObjectInfo,
     listed: Option<&(u64, Option<String>)>,
 ) -> bool {
     let (Some(prev), Some((listed_size, listed_etag))) = (prev, listed) else {
         return false;
     };
+    let size = info.size;
+    let same_bytes = match (info.digests.sha256, &prev.sha256) {
+        (Some(now), Some(then)) => hex::encode(now) == *then,
+        _ => true,
+    };
     prev.status.is_verified()
+        && same_bytes
         && prev.size == size
         && *listed_size == size
         && match (listed_etag, &prev.target_etag) {
             (Some(a), Some(b)) => a == b,
             _ => true,
         }
+}
+
+/// What reaches the manifest task.
+enum Msg {
+    /// An outcome to append (and, for a verified row, to write back).
+    Record(ObjectRecord, Option<RowRef>),
+    /// Already verified by an earlier run, but its row was never rewritten.
+    Heal(ObjectRecord, RowRef),
 }
 
 fn reject_record(
@@ -93,6 +111,7 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         started_at: now_rfc3339(),
         selection: selector.describe(),
         command: Some("run".into()),
+        sqlite: cfg.sqlite.clone(),
     };
     let mut writer = ManifestWriter::open(&cfg.manifest, &header)?;
     let backup_prefix = cfg
@@ -127,7 +146,26 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
     });
     let fatal: Arc<Mutex<Option<StoreError>>> = Arc::new(Mutex::new(None));
     let already = Arc::new(AtomicU64::new(0));
-    let (rec_tx, mut rec_rx) = mpsc::channel::<ObjectRecord>(256);
+    let (rec_tx, mut rec_rx) = mpsc::channel::<Msg>(256);
+    // SQLite write-back: one thread, fed verified records, answering with rewritten ones.
+    let (wb_tx, mut wb_rx) = mpsc::channel::<ObjectRecord>(256);
+    let mut wb_jobs: Option<std::sync::mpsc::Sender<Job>> = None;
+    let mut db_backup: Option<std::path::PathBuf> = None;
+    if let (Location::Sqlite { path }, Some(s)) = (&cfg.source, &cfg.sqlite) {
+        if s.write_back.is_some() {
+            let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<Job>();
+            db_backup = (!cfg.no_db_backup).then(|| backup_path(path, &run_id));
+            let writer = Writer {
+                db: path.clone(),
+                settings: s.clone(),
+                backup: db_backup.clone(),
+            };
+            let results = wb_tx.clone();
+            std::thread::spawn(move || writer.run(jobs_rx, results));
+            wb_jobs = Some(jobs_tx);
+        }
+    }
+    drop(wb_tx);
 
     let producer = {
         let (cancel, fatal, already, source, copier) = (
@@ -169,17 +207,22 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                         reason,
                         ..
                     } => {
-                        let _ = rec_tx
-                            .send(reject_record(&run_id, source_key, target_key, size, reason))
-                            .await;
+                        let rec = reject_record(&run_id, source_key, target_key, size, reason);
+                        let _ = rec_tx.send(Msg::Record(rec, None)).await;
                         continue;
                     }
                     Selected::Take { info, target_key } => (info, target_key),
                 };
                 let prev = previous.get(&info.key);
                 let listed = index.get(&target_key);
-                if already_done(prev, info.size, listed) {
+                if already_done(prev, &info, listed) {
                     already.fetch_add(1, Ordering::Relaxed);
+                    // A crash between upload and write-back: write the row now.
+                    if let (Some(prev), Some(row)) = (prev, &info.row) {
+                        if !RowInfo::of(prev).is_some_and(|r| r.written) {
+                            let _ = rec_tx.send(Msg::Heal(prev.clone(), row.clone())).await;
+                        }
+                    }
                     continue;
                 }
                 let work = WorkItem {
@@ -200,9 +243,10 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                 );
                 workers.spawn(async move {
                     let _permit = permit;
+                    let row = work.info.row.clone();
                     match copier.process(work).await {
                         Ok(rec) => {
-                            let _ = tx.send(rec).await;
+                            let _ = tx.send(Msg::Record(rec, row)).await;
                         }
                         Err(e) => {
                             fatal.lock().unwrap().get_or_insert(e);
@@ -220,18 +264,53 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
     let progress = Progress::new(&out, "run");
     let mut tally = Tally::default();
     let mut problems: Vec<ObjectRecord> = Vec::new();
-    while let Some(rec) = rec_rx.recv().await {
+    let (mut rows_written, mut rows_not_written) = (0u64, 0u64);
+    let mut rewritten = |rec: ObjectRecord,
+                         writer: &mut ManifestWriter,
+                         problems: &mut Vec<ObjectRecord>|
+     -> anyhow::Result<()> {
         writer.append(&rec)?;
-        tally.add(&rec);
-        if matches!(rec.status, Status::Failed | Status::Conflict) && problems.len() < 1000 {
-            problems.push(rec);
+        if RowInfo::of(&rec).is_some_and(|r| r.written) {
+            rows_written += 1;
+        } else {
+            rows_not_written += 1;
+            if problems.len() < 1000 {
+                problems.push(rec);
+            }
         }
-        progress.update(
-            tally.total(),
-            tally.failed + tally.conflict,
-            tally.bytes_copied,
-            started.elapsed(),
-        );
+        Ok(())
+    };
+    loop {
+        tokio::select! {
+            msg = rec_rx.recv() => {
+                let Some(msg) = msg else { break };
+                let (rec, row, append) = match msg {
+                    Msg::Record(rec, row) => (rec, row, true),
+                    Msg::Heal(rec, row) => (rec, Some(row), false),
+                };
+                if append {
+                    writer.append(&rec)?;
+                    tally.add(&rec);
+                }
+                if let (Some(jobs), Some(row), true) = (&wb_jobs, row, rec.status.is_verified()) {
+                    let _ = jobs.send(Job { record: rec.clone(), row });
+                }
+                if matches!(rec.status, Status::Failed | Status::Conflict) && problems.len() < 1000 {
+                    problems.push(rec);
+                }
+                progress.update(
+                    tally.total(),
+                    tally.failed + tally.conflict,
+                    tally.bytes_copied,
+                    started.elapsed(),
+                );
+            }
+            Some(rec) = wb_rx.recv() => rewritten(rec, &mut writer, &mut problems)?,
+        }
+    }
+    drop(wb_jobs);
+    while let Some(rec) = wb_rx.recv().await {
+        rewritten(rec, &mut writer, &mut problems)?;
     }
     producer.await?;
     writer.sync()?;
@@ -249,7 +328,7 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
 
     let elapsed = started.elapsed().as_secs_f64();
     let handled = tally.copied + tally.identical;
-    let exit = if tally.has_problems() {
+    let exit = if tally.has_problems() || rows_not_written > 0 {
         Exit::Partial
     } else {
         Exit::Ok
@@ -272,6 +351,15 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         elapsed,
         cfg.manifest.display()
     ));
+    if rows_written + rows_not_written > 0 {
+        out.say(&format!(
+            "  rows rewritten {rows_written}, not rewritten {rows_not_written}{}",
+            db_backup
+                .as_ref()
+                .map(|b| format!("; database backed up to {}", b.display()))
+                .unwrap_or_default()
+        ));
+    }
     for p in problems.iter().take(20) {
         out.warn(&format!(
             "  {} {}: {}",
@@ -298,6 +386,9 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         "objects_per_second": handled as f64 / elapsed.max(1e-6),
         "bytes_per_second": tally.bytes_copied as f64 / elapsed.max(1e-6),
         "retries": stores.retries(),
+        "rows_rewritten": rows_written,
+        "rows_not_rewritten": rows_not_written,
+        "db_backup": db_backup,
         "problems": problems.iter().map(|p| json!({
             "source_key": p.source_key, "target_key": p.target_key,
             "status": p.status, "error": p.error,

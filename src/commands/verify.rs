@@ -164,6 +164,7 @@ pub async fn verify(args: VerifyArgs, out: Output) -> anyhow::Result<Exit> {
             endpoint: args.source_endpoint.clone(),
             region: None,
             allow_http: args.allow_http,
+            sqlite: header.sqlite.clone(),
         };
         let source = crate::source::open(&source_loc, &opts, pacer.clone()).await?;
         source.check_access().await.map_err(anyhow::Error::new)?;

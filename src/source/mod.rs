@@ -2,8 +2,10 @@
 //! streamed read of one object. Adapters know their cloud; nothing else does, and no SDK
 //! type crosses this boundary.
 
+pub mod blob;
 pub mod local;
 pub mod s3;
+pub mod sqlite;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -65,9 +67,16 @@ pub struct SourceDigests {
 }
 
 /// A SQLite row behind an object: its id and a fingerprint of the original value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RowRef {
     pub id: String,
+    pub id_is_int: bool,
+    /// Hex SHA-256 and length of the stored text, as it was when read.
+    pub original_sha256: String,
+    pub original_len: u64,
+    pub form: Option<blob::BlobForm>,
+    /// Values templates may use: `id`, `ext`, and named columns.
+    pub vars: BTreeMap<String, String>,
 }
 
 /// One object as a source lists it.
@@ -159,6 +168,8 @@ pub struct SourceOptions {
     pub endpoint: Option<String>,
     pub region: Option<String>,
     pub allow_http: bool,
+    /// A sqlite:// source's table and columns.
+    pub sqlite: Option<crate::config::SqliteSettings>,
 }
 
 /// Builds the source a location names.
@@ -171,6 +182,12 @@ pub async fn open(
     match loc {
         Location::Local { root } => Ok(Box::new(local::LocalSource::new(root.clone()))),
         Location::S3 { bucket, prefix } => Ok(Box::new(s3::S3Source::new(bucket, prefix, opts, pacer).await?)),
+        Location::Sqlite { path } => {
+            let settings = opts.sqlite.clone().ok_or_else(|| {
+                crate::error::usage("a sqlite:// source needs `table` and `data_column` in the [source] table of the config file")
+            })?;
+            Ok(Box::new(sqlite::SqliteSource::open(path.clone(), settings).await?))
+        }
         other => Err(crate::error::usage(format!(
             "{other}: this kind of source is not available in this build yet; copy from a local directory or s3://"
         ))),

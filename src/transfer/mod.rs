@@ -138,7 +138,7 @@ impl Copier {
             .info
             .row
             .as_ref()
-            .map(|row| serde_json::json!({ "id": row.id }));
+            .and_then(|row| serde_json::to_value(crate::writeback::RowInfo::from(row)).ok());
         r
     }
 

@@ -1,0 +1,435 @@
+//! SQLite write-back: after an object is verified in R2, its row gets the target key and
+//! URL (and, with `clear_data`, loses its base64 text). One thread owns the read-write
+//! connection; rows are written in batched transactions. Before the first write the
+//! database is copied with `VACUUM INTO` (unless `--no-db-backup`). A row whose text
+//! changed since it was read is not touched.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+
+use crate::checksum::sha256;
+use crate::config::SqliteSettings;
+use crate::keymap::render_values;
+use crate::manifest::ObjectRecord;
+use crate::source::blob::BlobForm;
+use crate::source::sqlite::{connect, id_value, quote};
+use crate::source::RowRef;
+
+/// Rows written per transaction at most.
+const BATCH: usize = 256;
+
+/// What the manifest records about a row (the `row` field).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RowInfo {
+    pub id: String,
+    pub id_is_int: bool,
+    /// Hex SHA-256 and length of the original text.
+    pub original_sha256: String,
+    pub original_len: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<BlobForm>,
+    /// The row now holds the key/url (and no text, if `cleared`).
+    #[serde(default)]
+    pub written: bool,
+    #[serde(default)]
+    pub cleared: bool,
+    /// The key and url columns' values before the rewrite (JSON null for SQL NULL).
+    #[serde(default)]
+    pub key_before: serde_json::Value,
+    #[serde(default)]
+    pub url_before: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The `VACUUM INTO` copy holding the original text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_db: Option<String>,
+}
+
+impl From<&RowRef> for RowInfo {
+    fn from(r: &RowRef) -> RowInfo {
+        RowInfo {
+            id: r.id.clone(),
+            id_is_int: r.id_is_int,
+            original_sha256: r.original_sha256.clone(),
+            original_len: r.original_len,
+            form: r.form.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+impl RowInfo {
+    pub fn of(rec: &ObjectRecord) -> Option<RowInfo> {
+        rec.row
+            .as_ref()
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+}
+
+/// A SQL value as JSON, exactly (text stays text, numbers stay numbers).
+pub fn to_json(v: ValueRef<'_>) -> serde_json::Value {
+    match v {
+        ValueRef::Null => serde_json::Value::Null,
+        ValueRef::Integer(i) => serde_json::json!(i),
+        ValueRef::Real(f) => serde_json::json!(f),
+        ValueRef::Text(t) => serde_json::Value::String(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => serde_json::json!({ "blob_hex": hex::encode(b) }),
+    }
+}
+
+/// JSON recorded by [`to_json`] back to a SQL value.
+pub fn from_json(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Integer(*b as i64),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(Value::Integer)
+            .unwrap_or_else(|| Value::Real(n.as_f64().unwrap_or(0.0))),
+        serde_json::Value::String(s) => Value::Text(s.clone()),
+        serde_json::Value::Object(o) => o
+            .get("blob_hex")
+            .and_then(|h| h.as_str())
+            .and_then(|h| hex::decode(h).ok())
+            .map(Value::Blob)
+            .unwrap_or(Value::Null),
+        serde_json::Value::Array(_) => Value::Null,
+    }
+}
+
+/// One verified object whose row is to be rewritten, with the row as just listed.
+pub struct Job {
+    pub record: ObjectRecord,
+    pub row: RowRef,
+}
+
+/// Where the `VACUUM INTO` copy goes: beside the database, named for the run.
+pub fn backup_path(db: &Path, run_id: &str) -> PathBuf {
+    let name = db
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    db.with_file_name(format!("{name}.r2migrate-{run_id}.bak"))
+}
+
+pub struct Writer {
+    pub db: PathBuf,
+    pub settings: SqliteSettings,
+    pub backup: Option<PathBuf>,
+}
+
+impl Writer {
+    /// Runs on its own thread until `jobs` closes; every job comes back as a record.
+    pub fn run(self, jobs: Receiver<Job>, results: tokio::sync::mpsc::Sender<ObjectRecord>) {
+        let mut conn: Option<Connection> = None;
+        let mut backed_up: Option<Result<Option<String>, String>> = None;
+        while let Ok(first) = jobs.recv() {
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match jobs.recv_timeout(Duration::from_millis(200)) {
+                    Ok(j) => batch.push(j),
+                    Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            let out = self.write_batch(&mut conn, &mut backed_up, batch);
+            for rec in out {
+                if results.blocking_send(rec).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn write_batch(
+        &self,
+        conn: &mut Option<Connection>,
+        backed_up: &mut Option<Result<Option<String>, String>>,
+        batch: Vec<Job>,
+    ) -> Vec<ObjectRecord> {
+        let fail_all = |batch: Vec<Job>, why: String| -> Vec<ObjectRecord> {
+            batch.into_iter().map(|j| not_written(j, &why)).collect()
+        };
+        if conn.is_none() {
+            match connect(&self.db, false) {
+                Ok(c) => *conn = Some(c),
+                Err(e) => {
+                    return fail_all(
+                        batch,
+                        format!("cannot open {} for writing: {e}", self.db.display()),
+                    )
+                }
+            }
+        }
+        let c = conn.as_mut().expect("just opened");
+        if backed_up.is_none() {
+            *backed_up = Some(match &self.backup {
+                None => Ok(None),
+                Some(path) => c
+                    .execute("VACUUM INTO ?1", [path.to_string_lossy()])
+                    .map(|_| Some(path.to_string_lossy().into_owned()))
+                    .map_err(|e| {
+                        format!(
+                            "could not back up the database to {} ({e}); free the space or pass --no-db-backup",
+                            path.display()
+                        )
+                    }),
+            });
+        }
+        let backup_db = match backed_up.as_ref().expect("set above") {
+            Ok(p) => p.clone(),
+            Err(why) => return fail_all(batch, why.clone()),
+        };
+        let tx = match c.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => return fail_all(batch, format!("cannot start a write transaction: {e}")),
+        };
+        let mut out = Vec::with_capacity(batch.len());
+        for job in batch {
+            out.push(
+                match write_row(&tx, &self.settings, &job, backup_db.clone()) {
+                    Ok(rec) => rec,
+                    Err(why) => not_written(job, &why),
+                },
+            );
+        }
+        if let Err(e) = tx.commit() {
+            let why = format!("the write transaction failed to commit: {e}");
+            return out
+                .into_iter()
+                .map(|mut r| {
+                    if let Some(mut info) = RowInfo::of(&r) {
+                        info.written = false;
+                        r.row = serde_json::to_value(info).ok();
+                    }
+                    r.error = Some(why.clone());
+                    r
+                })
+                .collect();
+        }
+        out
+    }
+}
+
+fn not_written(job: Job, why: &str) -> ObjectRecord {
+    let mut rec = job.record;
+    rec.error = Some(format!("row id={} not rewritten: {why}", job.row.id));
+    rec.at = crate::manifest::now_rfc3339();
+    rec
+}
+
+fn write_row(
+    tx: &rusqlite::Transaction<'_>,
+    s: &SqliteSettings,
+    job: &Job,
+    backup_db: Option<String>,
+) -> Result<ObjectRecord, String> {
+    let wb = s.write_back.as_ref().ok_or("no write_back configured")?;
+    let id = id_value(&job.row.id, job.row.id_is_int);
+    let col = |c: &Option<String>| c.as_deref().map(quote).unwrap_or_else(|| "NULL".into());
+    let sql = format!(
+        "SELECT {}, {}, {} FROM {} WHERE {} = ?1",
+        quote(&s.data_column),
+        col(&wb.key_column),
+        col(&wb.url_column),
+        quote(&s.table),
+        quote(&s.id_column)
+    );
+    let current = tx
+        .query_row(&sql, [&id], |r| {
+            let data = match r.get_ref(0)? {
+                ValueRef::Text(t) | ValueRef::Blob(t) => Some(t.to_vec()),
+                _ => None,
+            };
+            Ok((data, to_json(r.get_ref(1)?), to_json(r.get_ref(2)?)))
+        })
+        .map_err(|e| format!("cannot read it back: {e}"))?;
+    let (data, key_before, url_before) = current;
+    let data = data.ok_or("its data is gone (changed since it was read); re-run")?;
+    if hex::encode(sha256(&data)) != job.row.original_sha256 {
+        return Err("its data changed since it was read; re-run to migrate the new content".into());
+    }
+    let mut vars: BTreeMap<String, String> = job.row.vars.clone();
+    vars.insert("key".into(), job.record.target_key.clone());
+    let url = wb.url_template.as_deref().map(|t| render_values(t, &vars));
+    let mut sets = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    if let Some(k) = &wb.key_column {
+        sets.push(format!("{} = ?{}", quote(k), values.len() + 1));
+        values.push(Value::Text(job.record.target_key.clone()));
+    }
+    if let (Some(u), Some(url)) = (&wb.url_column, &url) {
+        sets.push(format!("{} = ?{}", quote(u), values.len() + 1));
+        values.push(Value::Text(url.clone()));
+    }
+    // The text goes only after the key/url are set, in the same statement.
+    if wb.clear_data {
+        sets.push(format!("{} = NULL", quote(&s.data_column)));
+    }
+    values.push(id);
+    let update = format!(
+        "UPDATE {} SET {} WHERE {} = ?{}",
+        quote(&s.table),
+        sets.join(", "),
+        quote(&s.id_column),
+        values.len()
+    );
+    tx.execute(&update, rusqlite::params_from_iter(values.iter()))
+        .map_err(|e| format!("the update failed: {e}"))?;
+    let mut info = RowInfo::from(&job.row);
+    info.written = true;
+    info.cleared = wb.clear_data;
+    info.key_before = key_before;
+    info.url_before = url_before;
+    info.url = url;
+    info.backup_db = backup_db;
+    let mut rec = job.record.clone();
+    rec.row = serde_json::to_value(info).ok();
+    rec.error = None;
+    rec.at = crate::manifest::now_rfc3339();
+    Ok(rec)
+}
+
+/// Rollback of rewritten rows: each row must still hold exactly what the write-back
+/// left (key, url, and no text if it was cleared); then its original text (from the
+/// `VACUUM INTO` copy, checked against the recorded SHA-256) and its original key/url
+/// values are put back. Returns, per source key, `Ok` or why the row was left alone.
+pub fn restore_rows(
+    db: &Path,
+    s: &SqliteSettings,
+    records: &[ObjectRecord],
+    dry_run: bool,
+) -> anyhow::Result<Vec<(String, Result<(), String>)>> {
+    let wb = s.write_back.clone().ok_or_else(|| {
+        anyhow::anyhow!("the manifest records rewritten rows but no write_back settings")
+    })?;
+    let mut conn = connect(db, false)
+        .map_err(|e| anyhow::anyhow!("cannot open {} to restore rows: {e}", db.display()))?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let col = |c: &Option<String>| c.as_deref().map(quote).unwrap_or_else(|| "NULL".into());
+    let select = format!(
+        "SELECT {}, {}, {} FROM {} WHERE {} = ?1",
+        quote(&s.data_column),
+        col(&wb.key_column),
+        col(&wb.url_column),
+        quote(&s.table),
+        quote(&s.id_column)
+    );
+    let mut backups: BTreeMap<String, Connection> = BTreeMap::new();
+    let mut out = Vec::with_capacity(records.len());
+    for rec in records {
+        let Some(info) = RowInfo::of(rec) else {
+            continue;
+        };
+        let outcome = (|| -> Result<(), String> {
+            let id = id_value(&info.id, info.id_is_int);
+            let current = tx
+                .query_row(&select, [&id], |r| {
+                    let data = match r.get_ref(0)? {
+                        ValueRef::Text(t) | ValueRef::Blob(t) => Some(t.to_vec()),
+                        _ => None,
+                    };
+                    Ok((data, to_json(r.get_ref(1)?), to_json(r.get_ref(2)?)))
+                })
+                .map_err(|_| format!("row id={} no longer exists; left alone", info.id))?;
+            let (data, key_now, url_now) = current;
+            let changed = (wb.key_column.is_some() && key_now != serde_json::json!(rec.target_key))
+                || (wb.url_column.is_some()
+                    && info
+                        .url
+                        .as_ref()
+                        .is_some_and(|u| url_now != serde_json::json!(u)))
+                || match (&data, info.cleared) {
+                    (Some(_), true) => true,
+                    (None, false) => true,
+                    (Some(d), false) => hex::encode(sha256(d)) != info.original_sha256,
+                    (None, true) => false,
+                };
+            if changed {
+                return Err(format!(
+                    "row id={} changed since the migration; left alone",
+                    info.id
+                ));
+            }
+            let original: Option<Vec<u8>> = if info.cleared {
+                let path = info.backup_db.clone().ok_or_else(|| {
+                    format!("row id={}: its original text is not kept anywhere (the run used --no-db-backup); left alone", info.id)
+                })?;
+                if !backups.contains_key(&path) {
+                    let c = connect(Path::new(&path), true).map_err(|e| {
+                        format!(
+                            "row id={}: cannot open the backup database {path}: {e}",
+                            info.id
+                        )
+                    })?;
+                    backups.insert(path.clone(), c);
+                }
+                let sql = format!(
+                    "SELECT {} FROM {} WHERE {} = ?1",
+                    quote(&s.data_column),
+                    quote(&s.table),
+                    quote(&s.id_column)
+                );
+                let text: Vec<u8> = backups[&path]
+                    .query_row(&sql, [&id], |r| {
+                        Ok(match r.get_ref(0)? {
+                            ValueRef::Text(t) | ValueRef::Blob(t) => t.to_vec(),
+                            _ => Vec::new(),
+                        })
+                    })
+                    .map_err(|e| {
+                        format!("row id={}: not in the backup database {path}: {e}", info.id)
+                    })?;
+                if hex::encode(sha256(&text)) != info.original_sha256 {
+                    return Err(format!("row id={}: the backup's text does not match the recorded SHA-256; left alone", info.id));
+                }
+                Some(text)
+            } else {
+                None
+            };
+            if dry_run {
+                return Ok(());
+            }
+            let mut sets = Vec::new();
+            let mut values: Vec<Value> = Vec::new();
+            if let Some(text) = original {
+                sets.push(format!("{} = ?{}", quote(&s.data_column), values.len() + 1));
+                // Restored with the type it had: TEXT stays TEXT.
+                values.push(match String::from_utf8(text) {
+                    Ok(t) => Value::Text(t),
+                    Err(e) => Value::Blob(e.into_bytes()),
+                });
+            }
+            if let Some(k) = &wb.key_column {
+                sets.push(format!("{} = ?{}", quote(k), values.len() + 1));
+                values.push(from_json(&info.key_before));
+            }
+            if let Some(u) = &wb.url_column {
+                sets.push(format!("{} = ?{}", quote(u), values.len() + 1));
+                values.push(from_json(&info.url_before));
+            }
+            if sets.is_empty() {
+                return Ok(());
+            }
+            values.push(id);
+            let sql = format!(
+                "UPDATE {} SET {} WHERE {} = ?{}",
+                quote(&s.table),
+                sets.join(", "),
+                quote(&s.id_column),
+                values.len()
+            );
+            tx.execute(&sql, rusqlite::params_from_iter(values.iter()))
+                .map_err(|e| format!("row id={}: the restore failed: {e}", info.id))?;
+            Ok(())
+        })();
+        out.push((rec.source_key.clone(), outcome));
+    }
+    tx.commit()?;
+    Ok(out)
+}
