@@ -71,15 +71,15 @@ s=$secs; print(f'{\"$tool\":9} {\"$scenario\":14} {$objects:6} objects {$bytes/2
 
 SMALL_BYTES=$((SMALL * 8192)); LARGE_BYTES=$((LARGE * 96 * 1048576))
 for round in 1 2; do
-  mkdir -p "$WORK/r2/b$round"
+  mkdir -p "$WORK/r2/bench$round"
   cd "$WORK"
-  measure r2migrate "local→R2 small" $SMALL $SMALL_BYTES -- $BIN run --quiet --manifest m-ls-$round.jsonl --from "$WORK/data/small" --to r2://b$round/r2migrate-small
-  measure rclone    "local→R2 small" $SMALL $SMALL_BYTES -- "${RCLONE[@]}" "$WORK/data/small" r2:b$round/rclone-small
-  measure r2migrate "local→R2 large" $LARGE $LARGE_BYTES -- $BIN run --quiet --manifest m-ll-$round.jsonl --from "$WORK/data/large" --to r2://b$round/r2migrate-large
-  measure rclone    "local→R2 large" $LARGE $LARGE_BYTES -- "${RCLONE[@]}" "$WORK/data/large" r2:b$round/rclone-large
-  measure r2migrate "S3→R2 small"    $SMALL $SMALL_BYTES -- $BIN run --quiet --manifest m-ss-$round.jsonl --from s3://src/small --to r2://b$round/r2migrate-s3
-  measure rclone    "S3→R2 small"    $SMALL $SMALL_BYTES -- "${RCLONE[@]}" s3src:src/small r2:b$round/rclone-s3
+  measure r2migrate "local→R2 small" $SMALL $SMALL_BYTES -- $BIN run --quiet --manifest m-ls-$round.jsonl --from "$WORK/data/small" --to r2://bench$round/r2migrate-small
+  measure rclone    "local→R2 small" $SMALL $SMALL_BYTES -- "${RCLONE[@]}" "$WORK/data/small" r2:bench$round/rclone-small
+  measure r2migrate "local→R2 large" $LARGE $LARGE_BYTES -- $BIN run --quiet --manifest m-ll-$round.jsonl --from "$WORK/data/large" --to r2://bench$round/r2migrate-large
+  measure rclone    "local→R2 large" $LARGE $LARGE_BYTES -- "${RCLONE[@]}" "$WORK/data/large" r2:bench$round/rclone-large
+  measure r2migrate "S3→R2 small"    $SMALL $SMALL_BYTES -- $BIN run --quiet --manifest m-ss-$round.jsonl --from s3://src/small --to r2://bench$round/r2migrate-s3
+  measure rclone    "S3→R2 small"    $SMALL $SMALL_BYTES -- "${RCLONE[@]}" s3src:src/small r2:bench$round/rclone-s3
   measure r2migrate "verify small"   $SMALL $SMALL_BYTES -- $BIN verify --quiet m-ls-$round.jsonl
-  measure rclone    "check small"    $SMALL $SMALL_BYTES -- env -u AWS_CA_BUNDLE rclone check --checkers 32 "$WORK/data/small" r2:b$round/rclone-small
+  measure rclone    "check small"    $SMALL $SMALL_BYTES -- env -u AWS_CA_BUNDLE rclone check --checkers 32 "$WORK/data/small" r2:bench$round/rclone-small
   cd - >/dev/null
 done

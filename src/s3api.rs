@@ -154,6 +154,74 @@ pub fn copy_source(bucket: &str, key: &str) -> String {
     )
 }
 
+/// One page of ListObjectsV2 under a prefix, paced and retried.
+pub async fn list_page(
+    client: &aws_sdk_s3::Client,
+    pacer: &crate::pacer::Pacer,
+    bucket: &str,
+    prefix: &str,
+    max_keys: Option<i32>,
+    token: Option<String>,
+    what: &str,
+) -> Result<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output, StoreError> {
+    pacer
+        .call(|| async {
+            client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_max_keys(max_keys)
+                .set_continuation_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| classify(e, what))
+        })
+        .await
+}
+
+/// Proves a bucket exists and the credentials may list it, with one ListObjectsV2
+/// (max-keys 1) under the prefix — never a bucket-level call, which bucket-scoped tokens
+/// may not make. Every failure is fatal (exit 3); `refused` says which permission is
+/// needed and `unreachable` where the endpoint is configured.
+pub async fn probe_bucket(
+    client: &aws_sdk_s3::Client,
+    pacer: &crate::pacer::Pacer,
+    url: &str,
+    bucket: &str,
+    prefix: &str,
+    refused: &str,
+    unreachable: &str,
+) -> Result<(), StoreError> {
+    let what = format!("listing {url}");
+    let result = pacer
+        .call(|| async {
+            client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .max_keys(1)
+                .send()
+                .await
+                .map_err(|e| {
+                    let status = e.raw_response().map(|r| r.status().as_u16());
+                    match (status, classify(e, &what)) {
+                        // A refusal here is about the whole bucket, not one object.
+                        (Some(403), StoreError::Object(m)) => {
+                            StoreError::Fatal(format!("{m}: access refused; {refused}"))
+                        }
+                        (_, other) => other,
+                    }
+                })
+        })
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(StoreError::Transient(m)) => Err(StoreError::Fatal(format!("{m}; {unreachable}"))),
+        Err(StoreError::Object(m)) => Err(StoreError::Fatal(m)),
+        Err(other) => Err(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::checksum::sha256;
-use crate::config::SqliteSettings;
+use crate::config::{SqliteSettings, WriteBackConfig};
 use crate::keymap::render_values;
 use crate::manifest::ObjectRecord;
 use crate::source::blob::BlobForm;
@@ -223,14 +223,13 @@ fn not_written(job: Job, why: &str) -> ObjectRecord {
     rec
 }
 
-fn write_row(
-    tx: &rusqlite::Transaction<'_>,
+/// A row's text and its key/url columns as they are now (JSON null where absent).
+fn read_row(
+    conn: &Connection,
     s: &SqliteSettings,
-    job: &Job,
-    backup_db: Option<String>,
-) -> Result<ObjectRecord, String> {
-    let wb = s.write_back.as_ref().ok_or("no write_back configured")?;
-    let id = id_value(&job.row.id, job.row.id_is_int);
+    wb: &WriteBackConfig,
+    id: &Value,
+) -> rusqlite::Result<(Option<Vec<u8>>, serde_json::Value, serde_json::Value)> {
     let col = |c: &Option<String>| c.as_deref().map(quote).unwrap_or_else(|| "NULL".into());
     let sql = format!(
         "SELECT {}, {}, {} FROM {} WHERE {} = ?1",
@@ -240,15 +239,50 @@ fn write_row(
         quote(&s.table),
         quote(&s.id_column)
     );
-    let current = tx
-        .query_row(&sql, [&id], |r| {
-            let data = match r.get_ref(0)? {
-                ValueRef::Text(t) | ValueRef::Blob(t) => Some(t.to_vec()),
-                _ => None,
-            };
-            Ok((data, to_json(r.get_ref(1)?), to_json(r.get_ref(2)?)))
-        })
-        .map_err(|e| format!("cannot read it back: {e}"))?;
+    conn.query_row(&sql, [id], |r| {
+        let data = match r.get_ref(0)? {
+            ValueRef::Text(t) | ValueRef::Blob(t) => Some(t.to_vec()),
+            _ => None,
+        };
+        Ok((data, to_json(r.get_ref(1)?), to_json(r.get_ref(2)?)))
+    })
+}
+
+/// `UPDATE table SET col = ?, … WHERE id = ?`, every value bound, in one statement.
+fn update_row(
+    conn: &Connection,
+    s: &SqliteSettings,
+    id: Value,
+    assignments: Vec<(&str, Value)>,
+) -> rusqlite::Result<usize> {
+    if assignments.is_empty() {
+        return Ok(0);
+    }
+    let sets: Vec<String> = assignments
+        .iter()
+        .enumerate()
+        .map(|(i, (col, _))| format!("{} = ?{}", quote(col), i + 1))
+        .collect();
+    let sql = format!(
+        "UPDATE {} SET {} WHERE {} = ?{}",
+        quote(&s.table),
+        sets.join(", "),
+        quote(&s.id_column),
+        assignments.len() + 1
+    );
+    let values = assignments.into_iter().map(|(_, v)| v).chain([id]);
+    conn.execute(&sql, rusqlite::params_from_iter(values))
+}
+
+fn write_row(
+    tx: &rusqlite::Transaction<'_>,
+    s: &SqliteSettings,
+    job: &Job,
+    backup_db: Option<String>,
+) -> Result<ObjectRecord, String> {
+    let wb = s.write_back.as_ref().ok_or("no write_back configured")?;
+    let id = id_value(&job.row.id, job.row.id_is_int);
+    let current = read_row(tx, s, wb, &id).map_err(|e| format!("cannot read it back: {e}"))?;
     let (data, key_before, url_before) = current;
     let data = data.ok_or("its data is gone (changed since it was read); re-run")?;
     if hex::encode(sha256(&data)) != job.row.original_sha256 {
@@ -257,30 +291,18 @@ fn write_row(
     let mut vars: BTreeMap<String, String> = job.row.vars.clone();
     vars.insert("key".into(), job.record.target_key.clone());
     let url = wb.url_template.as_deref().map(|t| render_values(t, &vars));
-    let mut sets = Vec::new();
-    let mut values: Vec<Value> = Vec::new();
+    let mut assignments: Vec<(&str, Value)> = Vec::new();
     if let Some(k) = &wb.key_column {
-        sets.push(format!("{} = ?{}", quote(k), values.len() + 1));
-        values.push(Value::Text(job.record.target_key.clone()));
+        assignments.push((k, Value::Text(job.record.target_key.clone())));
     }
     if let (Some(u), Some(url)) = (&wb.url_column, &url) {
-        sets.push(format!("{} = ?{}", quote(u), values.len() + 1));
-        values.push(Value::Text(url.clone()));
+        assignments.push((u, Value::Text(url.clone())));
     }
     // The text goes only after the key/url are set, in the same statement.
     if wb.clear_data {
-        sets.push(format!("{} = NULL", quote(&s.data_column)));
+        assignments.push((&s.data_column, Value::Null));
     }
-    values.push(id);
-    let update = format!(
-        "UPDATE {} SET {} WHERE {} = ?{}",
-        quote(&s.table),
-        sets.join(", "),
-        quote(&s.id_column),
-        values.len()
-    );
-    tx.execute(&update, rusqlite::params_from_iter(values.iter()))
-        .map_err(|e| format!("the update failed: {e}"))?;
+    update_row(tx, s, id, assignments).map_err(|e| format!("the update failed: {e}"))?;
     let mut info = RowInfo::from(&job.row);
     info.written = true;
     info.cleared = wb.clear_data;
@@ -311,15 +333,6 @@ pub fn restore_rows(
     let mut conn = connect(db, false)
         .map_err(|e| anyhow::anyhow!("cannot open {} to restore rows: {e}", db.display()))?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let col = |c: &Option<String>| c.as_deref().map(quote).unwrap_or_else(|| "NULL".into());
-    let select = format!(
-        "SELECT {}, {}, {} FROM {} WHERE {} = ?1",
-        quote(&s.data_column),
-        col(&wb.key_column),
-        col(&wb.url_column),
-        quote(&s.table),
-        quote(&s.id_column)
-    );
     let mut backups: BTreeMap<String, Connection> = BTreeMap::new();
     let mut out = Vec::with_capacity(records.len());
     for rec in records {
@@ -328,14 +341,7 @@ pub fn restore_rows(
         };
         let outcome = (|| -> Result<(), String> {
             let id = id_value(&info.id, info.id_is_int);
-            let current = tx
-                .query_row(&select, [&id], |r| {
-                    let data = match r.get_ref(0)? {
-                        ValueRef::Text(t) | ValueRef::Blob(t) => Some(t.to_vec()),
-                        _ => None,
-                    };
-                    Ok((data, to_json(r.get_ref(1)?), to_json(r.get_ref(2)?)))
-                })
+            let current = read_row(&tx, s, &wb, &id)
                 .map_err(|_| format!("row id={} no longer exists; left alone", info.id))?;
             let (data, key_now, url_now) = current;
             let changed = (wb.key_column.is_some() && key_now != serde_json::json!(rec.target_key))
@@ -395,36 +401,22 @@ pub fn restore_rows(
             if dry_run {
                 return Ok(());
             }
-            let mut sets = Vec::new();
-            let mut values: Vec<Value> = Vec::new();
+            let mut assignments: Vec<(&str, Value)> = Vec::new();
             if let Some(text) = original {
-                sets.push(format!("{} = ?{}", quote(&s.data_column), values.len() + 1));
                 // Restored with the type it had: TEXT stays TEXT.
-                values.push(match String::from_utf8(text) {
+                let value = match String::from_utf8(text) {
                     Ok(t) => Value::Text(t),
                     Err(e) => Value::Blob(e.into_bytes()),
-                });
+                };
+                assignments.push((&s.data_column, value));
             }
             if let Some(k) = &wb.key_column {
-                sets.push(format!("{} = ?{}", quote(k), values.len() + 1));
-                values.push(from_json(&info.key_before));
+                assignments.push((k, from_json(&info.key_before)));
             }
             if let Some(u) = &wb.url_column {
-                sets.push(format!("{} = ?{}", quote(u), values.len() + 1));
-                values.push(from_json(&info.url_before));
+                assignments.push((u, from_json(&info.url_before)));
             }
-            if sets.is_empty() {
-                return Ok(());
-            }
-            values.push(id);
-            let sql = format!(
-                "UPDATE {} SET {} WHERE {} = ?{}",
-                quote(&s.table),
-                sets.join(", "),
-                quote(&s.id_column),
-                values.len()
-            );
-            tx.execute(&sql, rusqlite::params_from_iter(values.iter()))
+            update_row(&tx, s, id, assignments)
                 .map_err(|e| format!("row id={}: the restore failed: {e}", info.id))?;
             Ok(())
         })();

@@ -20,7 +20,7 @@ use super::{ListItem, ObjectInfo, Opened, Source, SourceDigests, SourceOptions};
 use crate::checksum::{etag_md5, from_b64};
 use crate::error::StoreError;
 use crate::pacer::Pacer;
-use crate::s3api::{body_stream, classify, meta_from_parts, unquote};
+use crate::s3api::{body_stream, classify, list_page, meta_from_parts, probe_bucket, unquote};
 
 pub struct S3Source {
     client: Client,
@@ -118,20 +118,16 @@ impl S3Source {
         token: Option<String>,
     ) -> Result<(Vec<Result<ListItem, StoreError>>, Option<String>), StoreError> {
         let what = format!("listing s3://{}/{}", self.bucket, self.prefix);
-        let out = self
-            .pacer
-            .call(|| async {
-                self.client
-                    .list_objects_v2()
-                    .bucket(&self.bucket)
-                    .prefix(&self.prefix)
-                    .max_keys(self.page_size)
-                    .set_continuation_token(token.clone())
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, &what))
-            })
-            .await?;
+        let out = list_page(
+            &self.client,
+            &self.pacer,
+            &self.bucket,
+            &self.prefix,
+            Some(self.page_size),
+            token,
+            &what,
+        )
+        .await?;
         let mut items = Vec::with_capacity(out.contents().len());
         for o in out.contents() {
             let full = o.key().unwrap_or_default();
@@ -285,37 +281,19 @@ impl Source for S3Source {
                 "no AWS credentials found for the S3 source ({e}): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run `aws sso login`"
             )));
         }
-        let what = format!("listing s3://{}/{}", self.bucket, self.prefix);
-        let result = self
-            .pacer
-            .call(|| async {
-                self.client
-                    .list_objects_v2()
-                    .bucket(&self.bucket)
-                    .prefix(&self.prefix)
-                    .max_keys(1)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        let status = e.raw_response().map(|r| r.status().as_u16());
-                        match (status, classify(e, &what)) {
-                            (Some(403), StoreError::Object(m)) => StoreError::Fatal(format!(
-                                "{m}: access refused; the credentials need s3:ListBucket and s3:GetObject on bucket {:?}",
-                                self.bucket
-                            )),
-                            (_, other) => other,
-                        }
-                    })
-            })
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(StoreError::Transient(m)) => Err(StoreError::Fatal(format!(
-                "{m}; check --source-endpoint / AWS_ENDPOINT_URL and the network"
-            ))),
-            Err(StoreError::Object(m)) => Err(StoreError::Fatal(m)),
-            Err(other) => Err(other),
-        }
+        probe_bucket(
+            &self.client,
+            &self.pacer,
+            &format!("s3://{}/{}", self.bucket, self.prefix),
+            &self.bucket,
+            &self.prefix,
+            &format!(
+                "the credentials need s3:ListBucket and s3:GetObject on bucket {:?}",
+                self.bucket
+            ),
+            "check --source-endpoint / AWS_ENDPOINT_URL and the network",
+        )
+        .await
     }
 }
 

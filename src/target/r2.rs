@@ -22,7 +22,10 @@ use super::{MultipartUpload, PutResult, Target, TargetObject};
 use crate::checksum::b64;
 use crate::error::{usage, StoreError};
 use crate::pacer::Pacer;
-use crate::s3api::{body_stream, classify, copy_source, is_not_found, meta_from_parts, unquote};
+use crate::s3api::{
+    body_stream, classify, copy_source, is_not_found, list_page, meta_from_parts, probe_bucket,
+    unquote,
+};
 use crate::source::{ByteStream, ObjectMeta};
 
 pub struct R2Target {
@@ -133,39 +136,19 @@ impl Target for R2Target {
     }
 
     async fn check_access(&self) -> Result<(), StoreError> {
-        let what = format!("listing r2://{}/{}", self.bucket, self.prefix);
-        let result = self
-            .pacer
-            .call(|| async {
-                self.client
-                    .list_objects_v2()
-                    .bucket(&self.bucket)
-                    .prefix(&self.prefix)
-                    .max_keys(1)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        let status = e.raw_response().map(|r| r.status().as_u16());
-                        let err = classify(e, &what);
-                        // A refusal here is about the whole bucket, not one object.
-                        match (status, err) {
-                            (Some(403), StoreError::Object(m)) => StoreError::Fatal(format!(
-                                "{m}: access refused for bucket {:?}; the R2 API token needs Object Read & Write on it",
-                                self.bucket
-                            )),
-                            (_, other) => other,
-                        }
-                    })
-            })
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(StoreError::Transient(m)) => Err(StoreError::Fatal(format!(
-                "{m}; check R2_ENDPOINT_URL / R2_ACCOUNT_ID and the network"
-            ))),
-            Err(StoreError::Object(m)) => Err(StoreError::Fatal(m)),
-            Err(other) => Err(other),
-        }
+        probe_bucket(
+            &self.client,
+            &self.pacer,
+            &format!("r2://{}/{}", self.bucket, self.prefix),
+            &self.bucket,
+            &self.prefix,
+            &format!(
+                "the R2 API token needs Object Read & Write on bucket {:?}",
+                self.bucket
+            ),
+            "check R2_ENDPOINT_URL / R2_ACCOUNT_ID and the network",
+        )
+        .await
     }
 
     fn list(&self) -> BoxStream<'_, Result<TargetObject, StoreError>> {
@@ -174,19 +157,16 @@ impl Target for R2Target {
             let what = what.clone();
             async move {
                 let token = token?;
-                let page = self
-                    .pacer
-                    .call(|| async {
-                        self.client
-                            .list_objects_v2()
-                            .bucket(&self.bucket)
-                            .prefix(&self.prefix)
-                            .set_continuation_token(token.clone())
-                            .send()
-                            .await
-                            .map_err(|e| classify(e, &what))
-                    })
-                    .await;
+                let page = list_page(
+                    &self.client,
+                    &self.pacer,
+                    &self.bucket,
+                    &self.prefix,
+                    None,
+                    token,
+                    &what,
+                )
+                .await;
                 match page {
                     Err(e) => Some((vec![Err(e)], None)),
                     Ok(out) => {
