@@ -3,6 +3,7 @@
 //! type crosses this boundary.
 
 pub mod blob;
+pub mod gcs;
 pub mod local;
 pub mod s3;
 pub mod sqlite;
@@ -182,6 +183,7 @@ pub async fn open(
     match loc {
         Location::Local { root } => Ok(Box::new(local::LocalSource::new(root.clone()))),
         Location::S3 { bucket, prefix } => Ok(Box::new(s3::S3Source::new(bucket, prefix, opts, pacer).await?)),
+        Location::Gcs { bucket, prefix } => Ok(Box::new(gcs::GcsSource::new(bucket, prefix, opts, pacer).await?)),
         Location::Sqlite { path } => {
             let settings = opts.sqlite.clone().ok_or_else(|| {
                 crate::error::usage("a sqlite:// source needs `table` and `data_column` in the [source] table of the config file")

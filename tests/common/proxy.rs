@@ -20,6 +20,9 @@ pub enum Fault {
     Reset,
     /// Flip one bit of the request body, then forward it.
     FlipBodyByte,
+    /// Forward the request, then flip one bit of the reply's body (bytes rotted on the
+    /// way back from a source).
+    FlipReplyByte,
 }
 
 #[derive(Debug, Clone)]
@@ -142,8 +145,10 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    match matching_fault(&state, parts.method.as_str(), &path, &query) {
+    let fault = matching_fault(&state, parts.method.as_str(), &path, &query);
+    match &fault {
         Some(Fault::Reply(status, code)) => {
+            let (status, code) = (*status, *code);
             let xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>");
             return Ok(Response::builder()
                 .status(status)
@@ -172,15 +177,21 @@ async fn handle(
     parts.uri = format!("http://127.0.0.1:{upstream_port}{pq}")
         .parse()
         .unwrap();
+    let flip_reply = matches!(fault, Some(Fault::FlipReplyByte));
     let upstream = Request::from_parts(parts, Full::new(body));
     match client.request(upstream).await {
         Ok(resp) => {
             let (parts, body) = resp.into_parts();
-            let bytes = body
+            let mut bytes = body
                 .collect()
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
+            if flip_reply && !bytes.is_empty() {
+                let mut v = bytes.to_vec();
+                v[0] ^= 0x01;
+                bytes = Bytes::from(v);
+            }
             Ok(Response::from_parts(parts, Full::new(bytes)))
         }
         Err(e) => Ok(Response::builder()
