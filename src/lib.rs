@@ -11,6 +11,7 @@ pub mod keymap;
 pub mod location;
 pub mod manifest;
 pub mod pacer;
+pub mod paging;
 pub mod pricing;
 pub mod progress;
 pub mod s3api;

@@ -346,13 +346,19 @@ async fn source_errors_are_fatal_with_one_message() {
         100,
         Fault::Reply(403, "Forbidden"),
     );
-    let out = r2migrate_to(p.work.path(), &p.r2)
-        .env("STORAGE_EMULATOR_HOST", format!("127.0.0.1:{}", proxy.port))
-        .args(["run", "--from", "gs://legacy/", "--to", "r2://media/"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    // Runs the binary as set up by `cmd` and returns what it said on stderr: exit 3.
+    let fatal = |cmd: &mut assert_cmd::Command| -> String {
+        let out = cmd
+            .args(["run", "--from", "gs://legacy/", "--to", "r2://media/"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = fatal(
+        r2migrate_to(p.work.path(), &p.r2)
+            .env("STORAGE_EMULATOR_HOST", format!("127.0.0.1:{}", proxy.port)),
+    );
     assert!(
         err.contains("permission denied") && err.contains("roles/storage.objectViewer"),
         "{err}"
@@ -370,14 +376,11 @@ async fn source_errors_are_fatal_with_one_message() {
     )
     .unwrap();
     let home = tempfile::tempdir().unwrap();
-    let out = r2migrate_to(p.work.path(), &p.r2)
-        .env("HOME", home.path())
-        .env("GOOGLE_APPLICATION_CREDENTIALS", &key_file)
-        .args(["run", "--from", "gs://legacy/", "--to", "r2://media/"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fatal(
+        r2migrate_to(p.work.path(), &p.r2)
+            .env("HOME", home.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &key_file),
+    );
     assert!(err.contains("GOOGLE_APPLICATION_CREDENTIALS"), "{err}");
     assert!(
         !err.contains("Tm90QVJlYWxLZXlEb05vdExvZw"),
@@ -385,13 +388,7 @@ async fn source_errors_are_fatal_with_one_message() {
     );
 
     // No credentials anywhere: no key file, no gcloud login, no metadata server.
-    let out = r2migrate_to(p.work.path(), &p.r2)
-        .env("HOME", home.path())
-        .args(["run", "--from", "gs://legacy/", "--to", "r2://media/"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fatal(r2migrate_to(p.work.path(), &p.r2).env("HOME", home.path()));
     assert!(
         err.contains("gcloud auth application-default login"),
         "{err}"

@@ -225,22 +225,15 @@ impl GcsSource {
 #[async_trait]
 impl Source for GcsSource {
     fn list(&self) -> BoxStream<'_, Result<ListItem, StoreError>> {
-        futures::stream::unfold(Some(None::<String>), move |token| async move {
-            let token = token?;
-            match self.page(token, self.page_size).await {
-                Ok((objects, next)) => {
-                    let items: Vec<_> = objects
-                        .iter()
-                        .filter_map(|o| self.info_of(o))
-                        .map(Ok)
-                        .collect();
-                    Some((items, next.map(Some)))
-                }
-                Err(e) => Some((vec![Err(e)], None)),
-            }
+        crate::paging::token_pages(move |token| async move {
+            let (objects, next) = self.page(token, self.page_size).await?;
+            let items = objects
+                .iter()
+                .filter_map(|o| self.info_of(o))
+                .map(Ok)
+                .collect();
+            Ok((items, next))
         })
-        .flat_map(futures::stream::iter)
-        .boxed()
     }
 
     async fn open(

@@ -14,7 +14,6 @@ use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumVal
 use aws_sdk_s3::types::{ChecksumMode, ServerSideEncryption};
 use aws_sdk_s3::Client;
 use futures::stream::BoxStream;
-use futures::StreamExt;
 
 use super::{ListItem, ObjectInfo, Opened, Source, SourceDigests, SourceOptions};
 use crate::checksum::{etag_md5, from_b64};
@@ -116,7 +115,7 @@ impl S3Source {
     async fn list_page(
         &self,
         token: Option<String>,
-    ) -> Result<(Vec<Result<ListItem, StoreError>>, Option<String>), StoreError> {
+    ) -> Result<crate::paging::Page<ListItem>, StoreError> {
         let what = format!("listing s3://{}/{}", self.bucket, self.prefix);
         let out = list_page(
             &self.client,
@@ -208,15 +207,7 @@ fn stated_digests(
 #[async_trait]
 impl Source for S3Source {
     fn list(&self) -> BoxStream<'_, Result<ListItem, StoreError>> {
-        futures::stream::unfold(Some(None::<String>), move |token| async move {
-            let token = token?;
-            match self.list_page(token).await {
-                Ok((items, next)) => Some((items, next.map(Some))),
-                Err(e) => Some((vec![Err(e)], None)),
-            }
-        })
-        .flat_map(futures::stream::iter)
-        .boxed()
+        crate::paging::token_pages(move |token| self.list_page(token))
     }
 
     async fn open(

@@ -16,7 +16,6 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUploa
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use futures::StreamExt;
 
 use super::{MultipartUpload, PutResult, Target, TargetObject};
 use crate::checksum::b64;
@@ -153,11 +152,10 @@ impl Target for R2Target {
 
     fn list(&self) -> BoxStream<'_, Result<TargetObject, StoreError>> {
         let what = format!("listing r2://{}/{}", self.bucket, self.prefix);
-        futures::stream::unfold(Some(None::<String>), move |token| {
+        crate::paging::token_pages(move |token| {
             let what = what.clone();
             async move {
-                let token = token?;
-                let page = list_page(
+                let out = list_page(
                     &self.client,
                     &self.pacer,
                     &self.bucket,
@@ -166,33 +164,26 @@ impl Target for R2Target {
                     token,
                     &what,
                 )
-                .await;
-                match page {
-                    Err(e) => Some((vec![Err(e)], None)),
-                    Ok(out) => {
-                        let items: Vec<_> = out
-                            .contents()
-                            .iter()
-                            .map(|o| {
-                                Ok(TargetObject {
-                                    key: o.key().unwrap_or_default().to_string(),
-                                    size: o.size().unwrap_or(0).max(0) as u64,
-                                    etag: unquote(o.e_tag()),
-                                    ..Default::default()
-                                })
-                            })
-                            .collect();
-                        let next = match (out.is_truncated(), out.next_continuation_token()) {
-                            (Some(true), Some(t)) => Some(Some(t.to_string())),
-                            _ => None,
-                        };
-                        Some((items, next))
-                    }
-                }
+                .await?;
+                let items = out
+                    .contents()
+                    .iter()
+                    .map(|o| {
+                        Ok(TargetObject {
+                            key: o.key().unwrap_or_default().to_string(),
+                            size: o.size().unwrap_or(0).max(0) as u64,
+                            etag: unquote(o.e_tag()),
+                            ..Default::default()
+                        })
+                    })
+                    .collect();
+                let next = match (out.is_truncated(), out.next_continuation_token()) {
+                    (Some(true), Some(t)) => Some(t.to_string()),
+                    _ => None,
+                };
+                Ok((items, next))
             }
         })
-        .flat_map(futures::stream::iter)
-        .boxed()
     }
 
     async fn head(&self, key: &str) -> Result<Option<TargetObject>, StoreError> {
