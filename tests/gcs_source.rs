@@ -364,8 +364,9 @@ async fn source_errors_are_fatal_with_one_message() {
         "{err}"
     );
 
-    // Production auth with a service-account key that cannot produce a token: its
-    // token endpoint is a closed loopback port. The key never appears in the message.
+    // Production auth with a service-account key file that cannot produce a token (the key
+    // is not a valid RSA key; the token endpoint is a closed loopback port anyway). The key
+    // never appears in the message.
     let key_file = p.work.path().join("sa.json");
     let secret =
         "-----BEGIN PRIVATE KEY-----\\nTm90QVJlYWxLZXlEb05vdExvZw==\\n-----END PRIVATE KEY-----\\n";

@@ -137,7 +137,7 @@ impl GcsSource {
         } else {
             config = config.with_auth().await.map_err(|e| {
                 anyhow::Error::new(StoreError::Fatal(format!(
-                    "no Google credentials found for gs://{bucket} ({e}): set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or run `gcloud auth application-default login`; for an emulator set STORAGE_EMULATOR_HOST"
+                    "no usable Google credentials for gs://{bucket} ({e}): set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or run `gcloud auth application-default login`; for an emulator set STORAGE_EMULATOR_HOST"
                 )))
             })?;
         }

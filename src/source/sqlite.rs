@@ -47,9 +47,25 @@ pub fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI
     };
-    let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(Duration::from_secs(30))?;
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_handler(Some(wait_for_lock))?;
     Ok(conn)
+}
+
+/// How long a statement waits for the application's writers before giving up.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+/// How often it looks again. SQLite's own busy timeout backs off to 100 ms between looks,
+/// and an application that writes back to back can then keep the lock for the whole
+/// timeout (seen: every write-back batch failed after 30 s); looking every 2 ms finds the
+/// gaps between its transactions.
+const LOCK_POLL: Duration = Duration::from_millis(2);
+
+fn wait_for_lock(attempts: i32) -> bool {
+    if LOCK_POLL * attempts.max(0) as u32 >= LOCK_WAIT {
+        return false;
+    }
+    std::thread::sleep(LOCK_POLL);
+    true
 }
 
 /// The row id as the manifest spells it, and whether it is an integer.
