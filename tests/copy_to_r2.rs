@@ -38,12 +38,7 @@ async fn odd_keys_zero_bytes_and_nested_folders_arrive_intact() {
         .args(["--to", "r2://media/migrated"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let doc = json_of(&out);
     assert_eq!(doc["counts"]["copied"], files.len() as u64);
 
@@ -120,12 +115,7 @@ async fn large_objects_go_in_equal_parts_and_verify() {
         .args(["--to", "r2://media/"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let client = r2.client();
     assert_eq!(get_bytes(&client, BUCKET, "video/big.mp4").await, big);
     let h = head(&client, BUCKET, "video/big.mp4").await.unwrap();
@@ -260,12 +250,7 @@ async fn plan_writes_nothing_and_reports_cost() {
             .args(["--to", "r2://media/x"])
             .output()
             .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_exit(&out, 0);
         let doc = json_of(&out);
         assert_eq!(doc["counts"]["to_copy"], 11);
         assert_eq!(doc["estimate"]["class_a_operations"].as_u64().unwrap(), 12);

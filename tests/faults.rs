@@ -58,12 +58,7 @@ async fn throttling_server_errors_and_resets_are_retried() {
         .args(["--to", "r2://media/"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let doc = json_of(&out);
     assert_eq!(doc["counts"]["copied"], 4);
     assert!(doc["retries"].as_u64().unwrap() >= 5, "{doc}");
@@ -104,12 +99,7 @@ async fn access_denied_on_one_source_object_fails_it_alone() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 1);
     let doc = json_of(&out);
     assert_eq!(doc["counts"]["copied"], 1);
     assert_eq!(doc["problems"][0]["source_key"], "secret.txt");

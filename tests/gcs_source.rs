@@ -113,12 +113,7 @@ async fn more_than_a_page_of_objects_copy_resume_and_verify_against_the_source()
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        plan.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&plan.stderr)
-    );
+    assert_exit(&plan, 0);
     let doc = json_of(&plan);
     let total: u64 = items.iter().map(|(_, v)| v.len() as u64).sum();
     assert_eq!(doc["counts"]["selected"], n as u64);
@@ -136,12 +131,7 @@ async fn more_than_a_page_of_objects_copy_resume_and_verify_against_the_source()
     let started = std::time::Instant::now();
     let out = p.run("gs://legacy/images", "r2://media/img");
     let secs = started.elapsed().as_secs_f64();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert_eq!(json_of(&out)["counts"]["copied"], n as u64);
     eprintln!(
         "GCS → R2: {n} objects in {secs:.2}s = {:.0} objects/s",
@@ -232,12 +222,7 @@ async fn gzip_objects_copy_byte_exact_with_metadata_and_odd_keys() {
     p.gcs.put_bytes("legacy", "site/zero.bin", b"").await;
 
     let out = p.run("gs://legacy/site/", "r2://media/");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert_eq!(json_of(&out)["counts"]["copied"], (odd.len() + 2) as u64);
 
     let r2 = p.r2.client();
@@ -299,12 +284,7 @@ async fn bytes_that_do_not_match_md5hash_fail_and_leave_nothing() {
         .args(["--from", "gs://legacy/rot", "--to", "r2://media/"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 1);
     let doc = json_of(&out);
     assert_eq!(doc["counts"]["copied"], 1);
     assert_eq!(doc["counts"]["failed"], 1);

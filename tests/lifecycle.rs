@@ -86,12 +86,7 @@ async fn interrupted_run_exits_130_and_resume_copies_only_what_is_missing() {
         .args(["--to", "r2://media/"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let doc = json_of(&out);
     assert_eq!(
         doc["counts"]["copied"].as_u64().unwrap() as usize,
@@ -231,12 +226,7 @@ async fn on_conflict_overwrite_backs_up_and_rollback_restores() {
     let (src, work) = conflict_setup(&r2).await;
     let client = r2.client();
     let out = run_with(work.path(), src.path(), &r2, "overwrite");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let run_id = json_of(&out)["run_id"].as_str().unwrap().to_string();
     let backup = format!("_r2migrate/backup/{run_id}/b.txt");
     assert_eq!(get_bytes(&client, BUCKET, "b.txt").await, b"new b");

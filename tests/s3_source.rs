@@ -90,12 +90,7 @@ async fn thousands_of_keys_cross_pages_and_verify_against_the_source() {
     let started = std::time::Instant::now();
     let out = p.run("s3://legacy/photos", "r2://media/imported", &[]);
     let secs = started.elapsed().as_secs_f64();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let doc = json_of(&out);
     assert_eq!(doc["counts"]["copied"], n as u64);
     eprintln!(
@@ -160,12 +155,7 @@ async fn metadata_and_content_type_round_trip() {
         .unwrap();
     put_bytes(&p.src_client(), "legacy", "assets/empty", b"").await;
     let out = p.run("s3://legacy/assets/", "r2://media/", &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let h = head(&p.r2.client(), "media", "app.js.gz").await.unwrap();
     assert_eq!(h.content_type(), Some("application/javascript"));
     assert_eq!(h.content_encoding(), Some("gzip"));
@@ -277,12 +267,7 @@ async fn odd_and_long_keys_keep_their_spelling() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let mut want = keys.clone();
     want.sort();
     assert_eq!(list_keys(&client, "media", "").await, want);

@@ -92,12 +92,7 @@ fn every_base64_form_decodes_and_bad_rows_fail_alone() {
     let work = tempfile::tempdir().unwrap();
     let db = fixture_db(work.path());
     let out = rehearse(work.path(), &db, NO_WRITE_BACK, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 1);
     let doc = json_of(&out);
     assert_eq!(doc["counts"]["copied"], 5);
     assert_eq!(doc["counts"]["failed"], 2);
@@ -197,12 +192,7 @@ fn rows_are_rewritten_after_verification_and_rollback_restores_them_exactly() {
         .args(["rollback", "--yes", "--json"])
         .output()
         .unwrap();
-    assert_eq!(
-        rb.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&rb.stderr)
-    );
+    assert_exit(&rb, 0);
     assert_eq!(snapshot(&db), before, "every row back byte for byte");
     let left: Vec<_> = walkdir::WalkDir::new(work.path().join("out"))
         .into_iter()
@@ -351,12 +341,7 @@ fn text_ids_page_through_a_table_larger_than_a_page() {
     drop(conn);
     let config = "[source]\ntable = \"blobs\"\nid_column = \"uid\"\ndata_column = \"body\"\nkey_template = \"b/{id}.{ext}\"\n";
     let out = rehearse(work.path(), &db, config, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert_eq!(json_of(&out)["counts"]["copied"], 150);
     assert_eq!(
         std::fs::read(work.path().join("out/b/u-0149.bin")).unwrap(),
@@ -427,12 +412,7 @@ async fn the_application_keeps_writing_during_the_run_and_to_r2() {
         writes > 10,
         "the application wrote during the run ({writes})"
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let doc = json_of(&out);
     assert_eq!(doc["counts"]["copied"], 400);
     assert_eq!(doc["rows_rewritten"], 400);

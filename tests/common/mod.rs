@@ -477,6 +477,16 @@ pub fn r2migrate_to(cwd: &Path, r2: &S3Server) -> assert_cmd::Command {
     cmd
 }
 
+/// Asserts the binary's exit code, showing what it said on stderr when it differs.
+pub fn assert_exit(output: &std::process::Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Parses the one JSON document a `--json` command prints.
 pub fn json_of(output: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
