@@ -5,6 +5,7 @@ pub mod checksum;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod delta;
 pub mod error;
 pub mod filter;
 pub mod keymap;
@@ -20,6 +21,7 @@ pub mod shard;
 pub mod source;
 pub mod tally;
 pub mod target;
+pub mod testhooks;
 pub mod transfer;
 pub mod writeback;
 

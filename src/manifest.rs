@@ -95,8 +95,14 @@ pub struct ObjectRecord {
     pub source_md5: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_crc32c: Option<String>,
+    /// The source's change signal when this was recorded (see `ObjectInfo::version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
+    /// The content type the source declared, where the bytes say another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_content_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_etag: Option<String>,
     /// The SHA-256 the target reports for what we wrote (base64; `-N` when multipart).
@@ -124,7 +130,9 @@ impl ObjectRecord {
             source_etag: None,
             source_md5: None,
             source_crc32c: None,
+            source_version: None,
             content_type: None,
+            declared_content_type: None,
             target_etag: None,
             target_checksum: None,
             backup_key: None,
@@ -140,6 +148,60 @@ impl ObjectRecord {
     }
 }
 
+/// What the target held at a key before this tool wrote there (`null`: nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prior {
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_sha256: Option<String>,
+}
+
+/// Written (and flushed) before any write to the target: this run is about to write
+/// `target_key` (and `backup_key`, when it first backs up what is there). If the
+/// object's outcome record is lost in a crash, the intent still tells a later run or a
+/// rollback that what is now at the key is ours, and what was there before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Intent {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub source_key: String,
+    pub target_key: String,
+    /// The target's object at the start; `None` when the key was free.
+    pub prior: Option<Prior>,
+    /// The size and hex SHA-256 about to be written (absent for a backup-only intent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The SHA-256 the target should then report (base64, `-N` for a multipart composite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    pub at: String,
+}
+
+impl Intent {
+    pub fn new(source_key: &str, target_key: &str, prior: Option<Prior>) -> Intent {
+        Intent {
+            kind: "intent".into(),
+            source_key: source_key.to_string(),
+            target_key: target_key.to_string(),
+            prior,
+            size: None,
+            sha256: None,
+            checksum: None,
+            backup_key: None,
+            run_id: None,
+            at: now_rfc3339(),
+        }
+    }
+}
+
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -152,6 +214,8 @@ pub struct Manifest {
     pub path: PathBuf,
     pub headers: Vec<Header>,
     pub records: Vec<ObjectRecord>,
+    /// Intent lines, each with the number of object records before it.
+    pub intents: Vec<(usize, Intent)>,
 }
 
 impl Manifest {
@@ -213,6 +277,12 @@ impl Manifest {
                         )));
                     }
                     m.headers.push(h);
+                }
+                Some("intent") if !m.headers.is_empty() => {
+                    let intent: Intent = serde_json::from_value(value).map_err(|e| {
+                        usage(format!("manifest {} line {}: bad intent record: {e}", path.display(), i + 1))
+                    })?;
+                    m.intents.push((m.records.len(), intent));
                 }
                 Some("object") if !m.headers.is_empty() => {
                     let r: ObjectRecord = serde_json::from_value(value).map_err(|e| {
@@ -288,6 +358,28 @@ impl Manifest {
         out
     }
 
+    /// Intents whose object never got an outcome record after them: the writes a crash
+    /// left unrecorded. Per source key, every such intent in order (the first one's
+    /// `prior` is what the target held before this tool touched the key).
+    pub fn unfinished_intents(&self) -> HashMap<String, Vec<Intent>> {
+        let mut last_record: HashMap<&str, usize> = HashMap::new();
+        for (i, r) in self.records.iter().enumerate() {
+            last_record.insert(&r.source_key, i);
+        }
+        let mut out: HashMap<String, Vec<Intent>> = HashMap::new();
+        for (before, intent) in &self.intents {
+            let answered = last_record
+                .get(intent.source_key.as_str())
+                .is_some_and(|&i| i >= *before);
+            if !answered {
+                out.entry(intent.source_key.clone())
+                    .or_default()
+                    .push(intent.clone());
+            }
+        }
+        out
+    }
+
     /// Refuses a manifest that belongs to another migration.
     pub fn check_belongs(&self, source: &str, target: &str) -> anyhow::Result<()> {
         for h in &self.headers {
@@ -337,6 +429,12 @@ impl ManifestWriter {
         };
         w.write_line(&serde_json::to_string(header)?)?;
         Ok(w)
+    }
+
+    /// Appends an intent; written to the OS before this returns, so it survives the
+    /// process dying (kill -9) before the write it announces.
+    pub fn append_intent(&mut self, intent: &Intent) -> anyhow::Result<()> {
+        self.write_line(&serde_json::to_string(intent)?)
     }
 
     pub fn append(&mut self, record: &ObjectRecord) -> anyhow::Result<()> {

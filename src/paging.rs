@@ -19,7 +19,7 @@ where
     F: FnMut(Option<String>) -> Fut + Send + 'a,
     Fut: Future<Output = Result<Page<T>, StoreError>> + Send + 'a,
 {
-    futures::stream::unfold(
+    let pages = futures::stream::unfold(
         (Some(None::<String>), fetch),
         |(token, mut fetch)| async move {
             let token = token?;
@@ -28,9 +28,8 @@ where
                 Err(e) => Some((vec![Err(e)], (None, fetch))),
             }
         },
-    )
-    .flat_map(futures::stream::iter)
-    .boxed()
+    );
+    crate::source::fused(pages.flat_map(futures::stream::iter))
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream as SdkBody;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
-use futures::StreamExt;
 
 use crate::error::StoreError;
 use crate::source::{ByteStream, ObjectMeta};
@@ -92,7 +91,7 @@ pub fn unquote(etag: Option<&str>) -> Option<String> {
 
 /// Reads an SDK body as our chunk stream.
 pub fn body_stream(body: SdkBody, what: String) -> ByteStream {
-    futures::stream::unfold(Some(body), move |state| {
+    let stream = futures::stream::unfold(Some(body), move |state| {
         let what = what.clone();
         async move {
             let mut body = state?;
@@ -107,8 +106,8 @@ pub fn body_stream(body: SdkBody, what: String) -> ByteStream {
                 None => None,
             }
         }
-    })
-    .boxed()
+    });
+    crate::source::fused(stream)
 }
 
 /// Metadata as S3 states it on HEAD/GET.

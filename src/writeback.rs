@@ -298,14 +298,16 @@ fn write_row(
     if let (Some(u), Some(url)) = (&wb.url_column, &url) {
         assignments.push((u, Value::Text(url.clone())));
     }
-    // The text goes only after the key/url are set, in the same statement.
-    if wb.clear_data {
+    // The text goes in the same statement that sets the key/url — unless the key or url
+    // lands in the data column itself (`data_column = url_column`): that replaces it.
+    let cleared = wb.clear_data && !data_is_rewritten(s, wb);
+    if cleared {
         assignments.push((&s.data_column, Value::Null));
     }
     update_row(tx, s, id, assignments).map_err(|e| format!("the update failed: {e}"))?;
     let mut info = RowInfo::from(&job.row);
     info.written = true;
-    info.cleared = wb.clear_data;
+    info.cleared = cleared;
     info.key_before = key_before;
     info.url_before = url_before;
     info.url = url;
@@ -315,6 +317,23 @@ fn write_row(
     rec.error = None;
     rec.at = crate::manifest::now_rfc3339();
     Ok(rec)
+}
+
+/// Whether the write-back puts the key or the URL into the data column itself (one
+/// column holding the `data:` URI before and the public URL after).
+fn data_is_rewritten(s: &SqliteSettings, wb: &WriteBackConfig) -> bool {
+    [&wb.key_column, &wb.url_column]
+        .into_iter()
+        .any(|c| c.as_deref() == Some(s.data_column.as_str()))
+}
+
+/// A recorded SQL value's bytes, to check it against the original text's SHA-256.
+fn value_bytes(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::Text(t) => Some(t.as_bytes().to_vec()),
+        Value::Blob(b) => Some(b.clone()),
+        _ => None,
+    }
 }
 
 /// Rollback of rewritten rows: each row must still hold exactly what the write-back
@@ -344,25 +363,47 @@ pub fn restore_rows(
             let current = read_row(&tx, s, &wb, &id)
                 .map_err(|_| format!("row id={} no longer exists; left alone", info.id))?;
             let (data, key_now, url_now) = current;
+            let in_data_column = data_is_rewritten(s, &wb);
             let changed = (wb.key_column.is_some() && key_now != serde_json::json!(rec.target_key))
                 || (wb.url_column.is_some()
                     && info
                         .url
                         .as_ref()
                         .is_some_and(|u| url_now != serde_json::json!(u)))
-                || match (&data, info.cleared) {
-                    (Some(_), true) => true,
-                    (None, false) => true,
-                    (Some(d), false) => hex::encode(sha256(d)) != info.original_sha256,
-                    (None, true) => false,
-                };
+                // The data column was checked above when it holds the key or URL now.
+                || (!in_data_column
+                    && match (&data, info.cleared) {
+                        (Some(_), true) => true,
+                        (None, false) => true,
+                        (Some(d), false) => hex::encode(sha256(d)) != info.original_sha256,
+                        (None, true) => false,
+                    });
             if changed {
                 return Err(format!(
                     "row id={} changed since the migration; left alone",
                     info.id
                 ));
             }
-            let original: Option<Vec<u8>> = if info.cleared {
+            // The original text: in the key/url "before" value when the write-back
+            // replaced the data column, else in the backup when it was cleared.
+            let before_in_data = [
+                (&wb.key_column, &info.key_before),
+                (&wb.url_column, &info.url_before),
+            ]
+            .into_iter()
+            .find(|(c, _)| c.as_deref() == Some(s.data_column.as_str()))
+            .map(|(_, v)| from_json(v));
+            if let Some(v) = &before_in_data {
+                if value_bytes(v).map(|b| hex::encode(sha256(&b)))
+                    != Some(info.original_sha256.clone())
+                {
+                    return Err(format!(
+                        "row id={}: the recorded original does not match its SHA-256; left alone",
+                        info.id
+                    ));
+                }
+            }
+            let original: Option<Vec<u8>> = if info.cleared && before_in_data.is_none() {
                 let path = info.backup_db.clone().ok_or_else(|| {
                     format!("row id={}: its original text is not kept anywhere (the run used --no-db-backup); left alone", info.id)
                 })?;
@@ -401,20 +442,27 @@ pub fn restore_rows(
             if dry_run {
                 return Ok(());
             }
+            // One value per column: the key/url "before" values, and the original text
+            // (which is one of them when the data column was rewritten in place).
             let mut assignments: Vec<(&str, Value)> = Vec::new();
+            if let Some(k) = &wb.key_column {
+                assignments.push((k, from_json(&info.key_before)));
+            }
+            if let Some(u) = wb
+                .url_column
+                .as_deref()
+                .filter(|u| wb.key_column.as_deref() != Some(*u))
+            {
+                assignments.push((u, from_json(&info.url_before)));
+            }
             if let Some(text) = original {
                 // Restored with the type it had: TEXT stays TEXT.
                 let value = match String::from_utf8(text) {
                     Ok(t) => Value::Text(t),
                     Err(e) => Value::Blob(e.into_bytes()),
                 };
+                assignments.retain(|(c, _)| *c != s.data_column);
                 assignments.push((&s.data_column, value));
-            }
-            if let Some(k) = &wb.key_column {
-                assignments.push((k, from_json(&info.key_before)));
-            }
-            if let Some(u) = &wb.url_column {
-                assignments.push((u, from_json(&info.url_before)));
             }
             update_row(&tx, s, id, assignments)
                 .map_err(|e| format!("row id={}: the restore failed: {e}", info.id))?;

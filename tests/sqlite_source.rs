@@ -420,3 +420,177 @@ async fn the_application_keeps_writing_during_the_run_and_to_r2() {
     let h = head(&r2.client(), "media", "images/1.bin").await.unwrap();
     assert_eq!(h.content_length(), Some(2000));
 }
+
+/// The shared Source conformance suite on SQLite: text ids named like the suite's keys,
+/// each row's bytes as base64 (SQLite has no empty blob: an empty row is `failed`, as
+/// `every_base64_form_decodes_and_bad_rows_fail_alone` shows).
+#[tokio::test]
+async fn sqlite_source_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("suite.db");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch("CREATE TABLE blobs (id TEXT PRIMARY KEY, data TEXT)")
+        .unwrap();
+    let want: Vec<(String, Vec<u8>)> = conformance::fixture()
+        .into_iter()
+        .filter(|(_, body)| !body.is_empty())
+        .collect();
+    for (key, body) in &want {
+        conn.execute(
+            "INSERT INTO blobs VALUES (?1, ?2)",
+            (key, base64::engine::general_purpose::STANDARD.encode(body)),
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let settings: r2migrate::config::SqliteSettings =
+        toml::from_str("table = \"blobs\"\nid_column = \"id\"\ndata_column = \"data\"\n").unwrap();
+    let source = r2migrate::source::sqlite::SqliteSource::open(db, settings)
+        .await
+        .unwrap();
+    let rows = want
+        .into_iter()
+        .map(|(k, v)| (format!("row:{k}"), v))
+        .collect();
+    conformance::check_items(&source, rows).await;
+}
+
+#[allow(dead_code)] // SQLite names its items itself: `check_items`, not `check`
+mod conformance {
+    include!("conformance/suite.rs");
+}
+
+const USERS: &str = "fixtures/users.toml";
+
+fn users_db(dir: &Path) -> PathBuf {
+    let db = dir.join("users.db");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/users.db"),
+        &db,
+    )
+    .unwrap();
+    db
+}
+
+fn users(db: &Path) -> Vec<(String, Option<String>)> {
+    let conn = Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id, image_url FROM users ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn users_cmd(work: &Path, db: &Path, args: &[&str]) -> std::process::Output {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join(USERS);
+    r2migrate(work)
+        .args(args)
+        .args(["--json", "--config"])
+        .arg(&config)
+        .args(["--from", &format!("sqlite://{}", db.display())])
+        .args(["--to", &format!("file://{}", work.join("out").display())])
+        .output()
+        .unwrap()
+}
+
+/// Finding 4 of "No silent loss": a real schema — text UUID ids, the data: URI in the
+/// column that later receives the URL — migrates, is rolled back byte for byte, and the
+/// rows holding NULL, a relative path or an external URL are never touched.
+#[test]
+fn data_and_url_in_one_column_with_uuid_ids_migrate_and_roll_back_byte_exact() {
+    let work = tempfile::tempdir().unwrap();
+    let db = users_db(work.path());
+    let before = users(&db);
+    let untouched: Vec<_> = before
+        .iter()
+        .filter(|(_, v)| !v.as_deref().unwrap_or("").starts_with("data:"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        untouched.len(),
+        3,
+        "NULL, a relative path and an external URL"
+    );
+
+    // plan: the four blobs, and the declared type the bytes contradict.
+    let plan = users_cmd(work.path(), &db, &["plan"]);
+    assert_exit(&plan, 0);
+    let doc = json_of(&plan);
+    assert_eq!(doc["counts"]["selected"], 4, "{doc}");
+    let mismatches = doc["content_type_mismatches"].as_array().unwrap();
+    assert_eq!(mismatches.len(), 1, "{doc}");
+    assert_eq!(
+        mismatches[0]["source_key"],
+        "row:1c2d3e4f-5a6b-4c7d-8e9f-a0b1c2d3e4f5"
+    );
+    assert!(mismatches[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("image/jpeg"));
+
+    let run = users_cmd(work.path(), &db, &["run"]);
+    assert_exit(&run, 0);
+    let doc = json_of(&run);
+    assert_eq!(doc["counts"]["copied"], 4, "{doc}");
+    assert_eq!(doc["rows_rewritten"], 4, "{doc}");
+    let after = users(&db);
+    for (id, url) in &after {
+        let was = &before.iter().find(|(i, _)| i == id).unwrap().1;
+        if was.as_deref().unwrap_or("").starts_with("data:") {
+            let url = url.as_deref().unwrap();
+            assert!(
+                url.starts_with("https://media.example.com/avatars/"),
+                "{id}: {url}"
+            );
+        } else {
+            assert_eq!(url, was, "{id} is not a blob and must not be touched");
+        }
+    }
+    // The object takes the type of its bytes; the declared one is recorded.
+    let recs = manifest_objects(&work.path().join("r2migrate-manifest.jsonl"));
+    let liar = recs
+        .iter()
+        .rev()
+        .find(|r| r["source_key"] == "row:1c2d3e4f-5a6b-4c7d-8e9f-a0b1c2d3e4f5")
+        .unwrap();
+    assert_eq!(liar["content_type"], "image/png");
+    assert_eq!(liar["declared_content_type"], "image/jpeg");
+    assert_eq!(
+        liar["target_key"],
+        "avatars/1c2d3e4f-5a6b-4c7d-8e9f-a0b1c2d3e4f5.png"
+    );
+    assert_eq!(
+        std::fs::read(
+            work.path()
+                .join("out/avatars/0b0f7a6e-3c1d-4d55-9a0e-6f1c2b9d8e01.png")
+        )
+        .unwrap(),
+        media("avatars/user_42.png")
+    );
+
+    // A second run (the cutover pass) finds nothing to do, and nothing "deleted".
+    let again = users_cmd(work.path(), &db, &["run"]);
+    assert_exit(&again, 0);
+    assert_eq!(json_of(&again)["counts"]["copied"], 0);
+    let verify = r2migrate(work.path())
+        .args(["verify", "--deep", "--against-source", "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&verify, 0);
+
+    let rb = r2migrate(work.path())
+        .args(["rollback", "--yes", "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&rb, 0);
+    assert_eq!(json_of(&rb)["rolled_back"], 4);
+    assert_eq!(users(&db), before, "every row back byte for byte");
+    let left: Vec<_> = walkdir::WalkDir::new(work.path().join("out"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && !e.path().to_string_lossy().contains(".r2migrate"))
+        .collect();
+    assert!(left.is_empty(), "objects removed: {left:?}");
+}

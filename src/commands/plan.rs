@@ -6,14 +6,19 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 
-use super::run::{already_done, previous_records};
+use super::run::{already_done, Previous};
 use super::{human_bytes, open_stores, Output, TargetIndex};
 use crate::config::CopyConfig;
 use crate::error::{Exit, StoreError};
 use crate::pricing::{estimate, Operations};
 use crate::selection::{RejectKind, Selected, Selector};
+use std::collections::HashSet;
+
+use crate::delta::{change_since, Change};
+use crate::manifest::ObjectRecord;
 use crate::source::ObjectInfo;
-use crate::transfer::{compare, Comparison};
+use crate::transfer::{compare, holds_what_we_wrote, Comparison};
+use crate::writeback::RowInfo;
 
 #[derive(Debug, Serialize)]
 struct Item {
@@ -66,16 +71,29 @@ struct Counts {
     by_storage_class: std::collections::BTreeMap<String, ClassTotal>,
 }
 
+/// Against an existing manifest (the cutover pass): what changed since it was written.
+#[derive(Debug, Default, Serialize)]
+struct DeltaCounts {
+    new: u64,
+    new_bytes: u64,
+    changed: u64,
+    changed_bytes: u64,
+    deleted_at_source: u64,
+    unchanged: u64,
+}
+
 /// What the target holds at one key, compared with the source.
 enum Verdict {
     Absent,
     Identical,
     Conflict(String),
+    /// Our own earlier copy of an object that changed at the source: replaced, no conflict.
+    Replace,
 }
 
 pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
     let stores = open_stores(&cfg).await?;
-    let previous = previous_records(&cfg)?;
+    let previous = Previous::load(&cfg)?;
     let index = TargetIndex::build(stores.target.as_ref())
         .await
         .map_err(anyhow::Error::new)?;
@@ -99,8 +117,12 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
     let (mut conflicts, mut collisions, mut unreadable, mut unstorable) =
         (vec![], vec![], vec![], vec![]);
 
+    let mut delta = DeltaCounts::default();
+    let mut changed = Vec::new();
+    let mut type_mismatches = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     // Objects already at their key are compared concurrently; the rest need no I/O.
-    let mut to_compare: Vec<(ObjectInfo, String)> = Vec::new();
+    let mut to_compare: Vec<(ObjectInfo, String, Option<ObjectRecord>)> = Vec::new();
     let mut listing = stores.source.list();
     while let Some(item) = listing.next().await {
         let item = item.map_err(|e| anyhow::Error::new(e.context("listing the source")))?;
@@ -113,6 +135,7 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                 size,
                 reason,
             } => {
+                seen.insert(source_key.clone());
                 let entry = Item {
                     source_key,
                     target_key,
@@ -126,7 +149,37 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                 }
             }
             Selected::Take { info, target_key } => {
+                seen.insert(info.key.clone());
                 counts.selected += 1;
+                if let Some(declared) = &info.declared_content_type {
+                    type_mismatches.push(Item {
+                        source_key: info.key.clone(),
+                        target_key: target_key.clone(),
+                        size: info.size,
+                        reason: format!(
+                            "declared {declared}, but the bytes are {}: uploaded with the bytes' type, the declared one recorded",
+                            info.meta.content_type.as_deref().unwrap_or("?")
+                        ),
+                    });
+                }
+                let prev = previous.get(&info.key);
+                match change_since(prev, &info) {
+                    Change::New => {
+                        delta.new += 1;
+                        delta.new_bytes += info.size;
+                    }
+                    Change::Changed(why) => {
+                        delta.changed += 1;
+                        delta.changed_bytes += info.size;
+                        changed.push(Item {
+                            source_key: info.key.clone(),
+                            target_key: target_key.clone(),
+                            size: info.size,
+                            reason: why,
+                        });
+                    }
+                    Change::Unchanged => delta.unchanged += 1,
+                }
                 counts.selected_bytes += info.size;
                 if let Some(class) = &info.storage_class {
                     let t = counts.by_storage_class.entry(class.clone()).or_default();
@@ -141,10 +194,13 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                         rows.db_bytes_freed += row.original_len;
                     }
                 }
-                if already_done(previous.get(&info.key), &info, listed) {
+                let done = already_done(stores.target.as_ref(), prev, &info, &target_key, listed)
+                    .await
+                    .map_err(anyhow::Error::new)?;
+                if done {
                     counts.already_verified += 1;
                 } else if listed.is_some() {
-                    to_compare.push((info, target_key));
+                    to_compare.push((info, target_key, prev.cloned()));
                 } else {
                     counts.to_copy += 1;
                     counts.to_copy_bytes += info.size;
@@ -157,11 +213,17 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
 
     let (source, target) = (stores.source.clone(), stores.target.clone());
     let verdicts = futures::stream::iter(to_compare)
-        .map(|(info, key)| {
+        .map(|(info, key, prev)| {
             let (source, target) = (source.clone(), target.clone());
             async move {
+                let ours = |existing: &crate::target::TargetObject| {
+                    prev.as_ref()
+                        .is_some_and(|p| holds_what_we_wrote(existing, p))
+                        && matches!(change_since(prev.as_ref(), &info), Change::Changed(_))
+                };
                 let verdict = match target.head(&key).await? {
                     None => Verdict::Absent,
+                    Some(existing) if ours(&existing) => Verdict::Replace,
                     Some(existing) => {
                         match compare(source.as_ref(), target.as_ref(), &info, &existing).await? {
                             Comparison::Identical(_) => Verdict::Identical,
@@ -178,7 +240,7 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
     for v in verdicts {
         ops.class_b += 1; // the HEAD
         match v {
-            Ok((info, _, Verdict::Absent)) => {
+            Ok((info, _, Verdict::Absent | Verdict::Replace)) => {
                 counts.to_copy += 1;
                 counts.to_copy_bytes += info.size;
                 ops.add_upload(info.size, cfg.multipart_threshold, cfg.part_size);
@@ -198,6 +260,23 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                 reason: e.to_string(),
             }),
         }
+    }
+    // Migrated by an earlier run, no longer listed (rows whose blob became a URL moved).
+    let mut deleted = Vec::new();
+    if !previous.records.is_empty() {
+        for rec in previous.records.values() {
+            let moved = RowInfo::of(rec).is_some_and(|r| r.written);
+            if rec.status.is_verified() && !moved && !seen.contains(&rec.source_key) {
+                deleted.push(Item {
+                    source_key: rec.source_key.clone(),
+                    target_key: rec.target_key.clone(),
+                    size: rec.size,
+                    reason: "deleted at the source since it was migrated; left in R2".into(),
+                });
+            }
+        }
+        deleted.sort_by(|a, b| a.source_key.cmp(&b.source_key));
+        delta.deleted_at_source = deleted.len() as u64;
     }
     conflicts.sort_by(|a, b| a.source_key.cmp(&b.source_key));
     counts.conflicts = conflicts.len() as u64;
@@ -260,6 +339,19 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         cost.class_b_operations,
         cost.operations_usd
     ));
+    let against_manifest = !previous.records.is_empty();
+    if against_manifest {
+        out.say(&format!(
+            "  since the manifest {}: new {} ({}), changed {} ({}), deleted at source {}, unchanged {}",
+            cfg.manifest.display(),
+            delta.new,
+            human_bytes(delta.new_bytes),
+            delta.changed,
+            human_bytes(delta.changed_bytes),
+            delta.deleted_at_source,
+            delta.unchanged
+        ));
+    }
     if is_sqlite {
         out.say(&format!(
             "  rows {}: {} decode to {}; failures {}; the database would free {} (clear_data)",
@@ -279,6 +371,9 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         ));
     }
     for (label, list) in [
+        ("changed at source", &changed),
+        ("deleted at source", &deleted),
+        ("content type", &type_mismatches),
         ("conflict", &conflicts),
         ("collision", &collisions),
         ("unreadable", &unreadable),
@@ -301,6 +396,10 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         "unreadable": unreadable,
         "unstorable": unstorable,
         "estimate": cost,
+        "delta": against_manifest.then_some(&delta),
+        "changed_at_source": changed,
+        "deleted_at_source": deleted,
+        "content_type_mismatches": type_mismatches,
         "sqlite": is_sqlite.then_some(&rows),
         "retries": stores.retries(),
         "exit_code": exit as i32,

@@ -22,6 +22,7 @@ use crate::pacer::Pacer;
 use crate::tally::{new_run_id, Tally};
 use crate::target::Target;
 use crate::transfer::holds_what_we_wrote;
+use crate::transfer::intent::written_under;
 use crate::writeback::{restore_rows, RowInfo};
 use std::collections::HashMap;
 
@@ -30,6 +31,76 @@ use std::collections::HashMap;
 enum Action {
     Delete,
     Restore,
+    /// A backup was made but the write it prepared never landed: remove the backup.
+    RemoveBackup,
+}
+
+impl Action {
+    fn for_record(rec: &ObjectRecord) -> Action {
+        if rec.backup_key.is_some() {
+            Action::Restore
+        } else {
+            Action::Delete
+        }
+    }
+}
+
+/// Writes a crash left without an outcome record, turned into rollback work: what is at
+/// the key now is ours if an unanswered intent announced exactly it. Such a key is
+/// undone as if its record said `copied` with the announced bytes.
+async fn unfinished_work(
+    target: &dyn Target,
+    manifest: &Manifest,
+    latest: &HashMap<String, ObjectRecord>,
+) -> Result<Vec<(ObjectRecord, Action)>, StoreError> {
+    let mut work = Vec::new();
+    let mut unfinished: Vec<_> = manifest.unfinished_intents().into_iter().collect();
+    unfinished.sort_by(|a, b| a.0.cmp(&b.0));
+    for (source_key, intents) in unfinished {
+        let last = intents.last().expect("at least one intent per key");
+        let prev = latest
+            .get(&source_key)
+            .filter(|r| r.status == Status::Copied);
+        let backup = intents
+            .iter()
+            .find_map(|i| i.backup_key.clone())
+            .or_else(|| prev.and_then(|p| p.backup_key.clone()));
+        let current = target.head(&last.target_key).await?;
+        let ours = current
+            .as_ref()
+            .is_some_and(|obj| written_under(obj, &intents));
+        let announced = intents
+            .iter()
+            .rev()
+            .find(|i| i.size.is_some())
+            .unwrap_or(last);
+        let mut rec = ObjectRecord::new(
+            &source_key,
+            &last.target_key,
+            announced.size.unwrap_or(0),
+            Status::Copied,
+        );
+        rec.sha256 = announced.sha256.clone();
+        rec.target_checksum = announced.checksum.clone();
+        rec.run_id = last.run_id.clone();
+        rec.backup_key = backup.clone();
+        if let Some(p) = latest.get(&source_key) {
+            rec.row = p.row.clone();
+        }
+        if ours {
+            rec.target_etag = current.as_ref().and_then(|o| o.etag.clone());
+            work.push((rec.clone(), Action::for_record(&rec)));
+        } else if current.is_none() && backup.is_some() {
+            // Gone from its key, but we hold a backup of what was there: put it back.
+            work.push((rec, Action::Restore));
+        } else if prev.is_none() {
+            if let Some(b) = intents.iter().find_map(|i| i.backup_key.clone()) {
+                rec.backup_key = Some(b);
+                work.push((rec, Action::RemoveBackup));
+            }
+        }
+    }
+    Ok(work)
 }
 
 async fn undo(
@@ -38,6 +109,19 @@ async fn undo(
     action: Action,
     dry_run: bool,
 ) -> Result<(Status, String), StoreError> {
+    if action == Action::RemoveBackup {
+        let backup = rec.backup_key.as_deref().expect("a backup to remove");
+        if target.head(backup).await?.is_none() {
+            return Ok((Status::RolledBack, "never written; no backup left".into()));
+        }
+        if !dry_run {
+            target.delete(backup).await?;
+        }
+        return Ok((
+            Status::RolledBack,
+            format!("never written; removed its backup {backup}"),
+        ));
+    }
     let current = target.head(&rec.target_key).await?;
     let ours = current.as_ref().map(|obj| holds_what_we_wrote(obj, rec));
     if ours == Some(false) {
@@ -54,6 +138,7 @@ async fn undo(
             }
             Ok((Status::RolledBack, "deleted".into()))
         }
+        Action::RemoveBackup => unreachable!("handled above"),
         Action::Restore => {
             let backup = rec.backup_key.as_deref().expect("restore has a backup");
             if target.head(backup).await?.is_none() {
@@ -110,18 +195,25 @@ pub async fn rollback(args: RollbackArgs, out: Output) -> anyhow::Result<Exit> {
     let target = open_target(&target_loc, args.allow_http, pacer)?;
     target.check_access().await.map_err(anyhow::Error::new)?;
 
+    let latest: HashMap<String, ObjectRecord> = manifest
+        .latest()
+        .into_iter()
+        .map(|r| (r.source_key.clone(), r.clone()))
+        .collect();
+    // A crash's unrecorded writes first; they replace the record of the same key.
+    let unfinished = unfinished_work(target.as_ref(), &manifest, &latest)
+        .await
+        .map_err(anyhow::Error::new)?;
+    let taken: std::collections::HashSet<String> = unfinished
+        .iter()
+        .map(|(r, _)| r.source_key.clone())
+        .collect();
     let work: Vec<(ObjectRecord, Action)> = manifest
         .latest()
         .into_iter()
-        .filter(|r| r.status == Status::Copied)
-        .map(|r| {
-            let action = if r.backup_key.is_some() {
-                Action::Restore
-            } else {
-                Action::Delete
-            };
-            (r.clone(), action)
-        })
+        .filter(|r| r.status == Status::Copied && !taken.contains(&r.source_key))
+        .map(|r| (r.clone(), Action::for_record(r)))
+        .chain(unfinished)
         .collect();
     let deletes = work.iter().filter(|(_, a)| *a == Action::Delete).count();
     let restores = work.len() - deletes;

@@ -17,55 +17,94 @@ use tokio_util::sync::CancellationToken;
 
 use super::{human_bytes, open_stores, Output, TargetIndex};
 use crate::config::CopyConfig;
+use crate::delta::{change_since, Change};
 use crate::error::{Exit, Interrupted, StoreError};
 use crate::location::Location;
 use crate::manifest::{
-    now_rfc3339, Header, Manifest, ManifestWriter, ObjectRecord, Status, VERSION,
+    now_rfc3339, Header, Intent, Manifest, ManifestWriter, ObjectRecord, Status, VERSION,
 };
 use crate::progress::Progress;
 use crate::selection::{Selected, Selector};
 use crate::source::{ObjectInfo, RowRef};
 use crate::tally::{new_run_id, Tally};
+use crate::target::Target;
+use crate::transfer::holds_what_we_wrote;
+use crate::transfer::intent::IntentLog;
 use crate::transfer::upload::{MemoryBudget, UploadSettings};
 use crate::transfer::{Copier, WorkItem};
 use crate::writeback::{backup_path, Job, RowInfo, Writer};
 
-/// The manifest's last word on each source key, for resume.
-pub fn previous_records(cfg: &CopyConfig) -> anyhow::Result<HashMap<String, ObjectRecord>> {
-    if !cfg.manifest.exists() {
-        return Ok(HashMap::new());
-    }
-    let m = Manifest::load(&cfg.manifest)?;
-    m.check_belongs(&cfg.source.canonical(), &cfg.target.canonical())?;
-    Ok(m.latest()
-        .into_iter()
-        .map(|r| (r.source_key.clone(), r.clone()))
-        .collect())
+/// What earlier runs of this manifest left: the last word on each source key, and the
+/// writes they announced but never recorded an outcome for (a crash).
+#[derive(Default)]
+pub struct Previous {
+    pub records: HashMap<String, ObjectRecord>,
+    pub unfinished: HashMap<String, Vec<Intent>>,
 }
 
-/// Recorded as verified, same size (and SHA-256, where the source states it when
-/// listing), and still seen in the target listing: done already.
-pub fn already_done(
+impl Previous {
+    pub fn load(cfg: &CopyConfig) -> anyhow::Result<Previous> {
+        if !cfg.manifest.exists() {
+            return Ok(Previous::default());
+        }
+        let m = Manifest::load(&cfg.manifest)?;
+        m.check_belongs(&cfg.source.canonical(), &cfg.target.canonical())?;
+        Ok(Previous {
+            records: m
+                .latest()
+                .into_iter()
+                .map(|r| (r.source_key.clone(), r.clone()))
+                .collect(),
+            unfinished: m.unfinished_intents(),
+        })
+    }
+
+    pub fn get(&self, source_key: &str) -> Option<&ObjectRecord> {
+        self.records.get(source_key)
+    }
+}
+
+/// Recorded as verified, unchanged at the source since (see [`change_since`]), and still
+/// in the target with the recorded size and ETag: done already. The ETag comes from the
+/// one listing of the target; a store that lists none (some S3-compatible servers) is
+/// asked with a HEAD instead of being trusted.
+pub async fn already_done(
+    target: &dyn Target,
     prev: Option<&ObjectRecord>,
     info: &ObjectInfo,
+    target_key: &str,
     listed: Option<&(u64, Option<String>)>,
-) -> bool {
+) -> Result<bool, StoreError> {
     let (Some(prev), Some((listed_size, listed_etag))) = (prev, listed) else {
-        return false;
+        return Ok(false);
     };
-    let size = info.size;
-    let same_bytes = match (info.digests.sha256, &prev.sha256) {
-        (Some(now), Some(then)) => hex::encode(now) == *then,
-        _ => true,
-    };
-    prev.status.is_verified()
-        && same_bytes
-        && prev.size == size
-        && *listed_size == size
-        && match (listed_etag, &prev.target_etag) {
-            (Some(a), Some(b)) => a == b,
-            _ => true,
-        }
+    if change_since(Some(prev), info) != Change::Unchanged || *listed_size != info.size {
+        return Ok(false);
+    }
+    Ok(match (listed_etag, &prev.target_etag) {
+        (Some(a), Some(b)) => a == b,
+        (None, Some(_)) => target
+            .head(target_key)
+            .await?
+            .is_some_and(|obj| holds_what_we_wrote(&obj, prev)),
+        (_, None) => true,
+    })
+}
+
+/// Runs one object's copy, turning a panic into its message: a bug in one object's path
+/// must leave that object recorded `failed`, never unrecorded.
+async fn supervised<T>(work: impl std::future::Future<Output = T>) -> Result<T, String> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .map_err(|payload| {
+            payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic with no message".into())
+        })
 }
 
 /// What reaches the manifest task.
@@ -91,7 +130,7 @@ fn reject_record(
 
 pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
     let stores = open_stores(&cfg).await?;
-    let previous = previous_records(&cfg)?;
+    let previous = Previous::load(&cfg)?;
     let index = TargetIndex::build(stores.target.as_ref())
         .await
         .map_err(anyhow::Error::new)?;
@@ -131,6 +170,7 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
             }
         });
     }
+    let (intents, mut intent_rx) = IntentLog::channel(64);
     let copier = Arc::new(Copier {
         source: stores.source.clone(),
         target: stores.target.clone(),
@@ -143,9 +183,12 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         on_conflict: cfg.on_conflict,
         backup_prefix,
         run_id: run_id.clone(),
+        intents,
     });
     let fatal: Arc<Mutex<Option<StoreError>>> = Arc::new(Mutex::new(None));
     let already = Arc::new(AtomicU64::new(0));
+    // Every item the selection keeps (copied or rejected); each must end with a record.
+    let listed = Arc::new(AtomicU64::new(0));
     let (rec_tx, mut rec_rx) = mpsc::channel::<Msg>(256);
     // SQLite write-back: one thread, fed verified records, answering with rewritten ones.
     let (wb_tx, mut wb_rx) = mpsc::channel::<ObjectRecord>(256);
@@ -168,10 +211,11 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
     drop(wb_tx);
 
     let producer = {
-        let (cancel, fatal, already, source, copier) = (
+        let (cancel, fatal, already, listed, source, copier) = (
             cancel.clone(),
             fatal.clone(),
             already.clone(),
+            listed.clone(),
             stores.source.clone(),
             copier.clone(),
         );
@@ -198,7 +242,11 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                     }
                     Some(Ok(item)) => item,
                 };
-                let (info, target_key) = match selector.select(item) {
+                let selected = selector.select(item);
+                if !matches!(selected, Selected::Excluded) {
+                    listed.fetch_add(1, Ordering::Relaxed);
+                }
+                let (info, target_key) = match selected {
                     Selected::Excluded => continue,
                     Selected::Reject {
                         source_key,
@@ -215,7 +263,24 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                 };
                 let prev = previous.get(&info.key);
                 let listed = index.get(&target_key);
-                if already_done(prev, &info, listed) {
+                let unfinished = previous
+                    .unfinished
+                    .get(&info.key)
+                    .cloned()
+                    .unwrap_or_default();
+                let done =
+                    match already_done(copier.target.as_ref(), prev, &info, &target_key, listed)
+                        .await
+                    {
+                        Ok(done) => done,
+                        Err(e) if e.is_fatal() => {
+                            fatal.lock().unwrap().get_or_insert(e);
+                            cancel.cancel();
+                            break;
+                        }
+                        Err(_) => false, // the copy path will look again, and record what it finds
+                    };
+                if unfinished.is_empty() && done {
                     already.fetch_add(1, Ordering::Relaxed);
                     // A crash between upload and write-back: write the row now.
                     if let (Some(prev), Some(row)) = (prev, &info.row) {
@@ -228,6 +293,7 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                 let work = WorkItem {
                     listed: listed.is_some(),
                     previous: prev.cloned(),
+                    unfinished,
                     info,
                     target_key,
                 };
@@ -244,13 +310,21 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                 workers.spawn(async move {
                     let _permit = permit;
                     let row = work.info.row.clone();
-                    match copier.process(work).await {
-                        Ok(rec) => {
+                    // Built before the copy, so even a panic leaves an honest record.
+                    let if_panics = copier.record(&work, Status::Failed);
+                    match supervised(copier.process(work)).await {
+                        Ok(Ok(rec)) => {
                             let _ = tx.send(Msg::Record(rec, row)).await;
                         }
-                        Err(e) => {
+                        Ok(Err(e)) => {
                             fatal.lock().unwrap().get_or_insert(e);
                             cancel.cancel();
+                        }
+                        Err(panic) => {
+                            let rec = if_panics.with_error(format!(
+                                "internal error: {panic}; the object was not copied — re-run to retry, and report this bug"
+                            ));
+                            let _ = tx.send(Msg::Record(rec, None)).await;
                         }
                     }
                 });
@@ -291,6 +365,10 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                 if append {
                     writer.append(&rec)?;
                     tally.add(&rec);
+                    if crate::testhooks::cancel_after(tally.total()) {
+                        interrupted.store(true, Ordering::SeqCst);
+                        cancel.cancel();
+                    }
                 }
                 if let (Some(jobs), Some(row), true) = (&wb_jobs, row, rec.status.is_verified()) {
                     let _ = jobs.send(Job { record: rec.clone(), row });
@@ -306,6 +384,11 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                 );
             }
             Some(rec) = wb_rx.recv() => rewritten(rec, &mut writer, &mut problems)?,
+            // Intents are written before the write they announce may start.
+            Some((intent, done)) = intent_rx.recv() => {
+                writer.append_intent(&intent)?;
+                let _ = done.send(());
+            }
         }
     }
     drop(wb_jobs);
@@ -328,7 +411,10 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
 
     let elapsed = started.elapsed().as_secs_f64();
     let handled = tally.copied + tally.identical;
-    let exit = if tally.has_problems() || rows_not_written > 0 {
+    let listed = listed.load(Ordering::Relaxed);
+    let recorded = tally.total() + already.load(Ordering::Relaxed);
+    let unrecorded = listed.saturating_sub(recorded);
+    let exit = if tally.has_problems() || rows_not_written > 0 || unrecorded > 0 {
         Exit::Partial
     } else {
         Exit::Ok
@@ -344,6 +430,14 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         tally.conflict,
         tally.failed
     ));
+    out.say(&format!(
+        "  listed {listed}, recorded {recorded} (this run, or verified by an earlier one)"
+    ));
+    if listed != recorded {
+        out.warn(&format!(
+            "  internal error: {listed} objects were listed but {recorded} recorded; the run is not complete — re-run to resume, and report this bug"
+        ));
+    }
     out.say(&format!(
         "  {:.1} objects/s, {}/s over {:.2}s; manifest {}",
         handled as f64 / elapsed.max(1e-6),
@@ -382,6 +476,8 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         "manifest": cfg.manifest,
         "counts": tally,
         "already_verified": already.load(Ordering::Relaxed),
+        "listed": listed,
+        "recorded": recorded,
         "elapsed_seconds": elapsed,
         "objects_per_second": handled as f64 / elapsed.max(1e-6),
         "bytes_per_second": tally.bytes_copied as f64 / elapsed.max(1e-6),

@@ -2,9 +2,10 @@
 //! `identical` against the target — it exists, its size, and its SHA-256 where the target
 //! reports one, else the ETag recorded at upload. `--deep` downloads and re-hashes.
 //! `--against-source` re-lists the source with the run's own selection and reports
-//! objects missing from the target or from the manifest.
+//! objects missing from the target or from the manifest, changed at the source since
+//! they were copied, and deleted at the source.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -12,9 +13,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{open_target, Output, TargetIndex};
-use crate::checksum::{b64, Hasher};
+use crate::checksum::Hasher;
 use crate::cli::VerifyArgs;
 use crate::config::{check_concurrency, DEFAULT_CONCURRENCY, DEFAULT_RETRIES};
+use crate::delta::{change_since, Change};
 use crate::error::{Exit, StoreError};
 use crate::filter::Filter;
 use crate::location::{Location, Role};
@@ -24,7 +26,8 @@ use crate::selection::{Selected, Selector};
 use crate::shard::Shard;
 use crate::source::SourceOptions;
 use crate::target::Target;
-use crate::transfer::checksum_matches;
+use crate::transfer::checksum_proves;
+use crate::writeback::RowInfo;
 
 #[derive(Debug, Serialize)]
 struct Problem {
@@ -66,12 +69,15 @@ async fn check_one(
         )));
     }
     let recorded_sha = rec.sha256.as_deref().and_then(|h| hex::decode(h).ok());
-    let ours = rec
-        .target_checksum
-        .clone()
-        .or_else(|| recorded_sha.as_ref().map(|d| b64(d)));
-    match (&obj.checksum_sha256, &ours, &obj.etag, &rec.target_etag) {
-        (Some(reported), Some(ours), _, _) if !checksum_matches(reported, ours) => {
+    let ours = rec.target_checksum.is_some() || rec.sha256.is_some();
+    match (&obj.checksum_sha256, ours, &obj.etag, &rec.target_etag) {
+        (Some(reported), true, _, _)
+            if !checksum_proves(
+                reported,
+                rec.target_checksum.as_deref(),
+                rec.sha256.as_deref(),
+            ) =>
+        {
             return Ok(Some("SHA-256 differs from the bytes migrated".into()))
         }
         (None, _, Some(etag), Some(recorded)) if etag != recorded => {
@@ -173,34 +179,56 @@ pub async fn verify(args: VerifyArgs, out: Output) -> anyhow::Result<Exit> {
             .map_err(anyhow::Error::new)?;
         let by_key: HashMap<&str, &ObjectRecord> =
             records.iter().map(|r| (r.source_key.as_str(), r)).collect();
+        let mut seen: HashSet<String> = HashSet::new();
         let mut selector = selection_of(&header, target.prefix())?;
         let mut listing = source.list();
         while let Some(item) = listing.next().await {
             let item = item.map_err(|e| anyhow::Error::new(e.context("listing the source")))?;
-            let (key, target_key) = match selector.select(item) {
+            let (key, target_key, info) = match selector.select(item) {
                 Selected::Excluded => continue,
-                Selected::Take { info, target_key } => (info.key, target_key),
+                Selected::Take { info, target_key } => (info.key.clone(), target_key, Some(info)),
                 Selected::Reject {
                     source_key,
                     target_key,
                     ..
-                } => (source_key, target_key),
+                } => (source_key, target_key, None),
             };
-            let recorded = by_key
-                .get(key.as_str())
-                .is_some_and(|r| r.status.is_verified());
-            let problem = if !recorded {
-                "in the source but not recorded as migrated in the manifest"
-            } else if index.get(&target_key).is_none() {
-                "in the source but missing from the target"
-            } else {
-                continue;
+            seen.insert(key.clone());
+            let recorded = by_key.get(key.as_str()).filter(|r| r.status.is_verified());
+            let problem = match (recorded, &info) {
+                (None, _) => {
+                    "in the source but not recorded as migrated in the manifest".to_string()
+                }
+                (Some(rec), Some(info)) => match change_since(Some(rec), info) {
+                    Change::Changed(why) => why,
+                    _ if index.get(&target_key).is_none() => {
+                        "in the source but missing from the target".to_string()
+                    }
+                    _ => continue,
+                },
+                (Some(_), None) if index.get(&target_key).is_none() => {
+                    "in the source but missing from the target".to_string()
+                }
+                (Some(_), None) => continue,
             };
             source_gaps.push(Problem {
                 source_key: key,
                 target_key,
-                problem: problem.into(),
+                problem,
             });
+        }
+        // Migrated, but the source no longer lists it. A SQLite row whose blob was
+        // replaced by its R2 URL (write-back) has moved, not gone.
+        for rec in records.iter().filter(|r| r.status.is_verified()) {
+            let moved = RowInfo::of(rec).is_some_and(|r| r.written);
+            if !moved && !seen.contains(&rec.source_key) {
+                source_gaps.push(Problem {
+                    source_key: rec.source_key.clone(),
+                    target_key: rec.target_key.clone(),
+                    problem: "deleted at the source since it was migrated (still in the target)"
+                        .into(),
+                });
+            }
         }
     }
 

@@ -70,6 +70,30 @@ pub fn decode(text: &[u8]) -> Result<Decoded, String> {
     })
 }
 
+/// Whether a stored value that is not base64 is a reference rather than a blob: a URL
+/// (`https://…`, `//cdn…`, any `scheme:` but `data:`) or a path (`/user.png`,
+/// `./a.png`). Applications keep those in the same column as their blobs (and our
+/// write-back leaves a URL there): they are not data to migrate, and are never touched.
+pub fn is_reference(text: &[u8]) -> bool {
+    let t = trim_ascii(text);
+    let s = String::from_utf8_lossy(t);
+    let lower = s.to_ascii_lowercase();
+    if lower.starts_with("data:") || t.is_empty() {
+        return false;
+    }
+    let scheme = lower.split_once(':').is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    scheme || s.starts_with('/') || s.starts_with("./") || s.starts_with("../")
+}
+
 fn trim_ascii(b: &[u8]) -> &[u8] {
     let start = b
         .iter()
@@ -98,6 +122,19 @@ fn strip_data_uri(text: &[u8]) -> Result<Option<(String, &[u8])>, String> {
         return Err("a data: URI that is not base64 (no ;base64)".into());
     }
     Ok(Some((mime, &text[comma + 1..])))
+}
+
+/// The content type an object gets, and the declared one when the bytes disagree: a
+/// declared type (a `data:` URI's, or the content-type column's) stands unless the bytes'
+/// magic number names a different kind of file — then the bytes win, as a browser would
+/// sniff them, and the declared type is kept for the record.
+pub fn content_type_of(declared: Option<String>, bytes: &[u8]) -> (Option<String>, Option<String>) {
+    let magic = infer::get(bytes).map(|t| t.mime_type().to_string());
+    match (declared, magic) {
+        (Some(d), Some(m)) if ext_for(Some(&d)) != ext_for(Some(&m)) => (Some(m), Some(d)),
+        (Some(d), _) => (Some(d), None),
+        (None, m) => (m, None),
+    }
 }
 
 /// The usual short extension for a content type (`bin` when unknown).

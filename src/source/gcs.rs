@@ -206,6 +206,7 @@ impl GcsSource {
         info.meta = meta_of(o);
         info.storage_class = o.storage_class.clone();
         info.digests.etag = Some(o.etag.clone());
+        info.version = (o.generation != 0).then(|| o.generation.to_string());
         // Composite objects have no md5Hash; crc32c is always there.
         info.digests.md5 = o
             .md5_hash
@@ -262,9 +263,7 @@ impl Source for GcsSource {
             })
             .await?;
         let what2 = what.clone();
-        let body = stream
-            .map(move |chunk| chunk.map_err(|e| classify(e, &what2)))
-            .boxed();
+        let body = super::fused(stream.map(move |chunk| chunk.map_err(|e| classify(e, &what2))));
         Ok(Opened::body(body))
     }
 

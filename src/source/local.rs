@@ -37,6 +37,13 @@ fn key_of(root: &Path, path: &Path) -> String {
         .join("/")
 }
 
+/// A local file's version: its size and modification time in nanoseconds, so a rewrite
+/// of the same size is still seen as a change.
+pub fn local_version(size: u64, modified: Option<time::OffsetDateTime>) -> String {
+    let ns = modified.map(|t| t.unix_timestamp_nanos()).unwrap_or(0);
+    format!("{size}:{ns}")
+}
+
 fn walk(root: PathBuf, tx: tokio::sync::mpsc::Sender<Result<ListItem, StoreError>>) {
     let walker = walkdir::WalkDir::new(&root)
         .follow_links(true)
@@ -56,6 +63,7 @@ fn walk(root: PathBuf, tx: tokio::sync::mpsc::Sender<Result<ListItem, StoreError
                         Ok(md) => {
                             let mut info = ObjectInfo::new(key.clone(), md.len());
                             info.modified = md.modified().ok().map(time::OffsetDateTime::from);
+                            info.version = Some(local_version(md.len(), info.modified));
                             info.meta.content_type = mime_guess::from_path(entry.path())
                                 .first()
                                 .map(|m| m.essence_str().to_string());
@@ -134,18 +142,21 @@ impl Source for LocalSource {
             ))
         })?;
         let stream: ByteStream = match range {
-            None => ReaderStream::with_capacity(file, 256 * 1024)
-                .map(move |r| r.map_err(|e| StoreError::Object(format!("read error: {e}"))))
-                .boxed(),
+            None => super::fused(
+                ReaderStream::with_capacity(file, 256 * 1024)
+                    .map(move |r| r.map_err(|e| StoreError::Object(format!("read error: {e}")))),
+            ),
             Some(r) => {
                 file.seek(std::io::SeekFrom::Start(r.start))
                     .await
                     .map_err(|e| {
                         StoreError::Object(format!("cannot seek in {}: {e}", path.display()))
                     })?;
-                ReaderStream::with_capacity(file.take(r.end - r.start), 256 * 1024)
-                    .map(move |r| r.map_err(|e| StoreError::Object(format!("read error: {e}"))))
-                    .boxed()
+                super::fused(
+                    ReaderStream::with_capacity(file.take(r.end - r.start), 256 * 1024).map(
+                        move |r| r.map_err(|e| StoreError::Object(format!("read error: {e}"))),
+                    ),
+                )
             }
         };
         Ok(Opened::body(stream))
@@ -170,10 +181,9 @@ impl Source for LocalSource {
 pub(crate) fn tokio_stream_from<T: Send + 'static>(
     rx: tokio::sync::mpsc::Receiver<T>,
 ) -> BoxStream<'static, T> {
-    futures::stream::unfold(rx, |mut rx| async move {
+    super::fused(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
-    })
-    .boxed()
+    }))
 }
 
 #[cfg(test)]

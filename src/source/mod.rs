@@ -13,13 +13,21 @@ use std::ops::Range;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::BoxStream;
+use futures::stream::{BoxStream, Stream};
+use futures::StreamExt;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
 
 /// A stream of an object's bytes, in chunks; never the whole body at once.
 pub type ByteStream = BoxStream<'static, Result<Bytes, StoreError>>;
+
+/// Boxes a stream fused: polled after its end it says `None` again instead of panicking
+/// (an `Unfold` polled after its end panics — an S3 body once did, mid-copy). Every
+/// stream an adapter hands out goes through here.
+pub fn fused<'a, T>(stream: impl Stream<Item = T> + Send + 'a) -> BoxStream<'a, T> {
+    stream.fuse().boxed()
+}
 
 /// HTTP-level metadata carried from source to target.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,6 +100,12 @@ pub struct ObjectInfo {
     pub row: Option<RowRef>,
     /// The source's storage class, where it has one (S3: STANDARD, GLACIER, …).
     pub storage_class: Option<String>,
+    /// The source's own signal that an object changed (recorded as `source_version`):
+    /// S3 ETag, GCS generation, local `size:mtime_ns`, SQLite the digest of the row's text.
+    pub version: Option<String>,
+    /// SQLite: the content type the row declared when the bytes' magic number says
+    /// another (the object gets the type of its bytes).
+    pub declared_content_type: Option<String>,
 }
 
 impl ObjectInfo {
@@ -104,6 +118,8 @@ impl ObjectInfo {
             meta: ObjectMeta::default(),
             row: None,
             storage_class: None,
+            version: None,
+            declared_content_type: None,
         }
     }
 

@@ -165,6 +165,12 @@ impl S3Source {
                 .last_modified()
                 .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.secs()).ok());
             info.digests.etag = unquote(o.e_tag());
+            // The ETag changes with every write; a store that lists none (some
+            // S3-compatible ones) falls back to size and modification time.
+            info.version = info.digests.etag.clone().or_else(|| {
+                o.last_modified()
+                    .map(|t| format!("{size}:{}", t.as_nanos()))
+            });
             info.storage_class = Some(class.unwrap_or_else(|| "STANDARD".into()));
             items.push(Ok(ListItem::Object(info)));
         }

@@ -13,11 +13,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use futures::StreamExt;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
-use super::blob::{decode, ext_for};
+use super::blob::{content_type_of, decode, ext_for, is_reference};
 use super::{ListItem, ObjectInfo, Opened, RowRef, Source};
 use crate::checksum::sha256;
 use crate::config::SqliteSettings;
@@ -195,8 +194,12 @@ impl SqliteSource {
     }
 }
 
-/// One row turned into a list item (its decoded bytes are hashed, then dropped).
-fn row_item(row: &rusqlite::Row<'_>, s: &SqliteSettings) -> rusqlite::Result<(Value, ListItem)> {
+/// One row turned into a list item (its decoded bytes are hashed, then dropped); `None`
+/// for a row whose column holds a URL or a path instead of a blob (never touched).
+fn row_item(
+    row: &rusqlite::Row<'_>,
+    s: &SqliteSettings,
+) -> rusqlite::Result<(Value, Option<ListItem>)> {
     let id: Value = row.get(0)?;
     let Some((id_str, is_int)) = id_text(&id) else {
         let item = ListItem::Unreadable {
@@ -206,7 +209,7 @@ fn row_item(row: &rusqlite::Row<'_>, s: &SqliteSettings) -> rusqlite::Result<(Va
                 s.id_column
             ),
         };
-        return Ok((id, item));
+        return Ok((id, Some(item)));
     };
     let key = format!("row:{id_str}");
     let raw = match row.get_ref(1)? {
@@ -214,29 +217,30 @@ fn row_item(row: &rusqlite::Row<'_>, s: &SqliteSettings) -> rusqlite::Result<(Va
         _ => {
             let reason =
                 format!("row id={id_str}: the data column holds a number, not base64 text");
-            return Ok((id, ListItem::Unreadable { key, reason }));
+            return Ok((id, Some(ListItem::Unreadable { key, reason })));
         }
     };
     let decoded = match decode(&raw) {
         Ok(d) => d,
+        Err(_) if is_reference(&raw) => return Ok((id, None)),
         Err(reason) => {
             return Ok((
                 id,
-                ListItem::Unreadable {
+                Some(ListItem::Unreadable {
                     key,
                     reason: format!("row id={id_str}: {reason}"),
-                },
+                }),
             ))
         }
     };
     let column_type = text_of(row.get_ref(2)?).filter(|t| !t.trim().is_empty());
-    let content_type = decoded
+    let declared = decoded
         .form
         .data_uri_type
         .clone()
         .filter(|t| !t.is_empty())
-        .or(column_type)
-        .or_else(|| infer::get(&decoded.bytes).map(|t| t.mime_type().to_string()));
+        .or(column_type);
+    let (content_type, declared_disagrees) = content_type_of(declared, &decoded.bytes);
     let mut vars = BTreeMap::new();
     vars.insert("id".to_string(), id_str.clone());
     vars.insert("ext".to_string(), ext_for(content_type.as_deref()));
@@ -248,7 +252,9 @@ fn row_item(row: &rusqlite::Row<'_>, s: &SqliteSettings) -> rusqlite::Result<(Va
     }
     let mut info = ObjectInfo::new(key, decoded.bytes.len() as u64);
     info.digests.sha256 = Some(sha256(&decoded.bytes));
+    info.version = Some(hex::encode(sha256(&raw)));
     info.meta.content_type = content_type;
+    info.declared_content_type = declared_disagrees;
     info.row = Some(RowRef {
         id: id_str,
         id_is_int: is_int,
@@ -257,7 +263,7 @@ fn row_item(row: &rusqlite::Row<'_>, s: &SqliteSettings) -> rusqlite::Result<(Va
         form: Some(decoded.form),
         vars,
     });
-    Ok((id, ListItem::Object(info)))
+    Ok((id, Some(ListItem::Object(info))))
 }
 
 fn list_rows(
@@ -277,7 +283,7 @@ fn list_rows(
     loop {
         // Collect one page, then release the statement before handing items on, so a
         // slow consumer never holds a read transaction open against the app's writers.
-        let page: rusqlite::Result<Vec<(Value, ListItem)>> = (|| {
+        let page: rusqlite::Result<Vec<(Value, Option<ListItem>)>> = (|| {
             let mut stmt = conn.prepare_cached(if last.is_some() {
                 &next_sql
             } else {
@@ -287,7 +293,7 @@ fn list_rows(
                 Some(v) => stmt.query([v])?,
                 None => stmt.query([])?,
             };
-            let mut out = Vec::with_capacity(PAGE);
+            let mut out: Vec<(Value, Option<ListItem>)> = Vec::with_capacity(PAGE);
             while let Some(row) = rows.next()? {
                 out.push(row_item(row, &settings)?);
             }
@@ -303,6 +309,7 @@ fn list_rows(
         let full = page.len() == PAGE;
         for (id, item) in page {
             last = Some(id);
+            let Some(item) = item else { continue };
             if tx.blocking_send(Ok(item)).is_err() {
                 return;
             }
@@ -375,7 +382,7 @@ impl Source for SqliteSource {
             None => bytes,
         };
         let chunk: Result<Bytes, StoreError> = Ok(Bytes::from(bytes));
-        Ok(Opened::body(futures::stream::iter([chunk]).boxed()))
+        Ok(Opened::body(super::fused(futures::stream::iter([chunk]))))
     }
 
     async fn check_access(&self) -> Result<(), StoreError> {

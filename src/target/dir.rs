@@ -36,6 +36,35 @@ struct Sidecar {
     expires: Option<String>,
     #[serde(default)]
     custom: BTreeMap<String, String>,
+    /// The ETag given when the object was written, and the file's size and mtime then:
+    /// a listing reports this ETag while the file is untouched (R2 lists ETags too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stamp: Option<String>,
+}
+
+/// A file's size and modification time, to tell whether it changed since written.
+fn stamp_of(md: &std::fs::Metadata) -> String {
+    let ns = md
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}:{ns}", md.len())
+}
+
+/// What a listing reports as the ETag of the file at `path`: the one it was written
+/// with while the file is untouched, else one that matches nothing we recorded.
+fn listed_etag(meta_path: &Path, md: &std::fs::Metadata) -> Option<String> {
+    let sidecar: Sidecar = serde_json::from_slice(&std::fs::read(meta_path).ok()?).ok()?;
+    let stamp = stamp_of(md);
+    match (sidecar.etag, sidecar.stamp) {
+        (Some(etag), Some(then)) if then == stamp => Some(etag),
+        (Some(_), _) => Some(format!("changed-since-written-{stamp}")),
+        _ => None,
+    }
 }
 
 impl From<&ObjectMeta> for Sidecar {
@@ -48,6 +77,8 @@ impl From<&ObjectMeta> for Sidecar {
             content_language: m.content_language.clone(),
             expires: m.expires.clone(),
             custom: m.custom.clone(),
+            etag: None,
+            stamp: None,
         }
     }
 }
@@ -112,8 +143,14 @@ impl DirTarget {
         Ok((path, file))
     }
 
-    /// Moves a finished temp file into place with its metadata.
-    async fn commit(&self, key: &str, temp: &Path, meta: &ObjectMeta) -> Result<(), StoreError> {
+    /// Moves a finished temp file into place with its metadata and ETag.
+    async fn commit(
+        &self,
+        key: &str,
+        temp: &Path,
+        meta: &ObjectMeta,
+        etag: Option<String>,
+    ) -> Result<(), StoreError> {
         let dest = self.path_of(key)?;
         let meta_path = self.meta_path(key);
         for p in [&dest, &meta_path] {
@@ -123,8 +160,12 @@ impl DirTarget {
                     .map_err(|e| io_err("cannot create its folder", key, e))?;
             }
         }
-        let sidecar = serde_json::to_vec(&Sidecar::from(meta)).expect("metadata serialises");
-        tokio::fs::write(&meta_path, sidecar)
+        let mut sidecar = Sidecar::from(meta);
+        sidecar.etag = etag;
+        // The rename keeps the temp file's mtime, so its stamp is the object's.
+        sidecar.stamp = std::fs::metadata(temp).ok().map(|md| stamp_of(&md));
+        let bytes = serde_json::to_vec(&sidecar).expect("metadata serialises");
+        tokio::fs::write(&meta_path, bytes)
             .await
             .map_err(|e| io_err("cannot write its metadata", key, e))?;
         tokio::fs::rename(temp, &dest)
@@ -170,7 +211,11 @@ impl DirTarget {
     }
 }
 
-fn walk_keys(root: PathBuf, tx: tokio::sync::mpsc::Sender<Result<TargetObject, StoreError>>) {
+fn walk_keys(
+    root: PathBuf,
+    meta_root: PathBuf,
+    tx: tokio::sync::mpsc::Sender<Result<TargetObject, StoreError>>,
+) {
     if !root.exists() {
         return;
     }
@@ -187,10 +232,15 @@ fn walk_keys(root: PathBuf, tx: tokio::sync::mpsc::Sender<Result<TargetObject, S
                     .map(|c| c.as_os_str().to_string_lossy())
                     .collect::<Vec<_>>()
                     .join("/");
-                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                let md = e.metadata().ok();
+                let size = md.as_ref().map(|m| m.len()).unwrap_or(0);
+                let etag = md
+                    .as_ref()
+                    .and_then(|md| listed_etag(&meta_root.join(format!("{key}.json")), md));
                 Ok(TargetObject {
                     key,
                     size,
+                    etag,
                     ..Default::default()
                 })
             }
@@ -226,7 +276,8 @@ impl Target for DirTarget {
     fn list(&self) -> BoxStream<'_, Result<TargetObject, StoreError>> {
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let root = self.root.clone();
-        tokio::task::spawn_blocking(move || walk_keys(root, tx));
+        let meta_root = self.root.join(STATE_DIR).join("meta");
+        tokio::task::spawn_blocking(move || walk_keys(root, meta_root, tx));
         crate::source::local::tokio_stream_from(rx)
     }
 
@@ -244,11 +295,10 @@ impl Target for DirTarget {
             .await
             .map_err(|e| io_err("cannot open", key, e))?;
         let key = key.to_string();
-        Ok(
+        Ok(crate::source::fused(
             tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
-                .map(move |r| r.map_err(|e| io_err("read error", &key, e)))
-                .boxed(),
-        )
+                .map(move |r| r.map_err(|e| io_err("read error", &key, e))),
+        ))
     }
 
     async fn put(
@@ -261,8 +311,9 @@ impl Target for DirTarget {
         self.path_of(key)?;
         // The same check R2 makes on x-amz-checksum-sha256.
         if crate::checksum::sha256(&body) != sha256 {
-            return Err(StoreError::Digest(format!(
-                "{key}: body does not match its SHA-256 (BadDigest)"
+            // The class R2's BadDigest gets: the body was corrupted on its way, resend it.
+            return Err(StoreError::Transient(format!(
+                "PUT {key}: BadDigest: the body does not match its x-amz-checksum-sha256"
             )));
         }
         let (temp, mut file) = self.temp_file().await?;
@@ -275,13 +326,12 @@ impl Target for DirTarget {
             let _ = tokio::fs::remove_file(&temp).await;
             return Err(io_err("cannot write", key, e));
         }
-        if let Err(e) = self.commit(key, &temp, meta).await {
+        let etag = hex::encode(&sha256[..16]);
+        if let Err(e) = self.commit(key, &temp, meta, Some(etag.clone())).await {
             let _ = tokio::fs::remove_file(&temp).await;
             return Err(e);
         }
-        Ok(PutResult {
-            etag: Some(hex::encode(&sha256[..16])),
-        })
+        Ok(PutResult { etag: Some(etag) })
     }
 
     async fn start_multipart(
@@ -320,7 +370,8 @@ impl Target for DirTarget {
                 .into(),
             Err(_) => ObjectMeta::default(),
         };
-        self.commit(to, &temp, &meta).await
+        let etag = self.describe(to, &temp).await?.and_then(|o| o.etag);
+        self.commit(to, &temp, &meta, etag).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -368,8 +419,8 @@ impl MultipartUpload for DirUpload {
             )));
         }
         if crate::checksum::sha256(&body) != sha256 {
-            return Err(StoreError::Digest(format!(
-                "{}: part {number} does not match its SHA-256",
+            return Err(StoreError::Transient(format!(
+                "UploadPart {} part {number}: BadDigest: the part does not match its x-amz-checksum-sha256",
                 self.key
             )));
         }
@@ -388,13 +439,16 @@ impl MultipartUpload for DirUpload {
             .await
             .map_err(|e| io_err("cannot write", &self.key, e))?;
         let d = self.hasher.clone().finish();
-        if let Err(e) = self.target.commit(&self.key, &self.temp, &self.meta).await {
+        let etag = hex::encode(&d.sha256[..16]);
+        if let Err(e) = self
+            .target
+            .commit(&self.key, &self.temp, &self.meta, Some(etag.clone()))
+            .await
+        {
             let _ = tokio::fs::remove_file(&self.temp).await;
             return Err(e);
         }
-        Ok(PutResult {
-            etag: Some(hex::encode(&d.sha256[..16])),
-        })
+        Ok(PutResult { etag: Some(etag) })
     }
 
     async fn abort(self: Box<Self>) -> Result<(), StoreError> {

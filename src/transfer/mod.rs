@@ -3,6 +3,7 @@
 //! then ask the target (HEAD) for size and checksum and require them to match. The
 //! outcome is always a manifest record; only a fatal error (credentials, bucket) is `Err`.
 
+pub mod intent;
 pub mod upload;
 
 use std::sync::Arc;
@@ -13,9 +14,10 @@ use tokio_util::sync::CancellationToken;
 use crate::checksum::{b64, etag_md5, Digests, Hasher};
 use crate::cli::OnConflict;
 use crate::error::StoreError;
-use crate::manifest::{ObjectRecord, Status};
+use crate::manifest::{Intent, ObjectRecord, Prior, Status};
 use crate::source::{ObjectInfo, Source};
 use crate::target::{Target, TargetObject};
+use intent::{written_under, IntentLog};
 use upload::{MemoryBudget, UploadSettings, Uploaded, Uploader};
 
 /// One object to handle, as the selection stage hands it over.
@@ -27,6 +29,8 @@ pub struct WorkItem {
     pub listed: bool,
     /// What an earlier run of this manifest wrote at this key, if anything.
     pub previous: Option<ObjectRecord>,
+    /// Writes announced by earlier runs whose outcome was never recorded (a crash).
+    pub unfinished: Vec<Intent>,
 }
 
 pub struct Copier {
@@ -38,6 +42,8 @@ pub struct Copier {
     pub on_conflict: OnConflict,
     pub backup_prefix: String,
     pub run_id: String,
+    /// Every write is announced here first (see [`intent`]).
+    pub intents: IntentLog,
 }
 
 /// Whether the target already holds the source's bytes.
@@ -105,25 +111,36 @@ pub fn checksum_matches(reported: &str, ours: &str) -> bool {
             .is_some_and(|(base, _)| reported == base)
 }
 
+/// Whether the SHA-256 a target reports proves bytes we wrote: the value we computed for
+/// the upload (for multipart on R2 the composite of the part checksums), or the
+/// whole-object SHA-256 (a rehearsal directory re-hashes the file, whatever the upload
+/// was). `whole_hex` is the whole-object digest as the manifest keeps it (hex).
+pub fn checksum_proves(reported: &str, upload: Option<&str>, whole_hex: Option<&str>) -> bool {
+    let whole = whole_hex.and_then(|h| hex::decode(h).ok()).map(|d| b64(&d));
+    upload.is_some_and(|u| checksum_matches(reported, u)) || whole.as_deref() == Some(reported)
+}
+
 /// Whether the target object is exactly what a record says we wrote.
 pub fn holds_what_we_wrote(obj: &TargetObject, rec: &ObjectRecord) -> bool {
     if obj.size != rec.size {
         return false;
     }
-    match (
-        &obj.checksum_sha256,
-        &rec.target_checksum,
-        &obj.etag,
-        &rec.target_etag,
-    ) {
-        (Some(reported), Some(ours), _, _) => checksum_matches(reported, ours),
-        (_, _, Some(etag), Some(ours)) => etag == ours,
+    match (&obj.checksum_sha256, &obj.etag, &rec.target_etag) {
+        (Some(reported), _, _) if rec.target_checksum.is_some() || rec.sha256.is_some() => {
+            checksum_proves(
+                reported,
+                rec.target_checksum.as_deref(),
+                rec.sha256.as_deref(),
+            )
+        }
+        (_, Some(etag), Some(ours)) => etag == ours,
         _ => false,
     }
 }
 
 impl Copier {
-    fn record(&self, item: &WorkItem, status: Status) -> ObjectRecord {
+    /// A record of this object with what the listing said; the caller sets the outcome.
+    pub fn record(&self, item: &WorkItem, status: Status) -> ObjectRecord {
         let mut r = ObjectRecord::new(&item.info.key, &item.target_key, item.info.size, status);
         r.run_id = Some(self.run_id.clone());
         r.source_etag = item.info.digests.etag.clone();
@@ -134,12 +151,20 @@ impl Copier {
             .crc32c
             .map(|c| hex::encode(c.to_be_bytes()));
         r.content_type = item.info.meta.content_type.clone();
+        r.source_version = item.info.version.clone();
+        r.declared_content_type = item.info.declared_content_type.clone();
         r.row = item
             .info
             .row
             .as_ref()
             .and_then(|row| serde_json::to_value(crate::writeback::RowInfo::from(row)).ok());
         r
+    }
+
+    fn intent(&self, item: &WorkItem, prior: Option<Prior>) -> Intent {
+        let mut i = Intent::new(&item.info.key, &item.target_key, prior);
+        i.run_id = Some(self.run_id.clone());
+        i
     }
 
     fn failed(&self, item: &WorkItem, err: &StoreError) -> ObjectRecord {
@@ -168,18 +193,30 @@ impl Copier {
     }
 
     async fn process_inner(&self, item: &WorkItem) -> Result<ObjectRecord, StoreError> {
+        crate::testhooks::before_copy(&item.info.key);
         let key = &item.target_key;
         let existing = if item.listed {
             self.target.head(key).await?
         } else {
             None
         };
-        let mut backup_key = item.previous.as_ref().and_then(|p| p.backup_key.clone());
+        let mut backup_key = item
+            .previous
+            .as_ref()
+            .and_then(|p| p.backup_key.clone())
+            .or_else(|| item.unfinished.iter().find_map(|i| i.backup_key.clone()));
+        // What the key held before this tool first wrote there, for the intent.
+        let mut prior = existing.as_ref().map(Prior::of);
         if let Some(existing) = existing {
             let ours = item
                 .previous
                 .as_ref()
-                .is_some_and(|p| holds_what_we_wrote(&existing, p));
+                .is_some_and(|p| holds_what_we_wrote(&existing, p))
+                || written_under(&existing, &item.unfinished);
+            if ours {
+                // Our own earlier write: keep the original "before" for rollback.
+                prior = item.unfinished.first().and_then(|i| i.prior.clone());
+            }
             match compare(self.source.as_ref(), self.target.as_ref(), &item.info, &existing).await? {
                 Comparison::Identical(d) => {
                     // Our own earlier copy stays "copied", so rollback may still remove it.
@@ -206,6 +243,9 @@ impl Copier {
                     }
                     OnConflict::Overwrite => {
                         let backup = format!("{}{}", self.backup_prefix, key);
+                        let mut intent = self.intent(item, prior.clone());
+                        intent.backup_key = Some(backup.clone());
+                        self.intents.record(intent).await?;
                         self.target
                             .copy(key, &backup)
                             .await
@@ -216,14 +256,18 @@ impl Copier {
             }
         }
 
+        let mut announce = self.intent(item, prior);
+        announce.backup_key = backup_key.clone();
         let uploader = Uploader {
             source: self.source.as_ref(),
             target: self.target.as_ref(),
             memory: &self.memory,
             settings: &self.settings,
             cancel: &self.cancel,
+            announce: (&self.intents, announce),
         };
         let up = uploader.upload(&item.info, key).await?;
+        crate::testhooks::after_upload();
         if let Err(e) = self.verify_uploaded(key, item.info.size, &up).await {
             self.undo_bad_upload(key, backup_key.as_deref()).await;
             return Err(e);
@@ -257,8 +301,9 @@ impl Copier {
                 head.size
             )));
         }
+        let whole = hex::encode(up.digests.sha256);
         let ok = match (&head.checksum_sha256, &head.etag, &up.etag) {
-            (Some(reported), _, _) => checksum_matches(reported, &up.checksum),
+            (Some(reported), _, _) => checksum_proves(reported, Some(&up.checksum), Some(&whole)),
             (None, Some(etag), Some(put_etag)) => etag == put_etag,
             _ => true, // nothing to compare beyond size; the PUT's own checksum was checked
         };

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checksum::{b64, composite_sha256, sha256, Digests, Hasher};
 use crate::config::{MAX_PART, MIB};
 use crate::error::StoreError;
+use crate::manifest::Intent;
 use crate::source::{ByteStream, ObjectInfo, ObjectMeta, Source};
 use crate::target::Target;
 
@@ -74,31 +75,50 @@ pub fn part_size_for(size: u64, configured: u64) -> u64 {
     configured.max(needed).min(MAX_PART)
 }
 
-/// Pulls exactly `want` bytes from the stream (fewer only at its end), keeping any
-/// surplus of the last chunk in `carry`.
-async fn read_up_to(
-    stream: &mut ByteStream,
-    carry: &mut Option<Bytes>,
-    want: u64,
-) -> Result<BytesMut, StoreError> {
-    let mut buf = BytesMut::with_capacity(want as usize);
-    while (buf.len() as u64) < want {
-        let chunk = match carry.take() {
-            Some(c) => c,
-            None => match stream.next().await {
-                Some(c) => c?,
-                None => break,
-            },
-        };
-        let room = (want - buf.len() as u64) as usize;
-        if chunk.len() > room {
-            buf.extend_from_slice(&chunk[..room]);
-            *carry = Some(chunk.slice(room..));
-        } else {
-            buf.extend_from_slice(&chunk);
+/// Cuts an object's byte stream into buffers of exact sizes. It remembers where the
+/// stream ended and never polls it again after that (streams are fused too, but the
+/// reader does not rely on it).
+pub struct PartReader {
+    stream: ByteStream,
+    carry: Option<Bytes>,
+    ended: bool,
+}
+
+impl PartReader {
+    pub fn new(stream: ByteStream) -> PartReader {
+        PartReader {
+            stream,
+            carry: None,
+            ended: false,
         }
     }
-    Ok(buf)
+
+    /// Exactly `want` bytes (fewer only at the stream's end), keeping any surplus of the
+    /// last chunk for the next call.
+    pub async fn read(&mut self, want: u64) -> Result<BytesMut, StoreError> {
+        let mut buf = BytesMut::with_capacity(want.min(64 * MIB) as usize);
+        while (buf.len() as u64) < want {
+            let chunk = match self.carry.take() {
+                Some(c) => c,
+                None if self.ended => break,
+                None => match self.stream.next().await {
+                    Some(c) => c?,
+                    None => {
+                        self.ended = true;
+                        break;
+                    }
+                },
+            };
+            let room = (want - buf.len() as u64) as usize;
+            if chunk.len() > room {
+                buf.extend_from_slice(&chunk[..room]);
+                self.carry = Some(chunk.slice(room..));
+            } else {
+                buf.extend_from_slice(&chunk);
+            }
+        }
+        Ok(buf)
+    }
 }
 
 /// Checks the bytes read against what the source stated and the size it listed.
@@ -161,9 +181,27 @@ pub struct Uploader<'a> {
     pub memory: &'a MemoryBudget,
     pub settings: &'a UploadSettings,
     pub cancel: &'a CancellationToken,
+    /// Where to announce the write, and the intent to fill in with what is written.
+    pub announce: (&'a super::intent::IntentLog, Intent),
 }
 
 impl Uploader<'_> {
+    /// Records, before the object can appear in the target, the bytes about to land.
+    async fn announce(
+        &self,
+        size: u64,
+        sha256: &[u8; 32],
+        checksum: &str,
+    ) -> Result<(), StoreError> {
+        let (log, template) = &self.announce;
+        let mut intent = template.clone();
+        intent.size = Some(size);
+        intent.sha256 = Some(hex::encode(sha256));
+        intent.checksum = Some(checksum.to_string());
+        intent.at = crate::manifest::now_rfc3339();
+        log.record(intent).await
+    }
+
     pub async fn upload(&self, obj: &ObjectInfo, key: &str) -> Result<Uploaded, StoreError> {
         if obj.size > MAX_OBJECT {
             return Err(StoreError::Object(format!(
@@ -186,22 +224,22 @@ impl Uploader<'_> {
         &self,
         obj: &ObjectInfo,
         key: &str,
-        mut stream: ByteStream,
+        stream: ByteStream,
         mut hasher: Hasher,
     ) -> Result<Uploaded, StoreError> {
         let _memory = self.memory.reserve(obj.size).await;
-        let mut carry = None;
         // One byte more than listed, to notice a source that grew while we read it.
-        let body = read_up_to(&mut stream, &mut carry, obj.size + 1)
-            .await?
-            .freeze();
+        let body = PartReader::new(stream).read(obj.size + 1).await?.freeze();
         hasher.update(&body);
         let digests = hasher.finish();
         check_source_digests(obj, &digests)?;
         let meta = meta_for(obj, &body[..body.len().min(512)]);
+        let checksum = b64(&digests.sha256);
+        self.announce(digests.len, &digests.sha256, &checksum)
+            .await?;
         let put = self.target.put(key, body, &meta, digests.sha256).await?;
         Ok(Uploaded {
-            checksum: b64(&digests.sha256),
+            checksum,
             digests,
             etag: put.etag,
             content_type: meta.content_type,
@@ -213,15 +251,13 @@ impl Uploader<'_> {
         &self,
         obj: &ObjectInfo,
         key: &str,
-        mut stream: ByteStream,
+        stream: ByteStream,
         mut hasher: Hasher,
     ) -> Result<Uploaded, StoreError> {
         let part_size = part_size_for(obj.size, self.settings.part_size);
-        let mut carry = None;
+        let mut reader = PartReader::new(stream);
         let mut memory = self.memory.reserve(part_size).await;
-        let mut part = read_up_to(&mut stream, &mut carry, part_size)
-            .await?
-            .freeze();
+        let mut part = reader.read(part_size).await?.freeze();
         let meta = meta_for(obj, &part[..part.len().min(512)]);
         let mut upload = self.target.start_multipart(key, &meta).await?;
         let mut part_digests: Vec<[u8; 32]> = Vec::new();
@@ -254,7 +290,7 @@ impl Uploader<'_> {
                 break;
             }
             memory = self.memory.reserve(part_size).await;
-            let next = match read_up_to(&mut stream, &mut carry, part_size).await {
+            let next = match reader.read(part_size).await {
                 Ok(p) => p,
                 Err(e) => {
                     let _ = upload.abort().await;
@@ -268,7 +304,7 @@ impl Uploader<'_> {
             number += 1;
         }
         // Drain anything past the listed size, so a grown source is noticed.
-        let extra = match read_up_to(&mut stream, &mut carry, 1).await {
+        let extra = match reader.read(1).await {
             Ok(b) => b,
             Err(e) => {
                 let _ = upload.abort().await;
@@ -281,9 +317,14 @@ impl Uploader<'_> {
             let _ = upload.abort().await;
             return Err(e);
         }
+        let checksum = composite_sha256(&part_digests);
+        if let Err(e) = self.announce(digests.len, &digests.sha256, &checksum).await {
+            let _ = upload.abort().await;
+            return Err(e);
+        }
         let done = upload.complete().await?;
         Ok(Uploaded {
-            checksum: composite_sha256(&part_digests),
+            checksum,
             digests,
             etag: done.etag,
             content_type: meta.content_type,
@@ -312,14 +353,20 @@ mod tests {
             Ok(Bytes::from_static(b"defgh")),
             Ok(Bytes::from_static(b"ij")),
         ];
-        let mut stream: ByteStream = futures::stream::iter(chunks).boxed();
-        let mut carry = None;
-        let a = read_up_to(&mut stream, &mut carry, 4).await.unwrap();
-        let b = read_up_to(&mut stream, &mut carry, 4).await.unwrap();
-        let c = read_up_to(&mut stream, &mut carry, 4).await.unwrap();
+        // An unfused `Unfold` panics if polled after its end, as the S3 body did.
+        let stream: ByteStream = futures::stream::unfold(chunks.into_iter(), |mut it| async move {
+            it.next().map(|c| (c, it))
+        })
+        .boxed();
+        let mut reader = PartReader::new(stream);
+        let a = reader.read(4).await.unwrap();
+        let b = reader.read(4).await.unwrap();
+        let c = reader.read(4).await.unwrap();
+        let after_end = reader.read(1).await.unwrap();
+        let again = reader.read(4).await.unwrap();
         assert_eq!(
-            (&a[..], &b[..], &c[..]),
-            (&b"abcd"[..], &b"efgh"[..], &b"ij"[..])
+            (&a[..], &b[..], &c[..], &after_end[..], &again[..]),
+            (&b"abcd"[..], &b"efgh"[..], &b"ij"[..], &b""[..], &b""[..])
         );
     }
 

@@ -1,0 +1,52 @@
+//! Faults that only tests can switch on, to prove the run's supervisor and the manifest's
+//! intent records: a panic while copying one object, the process dying (as with kill -9)
+//! right after an upload landed but before its outcome was recorded, and a cancel (as with
+//! Ctrl-C) after N outcomes. Compiled into debug builds only; a release binary has none.
+
+#[cfg(debug_assertions)]
+mod hooks {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    fn env_u64(name: &str) -> Option<u64> {
+        std::env::var(name).ok()?.parse().ok()
+    }
+
+    /// `R2MIGRATE_TEST_PANIC_KEY=<text>`: copying a source key containing it panics.
+    pub fn before_copy(source_key: &str) {
+        if let Ok(needle) = std::env::var("R2MIGRATE_TEST_PANIC_KEY") {
+            if !needle.is_empty() && source_key.contains(&needle) {
+                panic!("test hook: injected panic while copying {source_key}");
+            }
+        }
+    }
+
+    static UPLOADS: AtomicU64 = AtomicU64::new(0);
+
+    /// `R2MIGRATE_TEST_DIE_AFTER_UPLOADS=N`: the process dies at once when its N-th
+    /// upload has landed in the target, before any outcome of objects in flight is
+    /// recorded — what kill -9 does.
+    pub fn after_upload() {
+        if let Some(n) = env_u64("R2MIGRATE_TEST_DIE_AFTER_UPLOADS") {
+            if UPLOADS.fetch_add(1, Ordering::SeqCst) + 1 >= n {
+                std::process::abort();
+            }
+        }
+    }
+
+    /// `R2MIGRATE_TEST_CANCEL_AFTER=N`: the run is cancelled (as by Ctrl-C) once N
+    /// outcomes are recorded.
+    pub fn cancel_after(recorded: u64) -> bool {
+        env_u64("R2MIGRATE_TEST_CANCEL_AFTER").is_some_and(|n| recorded >= n)
+    }
+}
+
+#[cfg(not(debug_assertions))]
+mod hooks {
+    pub fn before_copy(_: &str) {}
+    pub fn after_upload() {}
+    pub fn cancel_after(_: u64) -> bool {
+        false
+    }
+}
+
+pub use hooks::*;
