@@ -80,10 +80,24 @@ impl R2Target {
                 "R2 credentials missing: set R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY (an R2 API token with Object Read & Write on the bucket)".into(),
             )));
         }
+        Ok(R2Target::new(
+            &endpoint, key_id, secret, bucket, prefix, pacer,
+        ))
+    }
+
+    /// A client for this endpoint and these keys (checked by the caller).
+    pub fn new(
+        endpoint: &str,
+        key_id: String,
+        secret: String,
+        bucket: &str,
+        prefix: &str,
+        pacer: Arc<Pacer>,
+    ) -> R2Target {
         let config = aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("auto"))
-            .endpoint_url(&endpoint)
+            .endpoint_url(endpoint)
             .force_path_style(true)
             .credentials_provider(Credentials::new(key_id, secret, None, None, "r2-env"))
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
@@ -96,12 +110,12 @@ impl R2Target {
                     .build(),
             )
             .build();
-        Ok(R2Target {
+        R2Target {
             client: Client::from_conf(config),
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
             pacer,
-        })
+        }
     }
 }
 
