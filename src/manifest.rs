@@ -202,6 +202,30 @@ impl Intent {
     }
 }
 
+/// Written by a run that listed the whole source: an object this manifest migrated that
+/// the source no longer has. It stays in R2; `report` lists what the latest run saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceDeleted {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub source_key: String,
+    pub target_key: String,
+    pub run_id: String,
+    pub at: String,
+}
+
+impl SourceDeleted {
+    pub fn new(source_key: &str, target_key: &str, run_id: &str) -> SourceDeleted {
+        SourceDeleted {
+            kind: "source_deleted".into(),
+            source_key: source_key.to_string(),
+            target_key: target_key.to_string(),
+            run_id: run_id.to_string(),
+            at: now_rfc3339(),
+        }
+    }
+}
+
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -216,6 +240,8 @@ pub struct Manifest {
     pub records: Vec<ObjectRecord>,
     /// Intent lines, each with the number of object records before it.
     pub intents: Vec<(usize, Intent)>,
+    /// Objects runs found deleted at the source, in order.
+    pub source_deleted: Vec<SourceDeleted>,
 }
 
 impl Manifest {
@@ -283,6 +309,12 @@ impl Manifest {
                         usage(format!("manifest {} line {}: bad intent record: {e}", path.display(), i + 1))
                     })?;
                     m.intents.push((m.records.len(), intent));
+                }
+                Some("source_deleted") if !m.headers.is_empty() => {
+                    let d: SourceDeleted = serde_json::from_value(value).map_err(|e| {
+                        usage(format!("manifest {} line {}: bad source_deleted line: {e}", path.display(), i + 1))
+                    })?;
+                    m.source_deleted.push(d);
                 }
                 Some("object") if !m.headers.is_empty() => {
                     let r: ObjectRecord = serde_json::from_value(value).map_err(|e| {
@@ -431,10 +463,11 @@ impl ManifestWriter {
         Ok(w)
     }
 
-    /// Appends an intent; written to the OS before this returns, so it survives the
-    /// process dying (kill -9) before the write it announces.
-    pub fn append_intent(&mut self, intent: &Intent) -> anyhow::Result<()> {
-        self.write_line(&serde_json::to_string(intent)?)
+    /// Appends a line that is not an object record (an intent, a deletion seen at the
+    /// source); written to the OS before this returns, so an intent survives the process
+    /// dying (kill -9) before the write it announces.
+    pub fn append_line(&mut self, line: &impl Serialize) -> anyhow::Result<()> {
+        self.write_line(&serde_json::to_string(line)?)
     }
 
     pub fn append(&mut self, record: &ObjectRecord) -> anyhow::Result<()> {

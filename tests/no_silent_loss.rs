@@ -500,3 +500,47 @@ fn a_panic_while_copying_one_object_records_it_failed_and_exits_1() {
     assert_exit(&again, 0);
     assert_eq!(json_of(&again)["counts"]["copied"], 1);
 }
+
+/// Found by the model-based lifecycle test: an object that was already in the target
+/// (recorded `identical`) whose source later changed was taken for our own copy and
+/// overwritten with exit 0 — no backup, so rollback could never restore it. It is a
+/// conflict like any object that is not ours.
+#[test]
+fn an_object_that_was_there_before_is_never_replaced_as_if_it_were_ours() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let dst = work.path().join("dst");
+    write(&src, "shared.txt", b"the same bytes on both sides");
+    write(&src, "mine.txt", b"only at the source");
+    write(&dst, "shared.txt", b"the same bytes on both sides");
+    let run = || {
+        r2migrate(work.path())
+            .args(["run", "--json", "--from"])
+            .arg(&src)
+            .arg("--to")
+            .arg(&dst)
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert_exit(&first, 0);
+    assert_eq!(json_of(&first)["counts"]["identical"], 1);
+    rewrite_same_size(&src.join("shared.txt"), 9);
+    let second = run();
+    assert_exit(&second, 1);
+    assert_eq!(json_of(&second)["counts"]["conflict"], 1);
+    assert_eq!(
+        std::fs::read(dst.join("shared.txt")).unwrap(),
+        b"the same bytes on both sides"
+    );
+    let rb = r2migrate(work.path())
+        .args(["rollback", "--yes"])
+        .output()
+        .unwrap();
+    assert_exit(&rb, 0);
+    assert_eq!(
+        std::fs::read(dst.join("shared.txt")).unwrap(),
+        b"the same bytes on both sides"
+    );
+    assert!(!dst.join("mine.txt").exists());
+}

@@ -367,6 +367,9 @@ async fn s3_source_on_moto_passes_the_conformance_suite() {
         put_bytes(&client, "conf", &format!("root/{k}"), &v).await;
     }
     put_bytes(&client, "conf", "root-sibling/x.txt", b"outside").await;
+    // moto takes any keys; these are the ones the s3s-fs suite sets, so the two never race.
+    std::env::set_var("AWS_ACCESS_KEY_ID", SRC_KEY);
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", SRC_SECRET);
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     let opts = r2migrate::source::SourceOptions {
         endpoint: Some(moto.endpoint()),

@@ -6,7 +6,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 
-use super::run::{already_done, Previous};
+use super::run::{already_done, deleted_at_source, Previous};
 use super::{human_bytes, open_stores, Output, TargetIndex};
 use crate::config::CopyConfig;
 use crate::error::{Exit, StoreError};
@@ -17,8 +17,7 @@ use std::collections::HashSet;
 use crate::delta::{change_since, Change};
 use crate::manifest::ObjectRecord;
 use crate::source::ObjectInfo;
-use crate::transfer::{compare, holds_what_we_wrote, Comparison};
-use crate::writeback::RowInfo;
+use crate::transfer::{compare, is_ours, Comparison};
 
 #[derive(Debug, Serialize)]
 struct Item {
@@ -217,8 +216,7 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
             let (source, target) = (source.clone(), target.clone());
             async move {
                 let ours = |existing: &crate::target::TargetObject| {
-                    prev.as_ref()
-                        .is_some_and(|p| holds_what_we_wrote(existing, p))
+                    prev.as_ref().is_some_and(|p| is_ours(existing, p))
                         && matches!(change_since(prev.as_ref(), &info), Change::Changed(_))
                 };
                 let verdict = match target.head(&key).await? {
@@ -261,23 +259,17 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
             }),
         }
     }
-    // Migrated by an earlier run, no longer listed (rows whose blob became a URL moved).
-    let mut deleted = Vec::new();
-    if !previous.records.is_empty() {
-        for rec in previous.records.values() {
-            let moved = RowInfo::of(rec).is_some_and(|r| r.written);
-            if rec.status.is_verified() && !moved && !seen.contains(&rec.source_key) {
-                deleted.push(Item {
-                    source_key: rec.source_key.clone(),
-                    target_key: rec.target_key.clone(),
-                    size: rec.size,
-                    reason: "deleted at the source since it was migrated; left in R2".into(),
-                });
-            }
-        }
-        deleted.sort_by(|a, b| a.source_key.cmp(&b.source_key));
-        delta.deleted_at_source = deleted.len() as u64;
-    }
+    // Migrated by an earlier run, no longer listed.
+    let deleted: Vec<Item> = deleted_at_source(&previous, &seen)
+        .into_iter()
+        .map(|(source_key, target_key)| Item {
+            size: previous.get(&source_key).map_or(0, |r| r.size),
+            source_key,
+            target_key,
+            reason: "deleted at the source since it was migrated; left in R2".into(),
+        })
+        .collect();
+    delta.deleted_at_source = deleted.len() as u64;
     conflicts.sort_by(|a, b| a.source_key.cmp(&b.source_key));
     counts.conflicts = conflicts.len() as u64;
     counts.collisions = collisions.len() as u64;

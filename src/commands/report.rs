@@ -12,7 +12,7 @@ use super::verify::merged_latest;
 use super::{human_bytes, Output};
 use crate::cli::ReportArgs;
 use crate::error::Exit;
-use crate::manifest::{Manifest, Status};
+use crate::manifest::{Manifest, SourceDeleted, Status};
 use crate::tally::Tally;
 
 #[derive(Debug, Default, Serialize)]
@@ -86,6 +86,19 @@ pub fn report(args: ReportArgs, out: Output) -> anyhow::Result<Exit> {
         }
     }
 
+    // What each manifest's latest run found deleted at the source (left in the target).
+    let mut deleted: Vec<&SourceDeleted> = Vec::new();
+    for m in &manifests {
+        let last_run = m
+            .headers
+            .iter()
+            .rev()
+            .find(|h| h.command.as_deref().unwrap_or("run") == "run");
+        if let Some(h) = last_run {
+            deleted.extend(m.source_deleted.iter().filter(|d| d.run_id == h.run_id));
+        }
+    }
+
     let mut runs: Vec<RunSummary> = runs.into_values().collect();
     runs.sort_by(|a, b| a.started_at.cmp(&b.started_at));
     let h = &manifests[0].headers[0];
@@ -124,6 +137,15 @@ pub fn report(args: ReportArgs, out: Output) -> anyhow::Result<Exit> {
             human_bytes(run.bytes_per_second as u64)
         ));
     }
+    if !deleted.is_empty() {
+        out.say(&format!(
+            "  deleted at the source, still in the target (as the latest run saw): {}",
+            deleted.len()
+        ));
+        for d in &deleted {
+            out.say(&format!("    {} → {}", d.source_key, d.target_key));
+        }
+    }
     for f in &failures {
         out.say(&format!(
             "  {} {}: {}",
@@ -142,6 +164,7 @@ pub fn report(args: ReportArgs, out: Output) -> anyhow::Result<Exit> {
         "bytes_verified": total_bytes,
         "runs": runs,
         "failures": failures,
+        "deleted_at_source": deleted.iter().map(|d| json!({"source_key": d.source_key, "target_key": d.target_key})).collect::<Vec<_>>(),
     }));
     Ok(Exit::Ok)
 }

@@ -4,7 +4,7 @@
 //! manifest. Stages are joined by bounded channels, so memory stays flat. Ctrl-C stops
 //! new work, lets in-flight objects finish or abort, flushes the manifest, exits 130.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -21,7 +21,8 @@ use crate::delta::{change_since, Change};
 use crate::error::{Exit, Interrupted, StoreError};
 use crate::location::Location;
 use crate::manifest::{
-    now_rfc3339, Header, Intent, Manifest, ManifestWriter, ObjectRecord, Status, VERSION,
+    now_rfc3339, Header, Intent, Manifest, ManifestWriter, ObjectRecord, SourceDeleted, Status,
+    VERSION,
 };
 use crate::progress::Progress;
 use crate::selection::{Selected, Selector};
@@ -89,6 +90,20 @@ pub async fn already_done(
             .is_some_and(|obj| holds_what_we_wrote(&obj, prev)),
         (_, None) => true,
     })
+}
+
+/// Objects an earlier run verified that this listing no longer shows: (source key,
+/// target key), sorted. A SQLite row whose blob became its R2 URL has moved, not gone.
+pub fn deleted_at_source(previous: &Previous, seen: &HashSet<String>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = previous
+        .records
+        .values()
+        .filter(|r| r.status.is_verified() && !seen.contains(&r.source_key))
+        .filter(|r| !RowInfo::of(r).is_some_and(|row| row.written))
+        .map(|r| (r.source_key.clone(), r.target_key.clone()))
+        .collect();
+    out.sort();
+    out
 }
 
 /// Runs one object's copy, turning a panic into its message: a bug in one object's path
@@ -224,6 +239,7 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         tokio::spawn(async move {
             let permits = Arc::new(Semaphore::new(concurrency));
             let mut workers = JoinSet::new();
+            let mut seen: HashSet<String> = HashSet::new();
             let mut listing = source.list();
             loop {
                 let next = tokio::select! {
@@ -243,6 +259,15 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                     Some(Ok(item)) => item,
                 };
                 let selected = selector.select(item);
+                match &selected {
+                    Selected::Excluded => {}
+                    Selected::Take { info, .. } => {
+                        seen.insert(info.key.clone());
+                    }
+                    Selected::Reject { source_key, .. } => {
+                        seen.insert(source_key.clone());
+                    }
+                }
                 if !matches!(selected, Selected::Excluded) {
                     listed.fetch_add(1, Ordering::Relaxed);
                 }
@@ -331,6 +356,12 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                 while workers.try_join_next().is_some() {}
             }
             while workers.join_next().await.is_some() {}
+            // Only a listing that ran to its end can tell what the source no longer has.
+            if cancel.is_cancelled() {
+                Vec::new()
+            } else {
+                deleted_at_source(&previous, &seen)
+            }
         })
     };
 
@@ -386,7 +417,7 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
             Some(rec) = wb_rx.recv() => rewritten(rec, &mut writer, &mut problems)?,
             // Intents are written before the write they announce may start.
             Some((intent, done)) = intent_rx.recv() => {
-                writer.append_intent(&intent)?;
+                writer.append_line(&intent)?;
                 let _ = done.send(());
             }
         }
@@ -395,7 +426,10 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
     while let Some(rec) = wb_rx.recv().await {
         rewritten(rec, &mut writer, &mut problems)?;
     }
-    producer.await?;
+    let deleted = producer.await?;
+    for (source_key, target_key) in &deleted {
+        writer.append_line(&SourceDeleted::new(source_key, target_key, &run_id))?;
+    }
     writer.sync()?;
     progress.finish();
 
@@ -445,6 +479,15 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         elapsed,
         cfg.manifest.display()
     ));
+    if !deleted.is_empty() {
+        out.say(&format!(
+            "  deleted at the source since migrated (left in the target): {}",
+            deleted.len()
+        ));
+        for (source_key, _) in deleted.iter().take(20) {
+            out.say(&format!("    {source_key}"));
+        }
+    }
     if rows_written + rows_not_written > 0 {
         out.say(&format!(
             "  rows rewritten {rows_written}, not rewritten {rows_not_written}{}",
@@ -482,6 +525,7 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         "objects_per_second": handled as f64 / elapsed.max(1e-6),
         "bytes_per_second": tally.bytes_copied as f64 / elapsed.max(1e-6),
         "retries": stores.retries(),
+        "deleted_at_source": deleted.iter().map(|(s, t)| json!({"source_key": s, "target_key": t})).collect::<Vec<_>>(),
         "rows_rewritten": rows_written,
         "rows_not_rewritten": rows_not_written,
         "db_backup": db_backup,

@@ -120,6 +120,13 @@ pub fn checksum_proves(reported: &str, upload: Option<&str>, whole_hex: Option<&
     upload.is_some_and(|u| checksum_matches(reported, u)) || whole.as_deref() == Some(reported)
 }
 
+/// Whether this tool wrote the object now at the key: the record says it copied it
+/// there (an `identical` object was there before — never ours to replace or delete) and
+/// the object is still exactly those bytes.
+pub fn is_ours(obj: &TargetObject, rec: &ObjectRecord) -> bool {
+    rec.status == Status::Copied && holds_what_we_wrote(obj, rec)
+}
+
 /// Whether the target object is exactly what a record says we wrote.
 pub fn holds_what_we_wrote(obj: &TargetObject, rec: &ObjectRecord) -> bool {
     if obj.size != rec.size {
@@ -211,7 +218,7 @@ impl Copier {
             let ours = item
                 .previous
                 .as_ref()
-                .is_some_and(|p| holds_what_we_wrote(&existing, p))
+                .is_some_and(|p| is_ours(&existing, p))
                 || written_under(&existing, &item.unfinished);
             if ours {
                 // Our own earlier write: keep the original "before" for rollback.
