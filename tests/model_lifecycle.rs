@@ -103,6 +103,12 @@ fn changed_size(rng: &mut Rng, kind: Kind) -> usize {
     }
 }
 
+/// One of the map's keys, at random.
+fn any_key(rng: &mut Rng, map: &BTreeMap<String, Vec<u8>>) -> String {
+    let i = rng.below(map.len() as u64) as usize;
+    map.keys().nth(i).expect("a non-empty map").clone()
+}
+
 fn random_bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
     bytes_for(rng.next(), len)
 }
@@ -404,12 +410,8 @@ async fn run_case(kind: Kind, seed: u64, r2: Option<&S3Server>) {
         m.pre.insert(format!("pre-existing/keep-{i}.dat"), body);
     }
     if rng.chance(35) {
-        let (k, v) = m
-            .src
-            .iter()
-            .nth(rng.below(m.src.len() as u64) as usize)
-            .unwrap();
-        m.pre.insert(k.clone(), v.clone());
+        let k = any_key(&mut rng, &m.src);
+        m.pre.insert(k.clone(), m.src[&k].clone());
     }
     for (k, v) in m.pre.clone() {
         case.put_target(&k, &v).await;
@@ -468,12 +470,7 @@ async fn run_case(kind: Kind, seed: u64, r2: Option<&S3Server>) {
                 learn_partial(&case, &mut m).await;
             }
             32..=41 if !m.src.is_empty() => {
-                let k = m
-                    .src
-                    .keys()
-                    .nth(rng.below(m.src.len() as u64) as usize)
-                    .unwrap()
-                    .clone();
+                let k = any_key(&mut rng, &m.src);
                 // A change changes the bytes (an empty file cannot change at its size).
                 let same = rng.chance(50) && !m.src[&k].is_empty();
                 let len = if same {
@@ -511,12 +508,7 @@ async fn run_case(kind: Kind, seed: u64, r2: Option<&S3Server>) {
                 }
             }
             49..=54 if m.src.len() > 1 => {
-                let k = m
-                    .src
-                    .keys()
-                    .nth(rng.below(m.src.len() as u64) as usize)
-                    .unwrap()
-                    .clone();
+                let k = any_key(&mut rng, &m.src);
                 case.log.push(format!("delete source {k:?}"));
                 std::fs::remove_file(case.src().join(&k)).unwrap();
                 m.src.remove(&k);

@@ -39,6 +39,18 @@ fn rewrite_same_size(path: &Path, seed: u64) {
         .unwrap();
 }
 
+/// `run --json` from a local directory into a rehearsal directory.
+fn run_local(work: &Path, src: &Path, dst: &Path, extra: &[&str]) -> std::process::Output {
+    r2migrate(work)
+        .args(["run", "--json", "--from"])
+        .arg(src)
+        .arg("--to")
+        .arg(dst)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 /// Finding 1: a 20 MiB object (4 parts of 5 MiB), one of exactly two parts, and a small
 /// one: all copied, byte for byte, recorded, exit 0.
 #[tokio::test]
@@ -104,14 +116,12 @@ fn multipart_files_rehearse_and_verify() {
     write(&src, "video/big.mp4", &big);
     write(&src, "video/exact.bin", &exact);
     write(&src, "notes.txt", b"notes");
-    let out = r2migrate(work.path())
-        .args(["run", "--json", "--from"])
-        .arg(&src)
-        .arg("--to")
-        .arg(work.path().join("rehearsal"))
-        .args(SMALL_PARTS)
-        .output()
-        .unwrap();
+    let out = run_local(
+        work.path(),
+        &src,
+        &work.path().join("rehearsal"),
+        &SMALL_PARTS,
+    );
     assert_exit(&out, 0);
     assert_eq!(json_of(&out)["counts"]["copied"], 3);
     assert_eq!(
@@ -128,14 +138,12 @@ fn multipart_files_rehearse_and_verify() {
         .unwrap();
     assert_exit(&verify, 0);
     // A re-run resumes: nothing is copied again.
-    let again = r2migrate(work.path())
-        .args(["run", "--json", "--from"])
-        .arg(&src)
-        .arg("--to")
-        .arg(work.path().join("rehearsal"))
-        .args(SMALL_PARTS)
-        .output()
-        .unwrap();
+    let again = run_local(
+        work.path(),
+        &src,
+        &work.path().join("rehearsal"),
+        &SMALL_PARTS,
+    );
     assert_exit(&again, 0);
     assert_eq!(json_of(&again)["already_verified"], 3);
 }
@@ -151,15 +159,7 @@ fn a_same_size_rewrite_at_the_source_is_copied_by_the_delta_run() {
     for (k, seed) in [("a.txt", 1), ("b.txt", 2), ("c.txt", 3), ("d.txt", 4)] {
         write(&src, k, &bytes_for(seed, 300));
     }
-    let run = || {
-        r2migrate(work.path())
-            .args(["run", "--json", "--from"])
-            .arg(&src)
-            .arg("--to")
-            .arg(&dst)
-            .output()
-            .unwrap()
-    };
+    let run = || run_local(work.path(), &src, &dst, &[]);
     assert_exit(&run(), 0);
 
     rewrite_same_size(&src.join("b.txt"), 20);
@@ -490,13 +490,7 @@ fn a_panic_while_copying_one_object_records_it_failed_and_exits_1() {
         "{error}"
     );
     // verify does not call it good; the next run (without the bug) copies it.
-    let again = r2migrate(work.path())
-        .args(["run", "--json", "--from"])
-        .arg(&src)
-        .arg("--to")
-        .arg(work.path().join("dst"))
-        .output()
-        .unwrap();
+    let again = run_local(work.path(), &src, &work.path().join("dst"), &[]);
     assert_exit(&again, 0);
     assert_eq!(json_of(&again)["counts"]["copied"], 1);
 }
@@ -513,15 +507,7 @@ fn an_object_that_was_there_before_is_never_replaced_as_if_it_were_ours() {
     write(&src, "shared.txt", b"the same bytes on both sides");
     write(&src, "mine.txt", b"only at the source");
     write(&dst, "shared.txt", b"the same bytes on both sides");
-    let run = || {
-        r2migrate(work.path())
-            .args(["run", "--json", "--from"])
-            .arg(&src)
-            .arg("--to")
-            .arg(&dst)
-            .output()
-            .unwrap()
-    };
+    let run = || run_local(work.path(), &src, &dst, &[]);
     let first = run();
     assert_exit(&first, 0);
     assert_eq!(json_of(&first)["counts"]["identical"], 1);

@@ -335,25 +335,36 @@ async fn s3_source_passes_the_conformance_suite() {
     let server = S3Server::start_with_keys(SRC_KEY, SRC_SECRET);
     server.create_bucket("conf");
     let client = s3_client_with(&server.endpoint(), SRC_KEY, SRC_SECRET);
+    let source = conformance_source(&client, &server.endpoint(), 3).await;
+    conformance::check(&source).await;
+}
+
+/// The suite's fixture under `root/` of bucket `conf` (and a sibling outside it), and
+/// an S3 source on it with small pages.
+async fn conformance_source(
+    client: &aws_sdk_s3::Client,
+    endpoint: &str,
+    page_size: i32,
+) -> r2migrate::source::s3::S3Source {
     for (k, v) in conformance::fixture() {
-        put_bytes(&client, "conf", &format!("root/{k}"), &v).await;
+        put_bytes(client, "conf", &format!("root/{k}"), &v).await;
     }
-    put_bytes(&client, "conf", "root-sibling/x.txt", b"outside").await;
+    put_bytes(client, "conf", "root-sibling/x.txt", b"outside").await;
+    // moto takes any keys: both servers get these, so tests setting them never race.
     std::env::set_var("AWS_ACCESS_KEY_ID", SRC_KEY);
     std::env::set_var("AWS_SECRET_ACCESS_KEY", SRC_SECRET);
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     let opts = r2migrate::source::SourceOptions {
-        endpoint: Some(server.endpoint()),
+        endpoint: Some(endpoint.to_string()),
         region: Some("us-east-1".into()),
         allow_http: false,
         sqlite: None,
     };
     let pacer = std::sync::Arc::new(r2migrate::pacer::Pacer::new(2, None, None));
-    let source = r2migrate::source::s3::S3Source::new("conf", "root/", &opts, pacer)
+    r2migrate::source::s3::S3Source::new("conf", "root/", &opts, pacer)
         .await
         .unwrap()
-        .with_page_size(3);
-    conformance::check(&source).await;
+        .with_page_size(page_size)
 }
 
 /// The same suite on moto, which lists ETags (the S3 source's `source_version`) and
@@ -362,26 +373,7 @@ async fn s3_source_passes_the_conformance_suite() {
 async fn s3_source_on_moto_passes_the_conformance_suite() {
     let moto = Moto::start();
     moto.create_bucket("conf").await;
-    let client = moto.client();
-    for (k, v) in conformance::fixture() {
-        put_bytes(&client, "conf", &format!("root/{k}"), &v).await;
-    }
-    put_bytes(&client, "conf", "root-sibling/x.txt", b"outside").await;
-    // moto takes any keys; these are the ones the s3s-fs suite sets, so the two never race.
-    std::env::set_var("AWS_ACCESS_KEY_ID", SRC_KEY);
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", SRC_SECRET);
-    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    let opts = r2migrate::source::SourceOptions {
-        endpoint: Some(moto.endpoint()),
-        region: Some("us-east-1".into()),
-        allow_http: false,
-        sqlite: None,
-    };
-    let pacer = std::sync::Arc::new(r2migrate::pacer::Pacer::new(2, None, None));
-    let source = r2migrate::source::s3::S3Source::new("conf", "root/", &opts, pacer)
-        .await
-        .unwrap()
-        .with_page_size(4);
+    let source = conformance_source(&moto.client(), &moto.endpoint(), 4).await;
     conformance::check(&source).await;
     // moto lists ETags: the version is the ETag, as on S3.
     use r2migrate::source::Source;

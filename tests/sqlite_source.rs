@@ -78,9 +78,16 @@ fn snapshot(db: &Path) -> Vec<Vec<Option<Vec<u8>>>> {
 
 fn rehearse(work: &Path, db: &Path, config: &str, extra: &[&str]) -> std::process::Output {
     std::fs::write(work.join("m.toml"), config).unwrap();
+    let args = [&["run"][..], extra].concat();
+    with_config(work, db, &work.join("m.toml"), &args)
+}
+
+/// `args --json --config CONFIG` from the database into `work/out`.
+fn with_config(work: &Path, db: &Path, config: &Path, args: &[&str]) -> std::process::Output {
     r2migrate(work)
-        .args(["run", "--json", "--config", "m.toml"])
-        .args(extra)
+        .args(args)
+        .args(["--json", "--config"])
+        .arg(config)
         .args(["--from", &format!("sqlite://{}", db.display())])
         .args(["--to", &format!("file://{}", work.join("out").display())])
         .output()
@@ -484,15 +491,12 @@ fn users(db: &Path) -> Vec<(String, Option<String>)> {
 }
 
 fn users_cmd(work: &Path, db: &Path, args: &[&str]) -> std::process::Output {
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join(USERS);
-    r2migrate(work)
-        .args(args)
-        .args(["--json", "--config"])
-        .arg(&config)
-        .args(["--from", &format!("sqlite://{}", db.display())])
-        .args(["--to", &format!("file://{}", work.join("out").display())])
-        .output()
-        .unwrap()
+    with_config(
+        work,
+        db,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join(USERS),
+        args,
+    )
 }
 
 /// Finding 4 of "No silent loss": a real schema — text UUID ids, the data: URI in the
