@@ -412,16 +412,7 @@ async fn writes_whose_outcome_a_crash_lost_are_ours_to_resume_and_to_roll_back()
         );
 
         // Rollback straight after the crash removes what landed.
-        let rb = r2migrate_to(work.path(), &r2)
-            .args(["rollback", "--yes", "--json"])
-            .output()
-            .unwrap();
-        assert_exit(&rb, 0);
-        assert_eq!(
-            target_keys(&r2, target, work.path()).await,
-            Vec::<String>::new(),
-            "{target}"
-        );
+        rollback_leaves_nothing(&r2, target, work.path()).await;
 
         // Crash again, resume, roll back: still nothing left.
         run(&[("R2MIGRATE_TEST_DIE_AFTER_UPLOADS", "5")]);
@@ -431,17 +422,22 @@ async fn writes_whose_outcome_a_crash_lost_are_ours_to_resume_and_to_roll_back()
         assert_eq!(doc["counts"]["identical"], 0, "{target}: {doc}");
         assert_eq!(doc["listed"], 60);
         assert_eq!(doc["recorded"], 60);
-        let rb = r2migrate_to(work.path(), &r2)
-            .args(["rollback", "--yes", "--json"])
-            .output()
-            .unwrap();
-        assert_exit(&rb, 0);
-        assert_eq!(
-            target_keys(&r2, target, work.path()).await,
-            Vec::<String>::new(),
-            "{target}"
-        );
+        rollback_leaves_nothing(&r2, target, work.path()).await;
     }
+}
+
+/// `rollback --yes` exits 0 and leaves nothing of the migration in the target.
+async fn rollback_leaves_nothing(r2: &S3Server, target: &str, work: &Path) {
+    let rb = r2migrate_to(work, r2)
+        .args(["rollback", "--yes", "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&rb, 0);
+    assert_eq!(
+        target_keys(r2, target, work).await,
+        Vec::<String>::new(),
+        "{target}"
+    );
 }
 
 async fn target_keys(r2: &S3Server, target: &str, work: &Path) -> Vec<String> {

@@ -35,9 +35,16 @@ key_template = "images/{user_id}/{id}.{ext}"
 "#;
 
 fn fixture_db(dir: &Path) -> PathBuf {
-    let db = dir.join("app.db");
+    fixture_copy(dir, "app.db")
+}
+
+/// A copy of `fixtures/<name>` in `dir`, for a test to rewrite.
+fn fixture_copy(dir: &Path, name: &str) -> PathBuf {
+    let db = dir.join(name);
     std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/app.db"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name),
         &db,
     )
     .unwrap();
@@ -470,13 +477,7 @@ mod conformance {
 const USERS: &str = "fixtures/users.toml";
 
 fn users_db(dir: &Path) -> PathBuf {
-    let db = dir.join("users.db");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/users.db"),
-        &db,
-    )
-    .unwrap();
-    db
+    fixture_copy(dir, "users.db")
 }
 
 fn users(db: &Path) -> Vec<(String, Option<String>)> {

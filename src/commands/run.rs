@@ -259,16 +259,13 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                     Some(Ok(item)) => item,
                 };
                 let selected = selector.select(item);
-                match &selected {
-                    Selected::Excluded => {}
-                    Selected::Take { info, .. } => {
-                        seen.insert(info.key.clone());
-                    }
-                    Selected::Reject { source_key, .. } => {
-                        seen.insert(source_key.clone());
-                    }
-                }
-                if !matches!(selected, Selected::Excluded) {
+                let kept = match &selected {
+                    Selected::Excluded => None,
+                    Selected::Take { info, .. } => Some(&info.key),
+                    Selected::Reject { source_key, .. } => Some(source_key),
+                };
+                if let Some(key) = kept {
+                    seen.insert(key.clone());
                     listed.fetch_add(1, Ordering::Relaxed);
                 }
                 let (info, target_key) = match selected {
@@ -293,8 +290,9 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                     .get(&info.key)
                     .cloned()
                     .unwrap_or_default();
-                let done =
-                    match already_done(copier.target.as_ref(), prev, &info, &target_key, listed)
+                // An unanswered intent means a crash left this key mid-write: look at it.
+                let done = unfinished.is_empty()
+                    && match already_done(copier.target.as_ref(), prev, &info, &target_key, listed)
                         .await
                     {
                         Ok(done) => done,
@@ -305,7 +303,7 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                         }
                         Err(_) => false, // the copy path will look again, and record what it finds
                     };
-                if unfinished.is_empty() && done {
+                if done {
                     already.fetch_add(1, Ordering::Relaxed);
                     // A crash between upload and write-back: write the row now.
                     if let (Some(prev), Some(row)) = (prev, &info.row) {
