@@ -526,3 +526,56 @@ fn an_object_that_was_there_before_is_never_replaced_as_if_it_were_ours() {
     );
     assert!(!dst.join("mine.txt").exists());
 }
+
+/// After a crash in a delta pass, `verify` names the object whose new bytes landed with
+/// their outcome lost, says why, and the resumed run records it; then all is clean.
+#[test]
+fn verify_after_a_crash_says_a_write_was_in_flight_and_resume_settles_it() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let dst = work.path().join("dst");
+    write(&src, "a.txt", &bytes_for(1, 400));
+    write(&src, "b.txt", &bytes_for(2, 400));
+    assert_exit(&run_local(work.path(), &src, &dst, &[]), 0);
+    rewrite_same_size(&src.join("b.txt"), 22);
+    let crashed = r2migrate(work.path())
+        .env("R2MIGRATE_TEST_DIE_AFTER_UPLOADS", "1")
+        .args(["run", "--from"])
+        .arg(&src)
+        .arg("--to")
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert!(
+        crashed.status.code().is_none(),
+        "died after the upload landed"
+    );
+    assert_eq!(
+        std::fs::read(dst.join("b.txt")).unwrap(),
+        bytes_for(22, 400)
+    );
+    let verify = r2migrate(work.path())
+        .args(["verify", "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&verify, 1);
+    let doc = json_of(&verify);
+    let problem = doc["problems"][0]["problem"].as_str().unwrap_or_default();
+    assert_eq!(doc["problems"][0]["source_key"], "b.txt", "{doc}");
+    assert!(
+        problem.contains("in flight") && problem.contains("run again"),
+        "{problem}"
+    );
+    let resumed = run_local(work.path(), &src, &dst, &[]);
+    assert_exit(&resumed, 0);
+    assert_eq!(
+        json_of(&resumed)["counts"]["copied"],
+        1,
+        "ours, recorded now"
+    );
+    let verify = r2migrate(work.path())
+        .args(["verify", "--deep", "--against-source"])
+        .output()
+        .unwrap();
+    assert_exit(&verify, 0);
+}

@@ -149,13 +149,23 @@ pub async fn verify(args: VerifyArgs, out: Output) -> anyhow::Result<Exit> {
         .collect::<Vec<_>>()
         .await;
     let mut problems = Vec::new();
+    // Writes a crash left unrecorded explain a difference: say so, and what to do.
+    let in_flight: HashSet<String> = manifests
+        .iter()
+        .flat_map(|m| m.unfinished_intents().into_keys())
+        .collect();
     for (rec, result) in results {
-        let problem = match result {
+        let mut problem = match result {
             Ok(None) => continue,
             Ok(Some(p)) => p,
             Err(e) if e.is_fatal() => return Err(anyhow::Error::new(e)),
             Err(e) => format!("could not be checked: {e}"),
         };
+        if in_flight.contains(&rec.source_key) {
+            problem.push_str(
+                "; a newer write of it was in flight when a run stopped (crash or kill): run again to resume, then verify",
+            );
+        }
         problems.push(Problem {
             source_key: rec.source_key.clone(),
             target_key: rec.target_key.clone(),
