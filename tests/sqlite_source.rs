@@ -38,6 +38,16 @@ fn fixture_db(dir: &Path) -> PathBuf {
     fixture_copy(dir, "app.db")
 }
 
+/// The objects in a rehearsal directory (its own `.r2migrate/` state left out).
+fn objects_in(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && !e.path().to_string_lossy().contains(".r2migrate"))
+        .map(|e| e.into_path())
+        .collect()
+}
+
 /// A copy of `fixtures/<name>` in `dir`, for a test to rewrite.
 fn fixture_copy(dir: &Path, name: &str) -> PathBuf {
     let db = dir.join(name);
@@ -208,11 +218,7 @@ fn rows_are_rewritten_after_verification_and_rollback_restores_them_exactly() {
         .unwrap();
     assert_exit(&rb, 0);
     assert_eq!(snapshot(&db), before, "every row back byte for byte");
-    let left: Vec<_> = walkdir::WalkDir::new(work.path().join("out"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file() && !e.path().to_string_lossy().contains(".r2migrate"))
-        .collect();
+    let left = objects_in(&work.path().join("out"));
     assert!(left.is_empty(), "objects removed: {left:?}");
 }
 
@@ -592,10 +598,6 @@ fn data_and_url_in_one_column_with_uuid_ids_migrate_and_roll_back_byte_exact() {
     assert_exit(&rb, 0);
     assert_eq!(json_of(&rb)["rolled_back"], 4);
     assert_eq!(users(&db), before, "every row back byte for byte");
-    let left: Vec<_> = walkdir::WalkDir::new(work.path().join("out"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file() && !e.path().to_string_lossy().contains(".r2migrate"))
-        .collect();
+    let left = objects_in(&work.path().join("out"));
     assert!(left.is_empty(), "objects removed: {left:?}");
 }
