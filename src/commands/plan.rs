@@ -121,6 +121,7 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
     let mut type_mismatches = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     // Objects already at their key are compared concurrently; the rest need no I/O.
+    // (object, target key, the earlier record if the source changed since it)
     let mut to_compare: Vec<(ObjectInfo, String, Option<ObjectRecord>)> = Vec::new();
     let mut listing = stores.source.list();
     while let Some(item) = listing.next().await {
@@ -162,7 +163,8 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                     });
                 }
                 let prev = previous.get(&info.key);
-                match change_since(prev, &info) {
+                let change = change_since(prev, &info);
+                match &change {
                     Change::New => {
                         delta.new += 1;
                         delta.new_bytes += info.size;
@@ -174,7 +176,7 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                             source_key: info.key.clone(),
                             target_key: target_key.clone(),
                             size: info.size,
-                            reason: why,
+                            reason: why.clone(),
                         });
                     }
                     Change::Unchanged => delta.unchanged += 1,
@@ -199,7 +201,9 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                 if done {
                     counts.already_verified += 1;
                 } else if listed.is_some() {
-                    to_compare.push((info, target_key, prev.cloned()));
+                    // Only an earlier copy of a changed object may be replaced as ours.
+                    let changed_since = prev.filter(|_| matches!(change, Change::Changed(_)));
+                    to_compare.push((info, target_key, changed_since.cloned()));
                 } else {
                     counts.to_copy += 1;
                     counts.to_copy_bytes += info.size;
@@ -217,7 +221,6 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
             async move {
                 let ours = |existing: &crate::target::TargetObject| {
                     prev.as_ref().is_some_and(|p| is_ours(existing, p))
-                        && matches!(change_since(prev.as_ref(), &info), Change::Changed(_))
                 };
                 let verdict = match target.head(&key).await? {
                     None => Verdict::Absent,

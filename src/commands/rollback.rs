@@ -51,7 +51,7 @@ impl Action {
 async fn unfinished_work(
     target: &dyn Target,
     manifest: &Manifest,
-    latest: &HashMap<String, ObjectRecord>,
+    latest: &HashMap<&str, &ObjectRecord>,
 ) -> Result<Vec<(ObjectRecord, Action)>, StoreError> {
     let mut work = Vec::new();
     let mut unfinished: Vec<_> = manifest.unfinished_intents().into_iter().collect();
@@ -59,7 +59,7 @@ async fn unfinished_work(
     for (source_key, intents) in unfinished {
         let last = intents.last().expect("at least one intent per key");
         let prev = latest
-            .get(&source_key)
+            .get(source_key.as_str())
             .filter(|r| r.status == Status::Copied);
         let backup = intents
             .iter()
@@ -84,7 +84,7 @@ async fn unfinished_work(
         rec.target_checksum = announced.checksum.clone();
         rec.run_id = last.run_id.clone();
         rec.backup_key = backup.clone();
-        if let Some(p) = latest.get(&source_key) {
+        if let Some(p) = latest.get(source_key.as_str()) {
             rec.row = p.row.clone();
         }
         if ours {
@@ -195,10 +195,11 @@ pub async fn rollback(args: RollbackArgs, out: Output) -> anyhow::Result<Exit> {
     let target = open_target(&target_loc, args.allow_http, pacer)?;
     target.check_access().await.map_err(anyhow::Error::new)?;
 
-    let latest: HashMap<String, ObjectRecord> = manifest
-        .latest()
-        .into_iter()
-        .map(|r| (r.source_key.clone(), r.clone()))
+    // The manifest's last word on each object, built once for everything below.
+    let records = manifest.latest();
+    let latest: HashMap<&str, &ObjectRecord> = records
+        .iter()
+        .map(|r| (r.source_key.as_str(), *r))
         .collect();
     // A crash's unrecorded writes first; they replace the record of the same key.
     let unfinished = unfinished_work(target.as_ref(), &manifest, &latest)
@@ -208,11 +209,10 @@ pub async fn rollback(args: RollbackArgs, out: Output) -> anyhow::Result<Exit> {
         .iter()
         .map(|(r, _)| r.source_key.clone())
         .collect();
-    let work: Vec<(ObjectRecord, Action)> = manifest
-        .latest()
-        .into_iter()
+    let work: Vec<(ObjectRecord, Action)> = records
+        .iter()
         .filter(|r| r.status == Status::Copied && !taken.contains(&r.source_key))
-        .map(|r| (r.clone(), Action::for_record(r)))
+        .map(|r| ((*r).clone(), Action::for_record(r)))
         .chain(unfinished)
         .collect();
     let deletes = work.iter().filter(|(_, a)| *a == Action::Delete).count();
@@ -254,11 +254,10 @@ pub async fn rollback(args: RollbackArgs, out: Output) -> anyhow::Result<Exit> {
 
     // Rows first: a row the application changed since the migration keeps its object
     // too, since the application may point at it.
-    let row_records: Vec<ObjectRecord> = manifest
-        .latest()
-        .into_iter()
+    let row_records: Vec<ObjectRecord> = records
+        .iter()
         .filter(|r| RowInfo::of(r).is_some_and(|i| i.written))
-        .cloned()
+        .map(|r| (*r).clone())
         .collect();
     let mut rows_kept: HashMap<String, String> = HashMap::new();
     if !row_records.is_empty() {
