@@ -158,16 +158,8 @@ async fn s3_source_on_s3s_fs_across_targets_and_sizes() {
     let source = S3Server::start_with_keys("matrix-src", "matrix-src-secret");
     source.create_bucket("legacy");
     let client = s3_client_with(&source.endpoint(), "matrix-src", "matrix-src-secret");
-    let want = objects();
-    for (k, v) in &want {
-        put_bytes(&client, "legacy", &format!("sizes/{k}"), v).await;
-    }
-    let src = Src {
-        url: "s3://legacy/sizes".into(),
-        env: s3_env(&source.endpoint(), "matrix-src", "matrix-src-secret"),
-        config: None,
-    };
-    run_matrix("s3s-fs", &src, &want, &r2);
+    let keys = ("matrix-src", "matrix-src-secret");
+    s3_matrix("s3s-fs", &client, &source.endpoint(), keys, &r2).await;
 }
 
 #[tokio::test]
@@ -176,17 +168,34 @@ async fn s3_source_on_moto_across_targets_and_sizes() {
     r2.create_bucket("media");
     let moto = Moto::start();
     moto.create_bucket("legacy").await;
-    let client = moto.client();
+    s3_matrix(
+        "moto",
+        &moto.client(),
+        &moto.endpoint(),
+        ("moto", "moto"),
+        &r2,
+    )
+    .await;
+}
+
+/// The sizes under `s3://legacy/sizes/` of an S3 server, through the matrix.
+async fn s3_matrix(
+    name: &str,
+    client: &aws_sdk_s3::Client,
+    endpoint: &str,
+    (key, secret): (&str, &str),
+    r2: &S3Server,
+) {
     let want = objects();
     for (k, v) in &want {
-        put_bytes(&client, "legacy", &format!("sizes/{k}"), v).await;
+        put_bytes(client, "legacy", &format!("sizes/{k}"), v).await;
     }
     let src = Src {
         url: "s3://legacy/sizes".into(),
-        env: s3_env(&moto.endpoint(), "moto", "moto"),
+        env: s3_env(endpoint, key, secret),
         config: None,
     };
-    run_matrix("moto", &src, &want, &r2);
+    run_matrix(name, &src, &want, r2);
 }
 
 fn s3_env(endpoint: &str, key: &str, secret: &str) -> Vec<(String, String)> {
