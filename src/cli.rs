@@ -1,9 +1,11 @@
-//! The raw command line (clap). Nothing here is validated beyond its type: `config.rs`
-//! merges these flags over the config file into one checked configuration.
+//! The raw command line (clap). Nothing here is validated beyond its type: `resolve.rs`
+//! merges these flags over the config file into each command's checked configuration.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+pub use crate::config::OnConflict;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,17 +47,6 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Summarise one or more manifests
     Report(ReportArgs),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnConflict {
-    /// Record the conflict, leave the target object alone, exit 1
-    Fail,
-    /// Record it as skipped, exit unaffected
-    Skip,
-    /// Back up the target object under --backup-prefix, then replace it
-    Overwrite,
 }
 
 #[derive(Debug, Clone, Args, Default)]
@@ -185,9 +176,21 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
 
+    /// Retries per request on 5xx, 429/SlowDown, timeouts and resets [default: 5]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+
+    /// At most this many requests per second to each store
+    #[arg(long, value_name = "N")]
+    pub max_rate: Option<u32>,
+
     /// Endpoint of an S3-compatible source store, for --against-source
     #[arg(long, value_name = "URL")]
     pub source_endpoint: Option<String>,
+
+    /// Region of the S3 source bucket, for --against-source
+    #[arg(long, value_name = "REGION")]
+    pub source_region: Option<String>,
 
     /// Accept plain http:// endpoints that are not on this machine
     #[arg(long)]
@@ -212,6 +215,14 @@ pub struct RollbackArgs {
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
 
+    /// Retries per request on 5xx, 429/SlowDown, timeouts and resets [default: 5]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+
+    /// At most this many requests per second to the target
+    #[arg(long, value_name = "N")]
+    pub max_rate: Option<u32>,
+
     /// Accept plain http:// endpoints that are not on this machine
     #[arg(long)]
     pub allow_http: bool,
@@ -226,13 +237,4 @@ pub struct ReportArgs {
     /// Manifest to summarise (repeatable; same as the positional form)
     #[arg(long = "manifest", value_name = "FILE")]
     pub manifest_flags: Vec<PathBuf>,
-}
-
-/// Positional and `--manifest` forms together, or the default file.
-pub fn manifest_list(positional: &[PathBuf], flags: &[PathBuf]) -> Vec<PathBuf> {
-    let mut all: Vec<PathBuf> = positional.iter().chain(flags).cloned().collect();
-    if all.is_empty() {
-        all.push(PathBuf::from(crate::manifest::DEFAULT_PATH));
-    }
-    all
 }

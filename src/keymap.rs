@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::error::usage;
-
-/// R2's longest key, in bytes.
-pub const MAX_KEY_BYTES: usize = 1024;
+use crate::limits::MAX_KEY_BYTES;
 
 /// Names every template may use; SQLite sources add their columns.
 const BUILTIN_VARS: &[&str] = &["key", "basename", "stem", "ext", "dir", "id"];

@@ -9,12 +9,16 @@ pub mod delta;
 pub mod error;
 pub mod filter;
 pub mod keymap;
+pub mod limits;
 pub mod location;
 pub mod manifest;
+pub mod object;
+pub mod output;
 pub mod pacer;
 pub mod paging;
 pub mod pricing;
 pub mod progress;
+pub mod resolve;
 pub mod s3api;
 pub mod selection;
 pub mod shard;
@@ -23,11 +27,10 @@ pub mod tally;
 pub mod target;
 pub mod testhooks;
 pub mod transfer;
-pub mod writeback;
 
 use cli::{Cli, Command};
 use commands::Output;
-use config::{CopyConfig, FileConfig};
+use config::FileConfig;
 use error::Exit;
 
 /// Runs one command to completion and says how the process should exit.
@@ -41,35 +44,17 @@ pub async fn execute(cli: Cli) -> anyhow::Result<Exit> {
         None => FileConfig::default(),
     };
     match cli.command {
-        Command::Plan(args) => commands::plan::plan(CopyConfig::resolve(&args, &file)?, out).await,
+        Command::Plan(args) => commands::plan::plan(resolve::copy(&args, &file)?, out).await,
         Command::Run(args) if args.dry_run => {
-            commands::plan::plan(CopyConfig::resolve(&args.copy, &file)?, out).await
+            commands::plan::plan(resolve::copy(&args.copy, &file)?, out).await
         }
-        Command::Run(args) => {
-            commands::run::run(CopyConfig::resolve(&args.copy, &file)?, out).await
+        Command::Run(args) => commands::run::run(resolve::copy(&args.copy, &file)?, out).await,
+        Command::Verify(args) => {
+            commands::verify::verify(resolve::verify(&args, &file)?, out).await
         }
-        Command::Verify(mut args) => {
-            if args.manifests.is_empty() && args.manifest_flags.is_empty() {
-                if let Some(m) = file.manifest.clone() {
-                    args.manifest_flags.push(m);
-                }
-            }
-            if args.source_endpoint.is_none() {
-                args.source_endpoint = file.source.endpoint.clone();
-            }
-            commands::verify::verify(args, out).await
+        Command::Rollback(args) => {
+            commands::rollback::rollback(resolve::rollback(&args, &file)?, out).await
         }
-        Command::Rollback(mut args) => {
-            args.manifest = args.manifest.or(file.manifest.clone());
-            commands::rollback::rollback(args, out).await
-        }
-        Command::Report(mut args) => {
-            if args.manifests.is_empty() && args.manifest_flags.is_empty() {
-                if let Some(m) = file.manifest.clone() {
-                    args.manifest_flags.push(m);
-                }
-            }
-            commands::report::report(args, out)
-        }
+        Command::Report(args) => commands::report::report(resolve::report(&args, &file), out),
     }
 }

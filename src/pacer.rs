@@ -1,7 +1,9 @@
 //! Every request to a store goes through the pacer: it waits for the `--max-rate`
 //! budget, retries what is worth retrying (5xx, 429/SlowDown, timeouts, resets; never a
 //! 4xx such as AccessDenied) with exponential back-off and jitter, and meters bytes for
-//! `--max-bandwidth`. One place, so no adapter invents its own policy.
+//! `--max-bandwidth`. It also owns the one retry above a request: a whole object copied
+//! again when its bytes were cut mid-stream ([`Pacer::again_whole`]). One place, so no
+//! adapter or stage invents its own policy.
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -15,6 +17,12 @@ use crate::error::StoreError;
 
 /// Bandwidth is metered in KiB cells so one `u32` burst covers a large part.
 const CELL: u64 = 1024;
+/// A whole object is tried again at most this many times (and never more than the
+/// request retries allow)...
+const WHOLE_OBJECT_RETRIES: usize = 2;
+/// ...and no new attempt starts this long after the first began: a huge object that
+/// keeps failing halfway is recorded failed instead of streaming for hours.
+const WHOLE_OBJECT_CAP: Duration = Duration::from_secs(30 * 60);
 
 pub struct Pacer {
     retries: usize,
@@ -79,6 +87,40 @@ impl Pacer {
                 tracing::warn!("{err}; retrying in {delay:?}");
             })
             .await
+    }
+
+    /// Runs one whole-object attempt (`f`) again when it fails retryably — a body cut
+    /// mid-stream cannot be resumed by retrying one request. Counted with the other
+    /// retries; stops at the attempt limit, the time cap, or when `stop` says so.
+    pub async fn again_whole<T, F, Fut>(
+        &self,
+        stop: impl Fn() -> bool,
+        mut f: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let started = std::time::Instant::now();
+        let limit = self.retries.min(WHOLE_OBJECT_RETRIES);
+        let mut attempt = 0;
+        loop {
+            match f().await {
+                Err(e)
+                    if e.is_retryable()
+                        && attempt < limit
+                        && started.elapsed() < WHOLE_OBJECT_CAP
+                        && !stop() =>
+                {
+                    attempt += 1;
+                    self.retried.fetch_add(1, Ordering::Relaxed);
+                    let delay = self.base_delay * 2 * attempt as u32;
+                    tracing::warn!("{e}; copying it again from the start in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Waits until `bytes` may be sent under `--max-bandwidth`.
@@ -147,6 +189,46 @@ mod tests {
             .await;
         assert!(out.unwrap_err().is_retryable());
         assert_eq!(tries.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn whole_objects_go_again_within_the_limits_and_are_counted() {
+        let pacer = Pacer::new(5, None, None).with_base_delay(Duration::from_millis(1));
+        let tries = AtomicU32::new(0);
+        let out: Result<(), _> = pacer
+            .again_whole(
+                || false,
+                || async {
+                    tries.fetch_add(1, Ordering::SeqCst);
+                    Err(StoreError::Transient("cut mid-body".into()))
+                },
+            )
+            .await;
+        assert!(out.is_err());
+        assert_eq!(
+            tries.load(Ordering::SeqCst),
+            1 + WHOLE_OBJECT_RETRIES as u32
+        );
+        assert_eq!(
+            pacer.retried.load(Ordering::SeqCst),
+            WHOLE_OBJECT_RETRIES as u64
+        );
+
+        // --retries 0 means no retry of any kind; a stop request ends it too.
+        for (retries, stop) in [(0, false), (5, true)] {
+            let pacer = Pacer::new(retries, None, None).with_base_delay(Duration::from_millis(1));
+            let tries = AtomicU32::new(0);
+            let _ = pacer
+                .again_whole(
+                    || stop,
+                    || async {
+                        tries.fetch_add(1, Ordering::SeqCst);
+                        Err::<(), _>(StoreError::Transient("cut".into()))
+                    },
+                )
+                .await;
+            assert_eq!(tries.load(Ordering::SeqCst), 1);
+        }
     }
 
     #[tokio::test]

@@ -29,7 +29,7 @@ where
             }
         },
     );
-    crate::source::fused(pages.flat_map(futures::stream::iter))
+    crate::object::fused(pages.flat_map(futures::stream::iter))
 }
 
 #[cfg(test)]

@@ -31,8 +31,7 @@ impl Operations {
         if size < threshold {
             self.class_a += 1;
         } else {
-            let parts = crate::transfer::upload::part_size_for(size, part_size);
-            self.class_a += 2 + size.div_ceil(parts);
+            self.class_a += 2 + crate::limits::parts_for(size, part_size);
         }
         self.class_b += 1;
     }

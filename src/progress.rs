@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::commands::{human_bytes, Output};
+use crate::output::{human_bytes, Output};
 
 pub struct Progress {
     bar: ProgressBar,

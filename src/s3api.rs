@@ -6,8 +6,11 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream as SdkBody;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
+use std::future::Future;
+
 use crate::error::StoreError;
-use crate::source::{ByteStream, ObjectMeta};
+use crate::object::{ByteStream, ObjectMeta};
+use crate::pacer::Pacer;
 
 /// Turns an SDK error into a [`StoreError`] of the right class. `what` names the call and
 /// the object, so the message says what failed.
@@ -78,6 +81,50 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
+/// One S3 API request through the pacer: paced, retried by its one rule, its error
+/// classified and named by `what`. Every S3 call the source and the target make goes
+/// through here (or [`send_unless_missing`]).
+pub async fn send<T, E, Fut>(
+    pacer: &Pacer,
+    what: &str,
+    mut request: impl FnMut() -> Fut,
+) -> Result<T, StoreError>
+where
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    pacer
+        .call(|| {
+            let sent = request();
+            async move { sent.await.map_err(|e| classify(e, what)) }
+        })
+        .await
+}
+
+/// [`send`] for a HEAD or GET of a key that may be missing: a 404 is `None`.
+pub async fn send_unless_missing<T, E, Fut>(
+    pacer: &Pacer,
+    what: &str,
+    mut request: impl FnMut() -> Fut,
+) -> Result<Option<T>, StoreError>
+where
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    pacer
+        .call(|| {
+            let sent = request();
+            async move {
+                match sent.await {
+                    Ok(out) => Ok(Some(out)),
+                    Err(e) if is_not_found(&e) => Ok(None),
+                    Err(e) => Err(classify(e, what)),
+                }
+            }
+        })
+        .await
+}
+
 /// True for a 404 on HEAD/GET of a key (not a missing bucket).
 pub fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
     let status = err.raw_response().map(|r| r.status().as_u16());
@@ -107,7 +154,7 @@ pub fn body_stream(body: SdkBody, what: String) -> ByteStream {
             }
         }
     });
-    crate::source::fused(stream)
+    crate::object::fused(stream)
 }
 
 /// Metadata as S3 states it on HEAD/GET.
@@ -163,19 +210,16 @@ pub async fn list_page(
     token: Option<String>,
     what: &str,
 ) -> Result<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output, StoreError> {
-    pacer
-        .call(|| async {
-            client
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(prefix)
-                .set_max_keys(max_keys)
-                .set_continuation_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| classify(e, what))
-        })
-        .await
+    send(pacer, what, || {
+        client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_max_keys(max_keys)
+            .set_continuation_token(token.clone())
+            .send()
+    })
+    .await
 }
 
 /// Proves a bucket exists and the credentials may list it, with one ListObjectsV2

@@ -8,16 +8,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::filter::Filter;
 use crate::keymap::{nfc, unstorable, KeyMap};
+use crate::limits::MAX_METADATA_BYTES;
 use crate::manifest::Selection;
 use crate::shard::Shard;
-use crate::source::{ListItem, ObjectInfo};
-
-/// R2's limit on an object's metadata, in bytes.
-pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+use crate::source::{ListItem, ObjectInfo, Problem};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectKind {
-    Unreadable,
+    Unreadable(Problem),
     Unstorable,
     Collision,
 }
@@ -77,13 +75,17 @@ impl Selector {
     pub fn select(&mut self, item: ListItem) -> Selected {
         let info = match item {
             ListItem::Object(info) => info,
-            ListItem::Unreadable { key, reason } => {
+            ListItem::Unreadable {
+                key,
+                problem,
+                reason,
+            } => {
                 if !self.filter.key_matches(&key) || self.shard.is_some_and(|s| !s.contains(&key)) {
                     return Selected::Excluded;
                 }
                 let target_key = self.keymap.target_key(&key, &BTreeMap::new());
                 return Selected::Reject {
-                    kind: RejectKind::Unreadable,
+                    kind: RejectKind::Unreadable(problem),
                     source_key: key,
                     target_key,
                     size: 0,

@@ -463,7 +463,7 @@ async fn sqlite_source_passes_the_conformance_suite() {
         .unwrap();
     }
     drop(conn);
-    let settings: r2migrate::config::SqliteSettings =
+    let settings: r2migrate::source::sqlite::SqliteSettings =
         toml::from_str("table = \"blobs\"\nid_column = \"id\"\ndata_column = \"data\"\n").unwrap();
     let source = r2migrate::source::sqlite::SqliteSource::open(db, settings)
         .await

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use r2migrate::checksum::{b64, composite_sha256, sha256};
 use r2migrate::manifest::{Intent, ObjectRecord, Status};
-use r2migrate::source::ObjectMeta;
+use r2migrate::object::ObjectMeta;
 use r2migrate::target::Target;
 use r2migrate::transfer::holds_what_we_wrote;
 use r2migrate::transfer::intent::written_under;

@@ -1,6 +1,5 @@
 //! The five commands, and what they share: opening the stores (and proving access before
-//! any copy), indexing the target from one listing, and printing — human text to stdout,
-//! or with `--json` one JSON document to stdout and the human text to stderr.
+//! any copy) and indexing the target from one listing. Printing is `output.rs`'s.
 
 pub mod plan;
 pub mod report;
@@ -9,59 +8,19 @@ pub mod run;
 pub mod verify;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::Arc;
 
 use futures::StreamExt;
 
-use crate::config::CopyConfig;
+use crate::config::{CopyConfig, StoreSettings};
 use crate::error::StoreError;
 use crate::keymap::nfc;
 use crate::location::Location;
+pub use crate::output::{human_bytes, Output};
 use crate::pacer::Pacer;
+use crate::source::sqlite::SqliteSettings;
 use crate::source::{Source, SourceOptions};
 use crate::target::Target;
-
-/// What a command ends with: the exit code and the JSON document.
-pub struct Outcome {
-    pub exit: crate::error::Exit,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Output {
-    pub json: bool,
-    pub quiet: bool,
-}
-
-impl Output {
-    /// Human text: stdout normally, stderr under `--json`, nowhere under `--quiet`.
-    pub fn say(&self, text: &str) {
-        if self.quiet {
-            return;
-        }
-        if self.json {
-            eprintln!("{text}");
-        } else {
-            println!("{text}");
-        }
-    }
-
-    /// Warnings go to stderr unless `--quiet`.
-    pub fn warn(&self, text: &str) {
-        if !self.quiet {
-            eprintln!("{text}");
-        }
-    }
-
-    /// The machine-readable result, under `--json` only.
-    pub fn document(&self, value: &serde_json::Value) {
-        if self.json {
-            let mut out = std::io::stdout().lock();
-            let _ = serde_json::to_writer_pretty(&mut out, value);
-            let _ = writeln!(out);
-        }
-    }
-}
 
 pub struct Stores {
     pub source: Arc<dyn Source>,
@@ -79,24 +38,10 @@ impl Stores {
     }
 }
 
-pub fn source_options(cfg: &CopyConfig) -> SourceOptions {
-    SourceOptions {
-        endpoint: cfg.source_endpoint.clone(),
-        region: cfg.source_region.clone(),
-        allow_http: cfg.allow_http,
-        sqlite: cfg.sqlite.clone(),
-    }
-}
-
 /// Opens both stores and proves access to each before anything is copied (exit 3).
 pub async fn open_stores(cfg: &CopyConfig) -> anyhow::Result<Stores> {
-    let source_pacer = Arc::new(Pacer::new(cfg.retries, cfg.max_rate, None));
-    let target_pacer = Arc::new(Pacer::new(cfg.retries, cfg.max_rate, cfg.max_bandwidth));
-    let source: Arc<dyn Source> =
-        crate::source::open(&cfg.source, &source_options(cfg), source_pacer.clone())
-            .await?
-            .into();
-    let target: Arc<dyn Target> = open_target(&cfg.target, cfg.allow_http, target_pacer.clone())?;
+    let (source, source_pacer) = open_source(&cfg.source, &cfg.stores, cfg.sqlite.clone()).await?;
+    let (target, target_pacer) = open_target(&cfg.target, &cfg.stores, cfg.stores.max_bandwidth)?;
     source.check_access().await.map_err(anyhow::Error::new)?;
     target.check_access().await.map_err(anyhow::Error::new)?;
     Ok(Stores {
@@ -107,12 +52,32 @@ pub async fn open_stores(cfg: &CopyConfig) -> anyhow::Result<Stores> {
     })
 }
 
+/// The source a location names, with its own pacer (access not yet checked).
+pub async fn open_source(
+    loc: &Location,
+    stores: &StoreSettings,
+    sqlite: Option<SqliteSettings>,
+) -> anyhow::Result<(Arc<dyn Source>, Arc<Pacer>)> {
+    let pacer = Arc::new(Pacer::new(stores.retries, stores.max_rate, None));
+    let opts = SourceOptions {
+        endpoint: stores.source_endpoint.clone(),
+        region: stores.source_region.clone(),
+        allow_http: stores.allow_http,
+        sqlite,
+    };
+    let source: Arc<dyn Source> = crate::source::open(loc, &opts, pacer.clone()).await?.into();
+    Ok((source, pacer))
+}
+
+/// The target a location names, with its own pacer (access not yet checked).
 pub fn open_target(
     loc: &Location,
-    allow_http: bool,
-    pacer: Arc<Pacer>,
-) -> anyhow::Result<Arc<dyn Target>> {
-    Ok(crate::target::open(loc, allow_http, pacer)?.into())
+    stores: &StoreSettings,
+    max_bandwidth: Option<u64>,
+) -> anyhow::Result<(Arc<dyn Target>, Arc<Pacer>)> {
+    let pacer = Arc::new(Pacer::new(stores.retries, stores.max_rate, max_bandwidth));
+    let target = crate::target::open(loc, stores.allow_http, pacer.clone())?.into();
+    Ok((target, pacer))
 }
 
 /// What one listing of the target prefix showed: NFC key → (size, ETag).
@@ -143,8 +108,4 @@ impl TargetIndex {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
-}
-
-pub fn human_bytes(n: u64) -> String {
-    bytesize::ByteSize::b(n).display().iec().to_string()
 }

@@ -34,17 +34,8 @@ struct RowCounts {
     rows: u64,
     decodable: u64,
     decoded_bytes: u64,
-    failures_by_reason: std::collections::BTreeMap<String, u64>,
+    failures_by_reason: std::collections::BTreeMap<&'static str, u64>,
     db_bytes_freed: u64,
-}
-
-/// "row id=7: not valid base64: …" → "not valid base64".
-fn reason_kind(reason: &str) -> String {
-    let rest = match reason.strip_prefix("row id=") {
-        Some(r) => r.split_once(": ").map(|(_, r)| r).unwrap_or(r),
-        None => reason,
-    };
-    rest.split(':').next().unwrap_or(rest).trim().to_string()
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -144,7 +135,10 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                 };
                 match kind {
                     RejectKind::Collision => collisions.push(entry),
-                    RejectKind::Unreadable => unreadable.push(entry),
+                    RejectKind::Unreadable(problem) => {
+                        *rows.failures_by_reason.entry(problem.label()).or_default() += 1;
+                        unreadable.push(entry)
+                    }
                     RejectKind::Unstorable => unstorable.push(entry),
                 }
             }
@@ -235,7 +229,7 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
                 Ok::<_, StoreError>((info, key, verdict))
             }
         })
-        .buffer_unordered(cfg.concurrency)
+        .buffer_unordered(cfg.stores.concurrency)
         .collect::<Vec<_>>()
         .await;
     for v in verdicts {
@@ -281,12 +275,6 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
 
     let is_sqlite = cfg.sqlite.is_some();
     if is_sqlite {
-        for u in &unreadable {
-            *rows
-                .failures_by_reason
-                .entry(reason_kind(&u.reason))
-                .or_default() += 1;
-        }
         rows.rows = rows.decodable + unreadable.len() as u64;
     }
     let stored_after = counts.selected_bytes;

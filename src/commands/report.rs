@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::verify::merged_latest;
 use super::{human_bytes, Output};
-use crate::cli::ReportArgs;
+use crate::config::ReportConfig;
 use crate::error::Exit;
 use crate::manifest::{Manifest, SourceDeleted, Status};
 use crate::tally::Tally;
@@ -32,9 +32,8 @@ fn parse(t: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(t, &Rfc3339).ok()
 }
 
-pub fn report(args: ReportArgs, out: Output) -> anyhow::Result<Exit> {
-    let paths = crate::cli::manifest_list(&args.manifests, &args.manifest_flags);
-    let manifests = Manifest::load_all(&paths)?;
+pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
+    let manifests = Manifest::load_all(&args.manifests)?;
     let latest = merged_latest(&manifests);
     let mut tally = Tally::default();
     for r in &latest {
@@ -158,7 +157,7 @@ pub fn report(args: ReportArgs, out: Output) -> anyhow::Result<Exit> {
         "command": "report",
         "source": h.source,
         "target": h.target,
-        "manifests": paths,
+        "manifests": args.manifests,
         "objects": latest.len(),
         "counts": tally,
         "bytes_verified": total_bytes,

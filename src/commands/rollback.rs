@@ -5,25 +5,22 @@
 //! outcome is appended to the manifest, so a second rollback resumes.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::sync::Arc;
 
 use futures::StreamExt;
 use serde_json::json;
 
 use super::{open_target, Output};
-use crate::cli::RollbackArgs;
-use crate::config::{check_concurrency, DEFAULT_CONCURRENCY, DEFAULT_RETRIES};
+use crate::config::RollbackConfig;
 use crate::error::{usage, Exit, StoreError};
 use crate::location::{Location, Role};
 use crate::manifest::{
     now_rfc3339, Header, Manifest, ManifestWriter, ObjectRecord, Status, VERSION,
 };
-use crate::pacer::Pacer;
+use crate::source::sqlite::writeback::{restore_rows, Rewritten};
 use crate::tally::{new_run_id, Tally};
 use crate::target::Target;
 use crate::transfer::holds_what_we_wrote;
 use crate::transfer::intent::written_under;
-use crate::writeback::{restore_rows, RowInfo};
 use std::collections::HashMap;
 
 /// What rollback does to one object.
@@ -162,9 +159,8 @@ fn row_restored(rec: &ObjectRecord, status: Status) -> ObjectRecord {
     r.status = status;
     r.at = now_rfc3339();
     r.error = None;
-    if let Some(mut info) = RowInfo::of(rec).filter(|i| i.written) {
-        info.written = false;
-        r.row = serde_json::to_value(info).ok();
+    if let Some(row) = r.row.as_mut() {
+        row.written = false;
     }
     r
 }
@@ -177,11 +173,8 @@ fn confirm(prompt: &str) -> anyhow::Result<bool> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
-pub async fn rollback(args: RollbackArgs, out: Output) -> anyhow::Result<Exit> {
-    let path = args
-        .manifest
-        .clone()
-        .unwrap_or_else(|| crate::manifest::DEFAULT_PATH.into());
+pub async fn rollback(args: RollbackConfig, out: Output) -> anyhow::Result<Exit> {
+    let path = args.manifest.clone();
     let manifest = Manifest::load(&path)?;
     let Some(first) = manifest.first_header().cloned() else {
         return Err(usage(format!(
@@ -189,10 +182,9 @@ pub async fn rollback(args: RollbackArgs, out: Output) -> anyhow::Result<Exit> {
             path.display()
         )));
     };
-    let concurrency = check_concurrency(args.concurrency.unwrap_or(DEFAULT_CONCURRENCY))?;
-    let pacer = Arc::new(Pacer::new(DEFAULT_RETRIES, None, None));
+    let concurrency = args.stores.concurrency;
     let target_loc = Location::parse(&first.target, Role::Target)?;
-    let target = open_target(&target_loc, args.allow_http, pacer)?;
+    let (target, _) = open_target(&target_loc, &args.stores, None)?;
     target.check_access().await.map_err(anyhow::Error::new)?;
 
     // The manifest's last word on each object, built once for everything below.
@@ -256,7 +248,7 @@ pub async fn rollback(args: RollbackArgs, out: Output) -> anyhow::Result<Exit> {
     // too, since the application may point at it.
     let row_records: Vec<ObjectRecord> = records
         .iter()
-        .filter(|r| RowInfo::of(r).is_some_and(|i| i.written))
+        .filter(|r| r.row.as_ref().is_some_and(|i| i.written))
         .map(|r| (*r).clone())
         .collect();
     let mut rows_kept: HashMap<String, String> = HashMap::new();
@@ -271,17 +263,23 @@ pub async fn rollback(args: RollbackArgs, out: Output) -> anyhow::Result<Exit> {
             )));
         };
         let recs = row_records.clone();
-        let outcomes =
-            tokio::task::spawn_blocking(move || restore_rows(&db, &settings, &recs, dry_run))
-                .await??;
-        for (key, outcome) in outcomes {
-            let rec = row_records
+        let outcomes = tokio::task::spawn_blocking(move || {
+            let rows: Vec<Rewritten<'_>> = recs
                 .iter()
-                .find(|r| r.source_key == key)
-                .expect("one of ours");
+                .filter_map(|r| {
+                    r.row.as_ref().map(|row| Rewritten {
+                        target_key: &r.target_key,
+                        row,
+                    })
+                })
+                .collect();
+            restore_rows(&db, &settings, &rows, dry_run)
+        })
+        .await??;
+        for (rec, outcome) in row_records.iter().zip(outcomes) {
             match outcome {
                 Err(why) => {
-                    rows_kept.insert(key, why);
+                    rows_kept.insert(rec.source_key.clone(), why);
                 }
                 // Identical objects stay; only their rows come back.
                 Ok(()) if rec.status != Status::Copied => {

@@ -6,28 +6,23 @@
 //! they were copied, and deleted at the source.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{open_target, Output, TargetIndex};
+use super::{open_source, open_target, Output, TargetIndex};
 use crate::checksum::Hasher;
-use crate::cli::VerifyArgs;
-use crate::config::{check_concurrency, DEFAULT_CONCURRENCY, DEFAULT_RETRIES};
+use crate::config::VerifyConfig;
 use crate::delta::{change_since, Change};
 use crate::error::{Exit, StoreError};
 use crate::filter::Filter;
 use crate::location::{Location, Role};
 use crate::manifest::{Header, Manifest, ObjectRecord, Status};
-use crate::pacer::Pacer;
 use crate::selection::{Selected, Selector};
 use crate::shard::Shard;
-use crate::source::SourceOptions;
 use crate::target::Target;
 use crate::transfer::checksum_proves;
-use crate::writeback::RowInfo;
 
 #[derive(Debug, Serialize)]
 struct Problem {
@@ -123,14 +118,12 @@ fn selection_of(header: &Header, target_prefix: &str) -> anyhow::Result<Selector
     ))
 }
 
-pub async fn verify(args: VerifyArgs, out: Output) -> anyhow::Result<Exit> {
-    let paths = crate::cli::manifest_list(&args.manifests, &args.manifest_flags);
-    let manifests = Manifest::load_all(&paths)?;
+pub async fn verify(args: VerifyConfig, out: Output) -> anyhow::Result<Exit> {
+    let manifests = Manifest::load_all(&args.manifests)?;
     let header = manifests[0].headers[0].clone();
-    let concurrency = check_concurrency(args.concurrency.unwrap_or(DEFAULT_CONCURRENCY))?;
-    let pacer = Arc::new(Pacer::new(DEFAULT_RETRIES, None, None));
+    let concurrency = args.stores.concurrency;
     let target_loc = Location::parse(&header.target, Role::Target)?;
-    let target = open_target(&target_loc, args.allow_http, pacer.clone())?;
+    let (target, _) = open_target(&target_loc, &args.stores, None)?;
     target.check_access().await.map_err(anyhow::Error::new)?;
 
     let records = merged_latest(&manifests);
@@ -176,13 +169,7 @@ pub async fn verify(args: VerifyArgs, out: Output) -> anyhow::Result<Exit> {
     let mut source_gaps = Vec::new();
     if args.against_source {
         let source_loc = Location::parse(&header.source, Role::Source)?;
-        let opts = SourceOptions {
-            endpoint: args.source_endpoint.clone(),
-            region: None,
-            allow_http: args.allow_http,
-            sqlite: header.sqlite.clone(),
-        };
-        let source = crate::source::open(&source_loc, &opts, pacer.clone()).await?;
+        let (source, _) = open_source(&source_loc, &args.stores, header.sqlite.clone()).await?;
         source.check_access().await.map_err(anyhow::Error::new)?;
         let index = TargetIndex::build(target.as_ref())
             .await
@@ -230,7 +217,7 @@ pub async fn verify(args: VerifyArgs, out: Output) -> anyhow::Result<Exit> {
         // Migrated, but the source no longer lists it. A SQLite row whose blob was
         // replaced by its R2 URL (write-back) has moved, not gone.
         for rec in records.iter().filter(|r| r.status.is_verified()) {
-            let moved = RowInfo::of(rec).is_some_and(|r| r.written);
+            let moved = rec.row.as_ref().is_some_and(|r| r.written);
             if !moved && !seen.contains(&rec.source_key) {
                 source_gaps.push(Problem {
                     source_key: rec.source_key.clone(),
@@ -271,7 +258,7 @@ pub async fn verify(args: VerifyArgs, out: Output) -> anyhow::Result<Exit> {
     out.document(&json!({
         "command": "verify",
         "target": header.target,
-        "manifests": paths,
+        "manifests": args.manifests,
         "deep": args.deep,
         "checked": checked,
         "ok": checked - problems.len(),

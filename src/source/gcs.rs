@@ -21,9 +21,10 @@ use gcloud_storage::http::objects::list::ListObjectsRequest;
 use gcloud_storage::http::objects::Object;
 use gcloud_storage::http::Error as GcsError;
 
-use super::{ListItem, ObjectInfo, ObjectMeta, Opened, Source, SourceOptions};
+use super::{ListItem, ObjectInfo, Opened, Source, SourceOptions};
 use crate::checksum::from_b64;
 use crate::error::{usage, StoreError};
+use crate::object::ObjectMeta;
 use crate::pacer::Pacer;
 
 pub struct GcsSource {
@@ -263,7 +264,8 @@ impl Source for GcsSource {
             })
             .await?;
         let what2 = what.clone();
-        let body = super::fused(stream.map(move |chunk| chunk.map_err(|e| classify(e, &what2))));
+        let body =
+            crate::object::fused(stream.map(move |chunk| chunk.map_err(|e| classify(e, &what2))));
         Ok(Opened::body(body))
     }
 

@@ -11,8 +11,9 @@ use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use super::{ByteStream, ListItem, ObjectInfo, Opened, Source};
+use super::{ListItem, ObjectInfo, Opened, Problem, Source};
 use crate::error::StoreError;
+use crate::object::{channel_stream, fused, ByteStream};
 
 pub struct LocalSource {
     root: PathBuf,
@@ -55,6 +56,7 @@ fn walk(root: PathBuf, tx: tokio::sync::mpsc::Sender<Result<ListItem, StoreError
                 if key.contains('\u{FFFD}') && entry.path().to_str().is_none() {
                     ListItem::Unreadable {
                         key,
+                        problem: Problem::BadName,
                         reason: "file name is not valid UTF-8; R2 keys must be UTF-8: rename it"
                             .into(),
                     }
@@ -71,6 +73,7 @@ fn walk(root: PathBuf, tx: tokio::sync::mpsc::Sender<Result<ListItem, StoreError
                         }
                         Err(e) => ListItem::Unreadable {
                             key,
+                            problem: Problem::CannotRead,
                             reason: format!("cannot read file metadata: {e}"),
                         },
                     }
@@ -110,6 +113,7 @@ fn walk(root: PathBuf, tx: tokio::sync::mpsc::Sender<Result<ListItem, StoreError
                 };
                 ListItem::Unreadable {
                     key: key_of(&root, &path),
+                    problem: Problem::CannotRead,
                     reason,
                 }
             }
@@ -126,7 +130,7 @@ impl Source for LocalSource {
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let root = self.root.clone();
         tokio::task::spawn_blocking(move || walk(root, tx));
-        tokio_stream_from(rx)
+        channel_stream(rx)
     }
 
     async fn open(
@@ -142,7 +146,7 @@ impl Source for LocalSource {
             ))
         })?;
         let stream: ByteStream = match range {
-            None => super::fused(
+            None => fused(
                 ReaderStream::with_capacity(file, 256 * 1024)
                     .map(move |r| r.map_err(|e| StoreError::Object(format!("read error: {e}")))),
             ),
@@ -152,7 +156,7 @@ impl Source for LocalSource {
                     .map_err(|e| {
                         StoreError::Object(format!("cannot seek in {}: {e}", path.display()))
                     })?;
-                super::fused(
+                fused(
                     ReaderStream::with_capacity(file.take(r.end - r.start), 256 * 1024).map(
                         move |r| r.map_err(|e| StoreError::Object(format!("read error: {e}"))),
                     ),
@@ -175,15 +179,6 @@ impl Source for LocalSource {
             ))),
         }
     }
-}
-
-/// A receiver as a stream (tokio-stream's wrapper, without the extra crate).
-pub(crate) fn tokio_stream_from<T: Send + 'static>(
-    rx: tokio::sync::mpsc::Receiver<T>,
-) -> BoxStream<'static, T> {
-    super::fused(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
 }
 
 #[cfg(test)]
@@ -232,7 +227,7 @@ mod tests {
         let reasons: Vec<(String, String)> = items
             .iter()
             .filter_map(|i| match i {
-                ListItem::Unreadable { key, reason } => Some((key.clone(), reason.clone())),
+                ListItem::Unreadable { key, reason, .. } => Some((key.clone(), reason.clone())),
                 _ => None,
             })
             .collect();

@@ -2,91 +2,19 @@
 //! streamed read of one object. Adapters know their cloud; nothing else does, and no SDK
 //! type crosses this boundary.
 
-pub mod blob;
 pub mod gcs;
 pub mod local;
 pub mod s3;
 pub mod sqlite;
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::stream::{BoxStream, Stream};
-use futures::StreamExt;
+use futures::stream::BoxStream;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-
-/// A stream of an object's bytes, in chunks; never the whole body at once.
-pub type ByteStream = BoxStream<'static, Result<Bytes, StoreError>>;
-
-/// Boxes a stream fused: polled after its end it says `None` again instead of panicking
-/// (an `Unfold` polled after its end panics — an S3 body once did, mid-copy). Every
-/// stream an adapter hands out goes through here.
-pub fn fused<'a, T>(stream: impl Stream<Item = T> + Send + 'a) -> BoxStream<'a, T> {
-    stream.fuse().boxed()
-}
-
-/// HTTP-level metadata carried from source to target.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ObjectMeta {
-    pub content_type: Option<String>,
-    pub cache_control: Option<String>,
-    pub content_disposition: Option<String>,
-    pub content_encoding: Option<String>,
-    pub content_language: Option<String>,
-    pub expires: Option<String>,
-    /// User metadata (`x-amz-meta-*` without the prefix).
-    pub custom: BTreeMap<String, String>,
-}
-
-impl ObjectMeta {
-    /// Bytes this metadata takes in request headers, as R2 counts its 8 KiB limit.
-    pub fn header_bytes(&self) -> usize {
-        let fixed = [
-            &self.content_type,
-            &self.cache_control,
-            &self.content_disposition,
-            &self.content_encoding,
-            &self.content_language,
-            &self.expires,
-        ]
-        .iter()
-        .filter_map(|v| v.as_ref().map(|s| s.len()))
-        .sum::<usize>();
-        fixed
-            + self
-                .custom
-                .iter()
-                .map(|(k, v)| "x-amz-meta-".len() + k.len() + v.len())
-                .sum::<usize>()
-    }
-}
-
-/// Digests the source states for an object, checked against the bytes read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SourceDigests {
-    pub md5: Option<[u8; 16]>,
-    pub crc32c: Option<u32>,
-    pub sha256: Option<[u8; 32]>,
-    /// The source's ETag as given (recorded, never assumed to be an MD5).
-    pub etag: Option<String>,
-}
-
-/// A SQLite row behind an object: its id and a fingerprint of the original value.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RowRef {
-    pub id: String,
-    pub id_is_int: bool,
-    /// Hex SHA-256 and length of the stored text, as it was when read.
-    pub original_sha256: String,
-    pub original_len: u64,
-    pub form: Option<blob::BlobForm>,
-    /// Values templates may use: `id`, `ext`, and named columns.
-    pub vars: BTreeMap<String, String>,
-}
+use crate::object::{ByteStream, ObjectMeta, SourceDigests};
 
 /// One object as a source lists it.
 #[derive(Debug, Clone)]
@@ -97,7 +25,7 @@ pub struct ObjectInfo {
     pub modified: Option<OffsetDateTime>,
     pub digests: SourceDigests,
     pub meta: ObjectMeta,
-    pub row: Option<RowRef>,
+    pub row: Option<sqlite::RowRef>,
     /// The source's storage class, where it has one (S3: STANDARD, GLACIER, …).
     pub storage_class: Option<String>,
     /// The source's own signal that an object changed (recorded as `source_version`):
@@ -162,7 +90,48 @@ impl Opened {
 #[allow(clippy::large_enum_variant)] // one lives at a time; boxing buys nothing
 pub enum ListItem {
     Object(ObjectInfo),
-    Unreadable { key: String, reason: String },
+    Unreadable {
+        key: String,
+        problem: Problem,
+        /// In words, for the manifest: what is wrong and what to do.
+        reason: String,
+    },
+}
+
+/// Why a listed item cannot be copied: typed, so `plan` counts rows by kind without
+/// reading the words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Problem {
+    /// Its name cannot be an R2 key (not UTF-8).
+    BadName,
+    /// The store refused the read (permissions, metadata, a broken or looping link).
+    CannotRead,
+    /// Archived in a cold storage class: restore it first.
+    Archived,
+    /// SQLite: the id is neither an integer nor text.
+    BadId,
+    /// SQLite: the data column holds a number, not text.
+    NotText,
+    /// SQLite: the text is not valid base64.
+    NotBase64,
+    /// SQLite: the value holds no bytes.
+    Empty,
+}
+
+impl Problem {
+    /// The short label `plan` counts by (`failures_by_reason`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Problem::BadName => "not a valid key",
+            Problem::CannotRead => "cannot read",
+            Problem::Archived => "archived",
+            Problem::BadId => "bad id",
+            Problem::NotText => "not base64 text",
+            Problem::NotBase64 => "not valid base64",
+            Problem::Empty => "empty",
+        }
+    }
 }
 
 #[async_trait]
@@ -186,7 +155,7 @@ pub struct SourceOptions {
     pub region: Option<String>,
     pub allow_http: bool,
     /// A sqlite:// source's table and columns.
-    pub sqlite: Option<crate::config::SqliteSettings>,
+    pub sqlite: Option<sqlite::SqliteSettings>,
 }
 
 /// Builds the source a location names.

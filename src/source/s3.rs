@@ -15,11 +15,12 @@ use aws_sdk_s3::types::{ChecksumMode, ServerSideEncryption};
 use aws_sdk_s3::Client;
 use futures::stream::BoxStream;
 
-use super::{ListItem, ObjectInfo, Opened, Source, SourceDigests, SourceOptions};
+use super::{ListItem, ObjectInfo, Opened, Problem, Source, SourceOptions};
 use crate::checksum::{etag_md5, from_b64};
 use crate::error::StoreError;
+use crate::object::SourceDigests;
 use crate::pacer::Pacer;
-use crate::s3api::{body_stream, classify, list_page, meta_from_parts, probe_bucket, unquote};
+use crate::s3api::{body_stream, list_page, meta_from_parts, probe_bucket, send, unquote};
 
 pub struct S3Source {
     client: Client,
@@ -95,18 +96,14 @@ impl S3Source {
     /// For GLACIER / DEEP_ARCHIVE objects: whether a restore has finished.
     async fn restored(&self, full_key: &str) -> Result<bool, StoreError> {
         let what = format!("HEAD s3://{}/{full_key}", self.bucket);
-        let out = self
-            .pacer
-            .call(|| async {
-                self.client
-                    .head_object()
-                    .bucket(&self.bucket)
-                    .key(full_key)
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, &what))
-            })
-            .await?;
+        let out = send(&self.pacer, &what, || {
+            self.client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(full_key)
+                .send()
+        })
+        .await?;
         Ok(out
             .restore()
             .is_some_and(|r| r.contains("ongoing-request=\"false\"")))
@@ -143,6 +140,7 @@ impl S3Source {
                     Ok(false) => {
                         items.push(Ok(ListItem::Unreadable {
                             key: rel.to_string(),
+                            problem: Problem::Archived,
                             reason: format!(
                                 "archived in {}: restore it first (aws s3api restore-object), then re-run",
                                 class.as_deref().unwrap_or("")
@@ -154,6 +152,7 @@ impl S3Source {
                     Err(e) => {
                         items.push(Ok(ListItem::Unreadable {
                             key: rel.to_string(),
+                            problem: Problem::CannotRead,
                             reason: e.to_string(),
                         }));
                         continue;
@@ -223,23 +222,20 @@ impl Source for S3Source {
     ) -> Result<Opened, StoreError> {
         let full = format!("{}{}", self.prefix, obj.key);
         let what = format!("GET {}", self.url(&obj.key));
-        let out = self
-            .pacer
-            .call(|| async {
-                let req = self
-                    .client
-                    .get_object()
-                    .bucket(&self.bucket)
-                    .key(&full)
-                    .checksum_mode(ChecksumMode::Enabled)
-                    .set_range(
-                        range
-                            .as_ref()
-                            .map(|r| format!("bytes={}-{}", r.start, r.end.saturating_sub(1))),
-                    );
-                req.send().await.map_err(|e| classify(e, &what))
-            })
-            .await?;
+        let out = send(&self.pacer, &what, || {
+            self.client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&full)
+                .checksum_mode(ChecksumMode::Enabled)
+                .set_range(
+                    range
+                        .as_ref()
+                        .map(|r| format!("bytes={}-{}", r.start, r.end.saturating_sub(1))),
+                )
+                .send()
+        })
+        .await?;
         let meta = meta_from_parts(
             out.content_type(),
             out.cache_control(),

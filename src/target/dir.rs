@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::{MultipartUpload, PutResult, Target, TargetObject};
 use crate::checksum::{b64, Hasher};
 use crate::error::StoreError;
-use crate::source::{ByteStream, ObjectMeta};
+use crate::object::{ByteStream, ObjectMeta};
 
 /// Where metadata and temp files live, inside the target directory.
 const STATE_DIR: &str = ".r2migrate";
@@ -278,7 +278,7 @@ impl Target for DirTarget {
         let root = self.root.clone();
         let meta_root = self.root.join(STATE_DIR).join("meta");
         tokio::task::spawn_blocking(move || walk_keys(root, meta_root, tx));
-        crate::source::local::tokio_stream_from(rx)
+        crate::object::channel_stream(rx)
     }
 
     async fn head(&self, key: &str) -> Result<Option<TargetObject>, StoreError> {
@@ -295,7 +295,7 @@ impl Target for DirTarget {
             .await
             .map_err(|e| io_err("cannot open", key, e))?;
         let key = key.to_string();
-        Ok(crate::source::fused(
+        Ok(crate::object::fused(
             tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
                 .map(move |r| r.map_err(|e| io_err("read error", &key, e))),
         ))

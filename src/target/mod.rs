@@ -11,7 +11,7 @@ use futures::stream::BoxStream;
 
 use crate::error::StoreError;
 use crate::location::Location;
-use crate::source::{ByteStream, ObjectMeta};
+use crate::object::{ByteStream, ObjectMeta};
 
 /// An object as the target describes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

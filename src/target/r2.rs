@@ -20,12 +20,12 @@ use futures::stream::BoxStream;
 use super::{MultipartUpload, PutResult, Target, TargetObject};
 use crate::checksum::b64;
 use crate::error::{usage, StoreError};
+use crate::object::{ByteStream, ObjectMeta};
 use crate::pacer::Pacer;
 use crate::s3api::{
-    body_stream, classify, copy_source, is_not_found, list_page, meta_from_parts, probe_bucket,
+    body_stream, copy_source, list_page, meta_from_parts, probe_bucket, send, send_unless_missing,
     unquote,
 };
-use crate::source::{ByteStream, ObjectMeta};
 
 pub struct R2Target {
     client: Client,
@@ -202,53 +202,42 @@ impl Target for R2Target {
 
     async fn head(&self, key: &str) -> Result<Option<TargetObject>, StoreError> {
         let what = format!("HEAD r2://{}/{key}", self.bucket);
-        self.pacer
-            .call(|| async {
-                match self
-                    .client
-                    .head_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .checksum_mode(ChecksumMode::Enabled)
-                    .send()
-                    .await
-                {
-                    Ok(h) => Ok(Some(TargetObject {
-                        key: key.to_string(),
-                        size: h.content_length().unwrap_or(0).max(0) as u64,
-                        etag: unquote(h.e_tag()),
-                        checksum_sha256: h.checksum_sha256().map(str::to_string),
-                        meta: meta_from_parts(
-                            h.content_type(),
-                            h.cache_control(),
-                            h.content_disposition(),
-                            h.content_encoding(),
-                            h.content_language(),
-                            h.expires_string(),
-                            h.metadata(),
-                        ),
-                    })),
-                    Err(e) if is_not_found(&e) => Ok(None),
-                    Err(e) => Err(classify(e, &what)),
-                }
-            })
-            .await
+        let head = send_unless_missing(&self.pacer, &what, || {
+            self.client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .checksum_mode(ChecksumMode::Enabled)
+                .send()
+        })
+        .await?;
+        Ok(head.map(|h| TargetObject {
+            key: key.to_string(),
+            size: h.content_length().unwrap_or(0).max(0) as u64,
+            etag: unquote(h.e_tag()),
+            checksum_sha256: h.checksum_sha256().map(str::to_string),
+            meta: meta_from_parts(
+                h.content_type(),
+                h.cache_control(),
+                h.content_disposition(),
+                h.content_encoding(),
+                h.content_language(),
+                h.expires_string(),
+                h.metadata(),
+            ),
+        }))
     }
 
     async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
         let what = format!("GET r2://{}/{key}", self.bucket);
-        let out = self
-            .pacer
-            .call(|| async {
-                self.client
-                    .get_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, &what))
-            })
-            .await?;
+        let out = send(&self.pacer, &what, || {
+            self.client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+        })
+        .await?;
         Ok(body_stream(out.body, what))
     }
 
@@ -262,23 +251,18 @@ impl Target for R2Target {
         let what = format!("PUT r2://{}/{key}", self.bucket);
         let checksum = b64(&sha256);
         self.pacer.spend_bytes(body.len() as u64).await;
-        let out = self
-            .pacer
-            .call(|| async {
-                let req = self
-                    .client
-                    .put_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .content_length(body.len() as i64)
-                    .checksum_sha256(&checksum)
-                    .body(SdkBody::from(body.clone()));
-                apply_meta!(req, meta)
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, &what))
-            })
-            .await?;
+        let out = send(&self.pacer, &what, || {
+            let req = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_length(body.len() as i64)
+                .checksum_sha256(&checksum)
+                .body(SdkBody::from(body.clone()));
+            apply_meta!(req, meta).send()
+        })
+        .await?;
         Ok(PutResult {
             etag: unquote(out.e_tag()),
         })
@@ -290,21 +274,16 @@ impl Target for R2Target {
         meta: &ObjectMeta,
     ) -> Result<Box<dyn MultipartUpload>, StoreError> {
         let what = format!("CreateMultipartUpload r2://{}/{key}", self.bucket);
-        let out = self
-            .pacer
-            .call(|| async {
-                let req = self
-                    .client
-                    .create_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .checksum_algorithm(ChecksumAlgorithm::Sha256);
-                apply_meta!(req, meta)
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, &what))
-            })
-            .await?;
+        let out = send(&self.pacer, &what, || {
+            let req = self
+                .client
+                .create_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .checksum_algorithm(ChecksumAlgorithm::Sha256);
+            apply_meta!(req, meta).send()
+        })
+        .await?;
         let upload_id = out
             .upload_id()
             .ok_or_else(|| StoreError::Object(format!("{what}: the target returned no upload id")))?
@@ -322,34 +301,28 @@ impl Target for R2Target {
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
         let what = format!("CopyObject r2://{}/{from} to {to}", self.bucket);
         let source = copy_source(&self.bucket, from);
-        self.pacer
-            .call(|| async {
-                self.client
-                    .copy_object()
-                    .bucket(&self.bucket)
-                    .key(to)
-                    .copy_source(&source)
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, &what))
-            })
-            .await?;
+        send(&self.pacer, &what, || {
+            self.client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(to)
+                .copy_source(&source)
+                .send()
+        })
+        .await?;
         Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let what = format!("DELETE r2://{}/{key}", self.bucket);
-        self.pacer
-            .call(|| async {
-                self.client
-                    .delete_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, &what))
-            })
-            .await?;
+        send(&self.pacer, &what, || {
+            self.client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+        })
+        .await?;
         Ok(())
     }
 }
@@ -374,23 +347,19 @@ impl MultipartUpload for R2Upload {
         let what = format!("UploadPart {number} of r2://{}/{}", self.bucket, self.key);
         let checksum = b64(&sha256);
         self.pacer.spend_bytes(body.len() as u64).await;
-        let out = self
-            .pacer
-            .call(|| async {
-                self.client
-                    .upload_part()
-                    .bucket(&self.bucket)
-                    .key(&self.key)
-                    .upload_id(&self.upload_id)
-                    .part_number(number)
-                    .content_length(body.len() as i64)
-                    .checksum_sha256(&checksum)
-                    .body(SdkBody::from(body.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, &what))
-            })
-            .await?;
+        let out = send(&self.pacer, &what, || {
+            self.client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(&self.upload_id)
+                .part_number(number)
+                .content_length(body.len() as i64)
+                .checksum_sha256(&checksum)
+                .body(SdkBody::from(body.clone()))
+                .send()
+        })
+        .await?;
         self.parts.push(
             CompletedPart::builder()
                 .part_number(number)
@@ -406,20 +375,16 @@ impl MultipartUpload for R2Upload {
         let done = CompletedMultipartUpload::builder()
             .set_parts(Some(self.parts.clone()))
             .build();
-        let out = self
-            .pacer
-            .call(|| async {
-                self.client
-                    .complete_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(&self.key)
-                    .upload_id(&self.upload_id)
-                    .multipart_upload(done.clone())
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, &what))
-            })
-            .await;
+        let out = send(&self.pacer, &what, || {
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(&self.upload_id)
+                .multipart_upload(done.clone())
+                .send()
+        })
+        .await;
         match out {
             Ok(out) => Ok(PutResult {
                 etag: unquote(out.e_tag()),
@@ -433,18 +398,15 @@ impl MultipartUpload for R2Upload {
 
     async fn abort(self: Box<Self>) -> Result<(), StoreError> {
         let what = format!("AbortMultipartUpload r2://{}/{}", self.bucket, self.key);
-        self.pacer
-            .call(|| async {
-                self.client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(&self.key)
-                    .upload_id(&self.upload_id)
-                    .send()
-                    .await
-                    .map_err(|e| classify(e, &what))
-            })
-            .await?;
+        send(&self.pacer, &what, || {
+            self.client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(&self.upload_id)
+                .send()
+        })
+        .await?;
         Ok(())
     }
 }

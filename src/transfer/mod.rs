@@ -12,7 +12,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::checksum::{b64, etag_md5, Digests, Hasher};
-use crate::cli::OnConflict;
+use crate::config::OnConflict;
 use crate::error::StoreError;
 use crate::manifest::{Intent, ObjectRecord, Prior, Status};
 use crate::source::{ObjectInfo, Source};
@@ -44,6 +44,8 @@ pub struct Copier {
     pub run_id: String,
     /// Every write is announced here first (see [`intent`]).
     pub intents: IntentLog,
+    /// The source's pacer: its rule decides when a whole object goes again.
+    pub pacer: Arc<crate::pacer::Pacer>,
 }
 
 /// Whether the target already holds the source's bytes.
@@ -164,7 +166,7 @@ impl Copier {
             .info
             .row
             .as_ref()
-            .and_then(|row| serde_json::to_value(crate::writeback::RowInfo::from(row)).ok());
+            .map(crate::source::sqlite::RowRecord::from);
         r
     }
 
@@ -179,23 +181,17 @@ impl Copier {
             .with_error(err.to_string())
     }
 
-    /// Handles one object; `Err` only for errors that must stop the whole run.
+    /// Handles one object; `Err` only for errors that must stop the whole run. A body cut
+    /// mid-stream sends the whole object again, by the pacer's rule.
     pub async fn process(&self, item: WorkItem) -> Result<ObjectRecord, StoreError> {
-        let mut attempt = 0u32;
-        loop {
-            match self.process_inner(&item).await {
-                Ok(r) => return Ok(r),
-                Err(e) if e.is_fatal() => return Err(e),
-                // A body cut mid-stream: the pacer retries requests, not reads, so the
-                // whole object goes again (a couple of times) before it is recorded failed.
-                Err(e) if e.is_retryable() && attempt < 2 && !self.cancel.is_cancelled() => {
-                    attempt += 1;
-                    tracing::warn!("{e}; copying it again from the start");
-                    tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)))
-                        .await;
-                }
-                Err(e) => return Ok(self.failed(&item, &e)),
-            }
+        let outcome = self
+            .pacer
+            .again_whole(|| self.cancel.is_cancelled(), || self.process_inner(&item))
+            .await;
+        match outcome {
+            Ok(r) => Ok(r),
+            Err(e) if e.is_fatal() => Err(e),
+            Err(e) => Ok(self.failed(&item, &e)),
         }
     }
 

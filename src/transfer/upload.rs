@@ -13,15 +13,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::checksum::{b64, composite_sha256, sha256, Digests, Hasher};
-use crate::config::{MAX_PART, MIB};
 use crate::error::StoreError;
+use crate::limits::{part_size_for, MAX_METADATA_BYTES, MAX_OBJECT, MIB};
 use crate::manifest::Intent;
-use crate::source::{ByteStream, ObjectInfo, ObjectMeta, Source};
+use crate::object::{ByteStream, ObjectMeta};
+use crate::source::{ObjectInfo, Source};
 use crate::target::Target;
-
-/// R2's most parts per upload, and its largest object (5 TiB less 5 GiB, rounded down).
-pub const MAX_PARTS: u64 = 10_000;
-pub const MAX_OBJECT: u64 = 4_995 * 1024 * 1024 * 1024;
 
 /// Bytes that may sit in upload buffers at once, across all workers.
 pub struct MemoryBudget {
@@ -65,14 +62,7 @@ pub struct Uploaded {
     pub checksum: String,
     pub content_type: Option<String>,
     /// What the source stated about the bytes (listing, or the read's response).
-    pub source: crate::source::SourceDigests,
-}
-
-/// Part size for an object: the configured size, raised so no object needs more than
-/// 10,000 parts (rounded up to whole MiB so every part but the last is equal).
-pub fn part_size_for(size: u64, configured: u64) -> u64 {
-    let needed = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
-    configured.max(needed).min(MAX_PART)
+    pub source: crate::object::SourceDigests,
 }
 
 /// Cuts an object's byte stream into buffers of exact sizes. It remembers where the
@@ -156,7 +146,7 @@ pub fn check_source_digests(obj: &ObjectInfo, d: &Digests) -> Result<(), StoreEr
 /// R2 stores at most 8 KiB of metadata per object.
 fn check_metadata(obj: &ObjectInfo) -> Result<(), StoreError> {
     let bytes = obj.meta.header_bytes();
-    if bytes > crate::selection::MAX_METADATA_BYTES {
+    if bytes > MAX_METADATA_BYTES {
         return Err(StoreError::Object(format!(
             "{}: its metadata is {bytes} bytes; R2 stores at most 8 KiB per object — trim its custom metadata at the source",
             obj.key
@@ -336,15 +326,6 @@ impl Uploader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn part_sizes_respect_the_10000_part_limit() {
-        assert_eq!(part_size_for(100 * MIB, 16 * MIB), 16 * MIB);
-        let huge = 1024 * 1024 * MIB; // 1 TiB
-        let p = part_size_for(huge, 16 * MIB);
-        assert!(huge.div_ceil(p) <= MAX_PARTS);
-        assert_eq!(p % MIB, 0);
-    }
 
     #[tokio::test]
     async fn reads_exact_parts_across_chunk_boundaries() {

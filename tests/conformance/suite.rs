@@ -38,7 +38,7 @@ pub async fn check_items(source: &dyn Source, want: Vec<(String, Vec<u8>)>) {
             .iter()
             .map(|i| match i {
                 ListItem::Object(o) => o.key.clone(),
-                ListItem::Unreadable { key, reason } => panic!("{key} unreadable: {reason}"),
+                ListItem::Unreadable { key, reason, .. } => panic!("{key} unreadable: {reason}"),
             })
             .collect()
     };

@@ -5,22 +5,27 @@
 //! decode is reported with its id and the reason. Identifiers are quoted and values bound:
 //! no SQL is built from row data.
 
+pub mod blob;
+pub mod db;
+pub mod row;
+pub mod writeback;
+
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
-use super::blob::{content_type_of, decode, ext_for, is_reference};
-use super::{ListItem, ObjectInfo, Opened, RowRef, Source};
+use super::{ListItem, ObjectInfo, Opened, Problem, Source};
 use crate::checksum::sha256;
-use crate::config::SqliteSettings;
 use crate::error::{usage, StoreError};
+use blob::{content_type_of, decode, ext_for, is_reference};
+use db::{connect, id_text, id_value, quote, text_of};
+pub use row::{RowRecord, RowRef, SqliteSettings, WriteBackConfig};
 
 /// Rows per keyset page: small, so a read never holds the table for long.
 const PAGE: usize = 64;
@@ -28,72 +33,6 @@ const PAGE: usize = 64;
 pub struct SqliteSource {
     path: PathBuf,
     settings: SqliteSettings,
-}
-
-/// `"name"` with embedded quotes doubled.
-pub fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
-/// A connection that waits for the application's writers instead of failing.
-pub fn connect(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
-    let flags = if read_only {
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI
-    };
-    let mut conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_handler(Some(wait_for_lock))?;
-    Ok(conn)
-}
-
-/// How long a statement waits for the application's writers before giving up.
-const LOCK_WAIT: Duration = Duration::from_secs(30);
-/// How often it looks again. SQLite's own busy timeout backs off to 100 ms between looks,
-/// and an application that writes back to back can then keep the lock for the whole
-/// timeout (seen: every write-back batch failed after 30 s); looking every 2 ms finds the
-/// gaps between its transactions.
-const LOCK_POLL: Duration = Duration::from_millis(2);
-
-fn wait_for_lock(attempts: i32) -> bool {
-    if LOCK_POLL * attempts.max(0) as u32 >= LOCK_WAIT {
-        return false;
-    }
-    std::thread::sleep(LOCK_POLL);
-    true
-}
-
-/// The row id as the manifest spells it, and whether it is an integer.
-pub fn id_text(v: &Value) -> Option<(String, bool)> {
-    match v {
-        Value::Integer(i) => Some((i.to_string(), true)),
-        Value::Text(t) => Some((t.clone(), false)),
-        _ => None,
-    }
-}
-
-/// The id back as a value to bind.
-pub fn id_value(id: &str, is_int: bool) -> Value {
-    if is_int {
-        id.parse::<i64>()
-            .map(Value::Integer)
-            .unwrap_or_else(|_| Value::Text(id.to_string()))
-    } else {
-        Value::Text(id.to_string())
-    }
-}
-
-fn text_of(v: ValueRef<'_>) -> Option<String> {
-    match v {
-        ValueRef::Null => None,
-        ValueRef::Integer(i) => Some(i.to_string()),
-        ValueRef::Real(f) => Some(f.to_string()),
-        ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
-    }
 }
 
 /// Checks that the table, columns and `where` exist and parse: exit 2 otherwise.
@@ -204,6 +143,7 @@ fn row_item(
     let Some((id_str, is_int)) = id_text(&id) else {
         let item = ListItem::Unreadable {
             key: "row:?".into(),
+            problem: Problem::BadId,
             reason: format!(
                 "id column {:?} holds a value that is neither integer nor text",
                 s.id_column
@@ -217,18 +157,27 @@ fn row_item(
         _ => {
             let reason =
                 format!("row id={id_str}: the data column holds a number, not base64 text");
-            return Ok((id, Some(ListItem::Unreadable { key, reason })));
+            let problem = Problem::NotText;
+            return Ok((
+                id,
+                Some(ListItem::Unreadable {
+                    key,
+                    problem,
+                    reason,
+                }),
+            ));
         }
     };
     let decoded = match decode(&raw) {
         Ok(d) => d,
         Err(_) if is_reference(&raw) => return Ok((id, None)),
-        Err(reason) => {
+        Err(why) => {
             return Ok((
                 id,
                 Some(ListItem::Unreadable {
                     key,
-                    reason: format!("row id={id_str}: {reason}"),
+                    problem: why.problem,
+                    reason: format!("row id={id_str}: {}", why.reason),
                 }),
             ))
         }
@@ -331,7 +280,7 @@ impl Source for SqliteSource {
             self.settings.clone(),
         );
         tokio::task::spawn_blocking(move || list_rows(job, tx));
-        super::local::tokio_stream_from(rx)
+        crate::object::channel_stream(rx)
     }
 
     async fn open(
@@ -371,7 +320,7 @@ impl Source for SqliteSource {
             })?;
             decode(&raw)
                 .map(|d| d.bytes)
-                .map_err(|reason| StoreError::Object(format!("row id={}: {reason}", row.id)))
+                .map_err(|why| StoreError::Object(format!("row id={}: {}", row.id, why.reason)))
         })
         .await
         .map_err(|e| StoreError::Object(format!("{}: {e}", obj.key)))??;
@@ -382,7 +331,9 @@ impl Source for SqliteSource {
             None => bytes,
         };
         let chunk: Result<Bytes, StoreError> = Ok(Bytes::from(bytes));
-        Ok(Opened::body(super::fused(futures::stream::iter([chunk]))))
+        Ok(Opened::body(crate::object::fused(futures::stream::iter([
+            chunk,
+        ]))))
     }
 
     async fn check_access(&self) -> Result<(), StoreError> {

@@ -3,6 +3,7 @@
 //! Decoding is one row at a time. The text's form is recorded so a rollback can tell
 //! exactly what was there.
 
+use crate::source::Problem;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
@@ -31,11 +32,32 @@ pub struct Decoded {
     pub form: BlobForm,
 }
 
-/// Decodes one stored value; the error says why in words fit for the manifest.
-pub fn decode(text: &[u8]) -> Result<Decoded, String> {
+/// Why a stored value is not a blob: its kind, and in words fit for the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotABlob {
+    pub problem: Problem,
+    pub reason: String,
+}
+
+fn empty(reason: &str) -> NotABlob {
+    NotABlob {
+        problem: Problem::Empty,
+        reason: reason.into(),
+    }
+}
+
+fn not_base64(reason: String) -> NotABlob {
+    NotABlob {
+        problem: Problem::NotBase64,
+        reason,
+    }
+}
+
+/// Decodes one stored value; the error says why.
+pub fn decode(text: &[u8]) -> Result<Decoded, NotABlob> {
     let trimmed = trim_ascii(text);
     if trimmed.is_empty() {
-        return Err("empty: the data column holds no bytes".into());
+        return Err(empty("empty: the data column holds no bytes"));
     }
     let (data_uri_type, payload) = match strip_data_uri(trimmed)? {
         Some((mime, rest)) => (Some(mime), rest),
@@ -48,16 +70,16 @@ pub fn decode(text: &[u8]) -> Result<Decoded, String> {
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
     if compact.is_empty() {
-        return Err("empty: the data URI holds no bytes".into());
+        return Err(empty("empty: the data URI holds no bytes"));
     }
     let url_safe = compact.iter().any(|&b| b == b'-' || b == b'_');
     let padded = compact.ends_with(b"=");
     let engine = if url_safe { &URL_SAFE } else { &STANDARD };
     let bytes = engine
         .decode(&compact)
-        .map_err(|e| format!("not valid base64: {e}"))?;
+        .map_err(|e| not_base64(format!("not valid base64: {e}")))?;
     if bytes.is_empty() {
-        return Err("empty: decodes to zero bytes".into());
+        return Err(empty("empty: decodes to zero bytes"));
     }
     Ok(Decoded {
         bytes,
@@ -107,19 +129,21 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
 }
 
 /// `data:image/png;base64,AAAA` → ("image/png", "AAAA").
-fn strip_data_uri(text: &[u8]) -> Result<Option<(String, &[u8])>, String> {
+fn strip_data_uri(text: &[u8]) -> Result<Option<(String, &[u8])>, NotABlob> {
     if text.len() < 5 || !text[..5].eq_ignore_ascii_case(b"data:") {
         return Ok(None);
     }
     let comma = text
         .iter()
         .position(|&b| b == b',')
-        .ok_or("a data: URI without a comma")?;
+        .ok_or_else(|| not_base64("a data: URI without a comma".into()))?;
     let header = String::from_utf8_lossy(&text[5..comma]).to_string();
     let mut parts = header.split(';');
     let mime = parts.next().unwrap_or("").trim().to_ascii_lowercase();
     if !parts.any(|p| p.trim().eq_ignore_ascii_case("base64")) {
-        return Err("a data: URI that is not base64 (no ;base64)".into());
+        return Err(not_base64(
+            "a data: URI that is not base64 (no ;base64)".into(),
+        ));
     }
     Ok(Some((mime, &text[comma + 1..])))
 }
@@ -221,17 +245,17 @@ mod tests {
 
     #[test]
     fn bad_rows_say_why() {
-        assert!(decode(b"").unwrap_err().contains("empty"));
-        assert!(decode(b"   \n").unwrap_err().contains("empty"));
-        assert!(decode(b"data:image/png;base64,")
-            .unwrap_err()
-            .contains("empty"));
-        assert!(decode(b"not base64 at all!")
-            .unwrap_err()
+        let why = |text: &[u8]| decode(text).unwrap_err();
+        for text in [&b""[..], b"   \n", b"data:image/png;base64,"] {
+            assert_eq!(why(text).problem, Problem::Empty);
+            assert!(why(text).reason.contains("empty"));
+        }
+        assert_eq!(why(b"not base64 at all!").problem, Problem::NotBase64);
+        assert!(why(b"not base64 at all!")
+            .reason
             .contains("not valid base64"));
-        assert!(decode(b"data:text/plain,hello")
-            .unwrap_err()
-            .contains("not base64"));
+        assert_eq!(why(b"data:text/plain,hello").problem, Problem::NotBase64);
+        assert!(why(b"data:text/plain,hello").reason.contains("not base64"));
     }
 
     #[test]

@@ -11,102 +11,29 @@ use std::time::Duration;
 
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, TransactionBehavior};
-use serde::{Deserialize, Serialize};
 
+use super::db::{connect, from_json, id_value, quote, to_json};
+use super::{RowRecord, RowRef, SqliteSettings, WriteBackConfig};
 use crate::checksum::sha256;
-use crate::config::{SqliteSettings, WriteBackConfig};
 use crate::keymap::render_values;
-use crate::manifest::ObjectRecord;
-use crate::source::blob::BlobForm;
-use crate::source::sqlite::{connect, id_value, quote};
-use crate::source::RowRef;
 
 /// Rows written per transaction at most.
 const BATCH: usize = 256;
 
-/// What the manifest records about a row (the `row` field).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RowInfo {
-    pub id: String,
-    pub id_is_int: bool,
-    /// Hex SHA-256 and length of the original text.
-    pub original_sha256: String,
-    pub original_len: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub form: Option<BlobForm>,
-    /// The row now holds the key/url (and no text, if `cleared`).
-    #[serde(default)]
-    pub written: bool,
-    #[serde(default)]
-    pub cleared: bool,
-    /// The key and url columns' values before the rewrite (JSON null for SQL NULL).
-    #[serde(default)]
-    pub key_before: serde_json::Value,
-    #[serde(default)]
-    pub url_before: serde_json::Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// The `VACUUM INTO` copy holding the original text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backup_db: Option<String>,
-}
-
-impl From<&RowRef> for RowInfo {
-    fn from(r: &RowRef) -> RowInfo {
-        RowInfo {
-            id: r.id.clone(),
-            id_is_int: r.id_is_int,
-            original_sha256: r.original_sha256.clone(),
-            original_len: r.original_len,
-            form: r.form.clone(),
-            ..Default::default()
-        }
-    }
-}
-
-impl RowInfo {
-    pub fn of(rec: &ObjectRecord) -> Option<RowInfo> {
-        rec.row
-            .as_ref()
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-    }
-}
-
-/// A SQL value as JSON, exactly (text stays text, numbers stay numbers).
-pub fn to_json(v: ValueRef<'_>) -> serde_json::Value {
-    match v {
-        ValueRef::Null => serde_json::Value::Null,
-        ValueRef::Integer(i) => serde_json::json!(i),
-        ValueRef::Real(f) => serde_json::json!(f),
-        ValueRef::Text(t) => serde_json::Value::String(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => serde_json::json!({ "blob_hex": hex::encode(b) }),
-    }
-}
-
-/// JSON recorded by [`to_json`] back to a SQL value.
-pub fn from_json(v: &serde_json::Value) -> Value {
-    match v {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Integer(*b as i64),
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .map(Value::Integer)
-            .unwrap_or_else(|| Value::Real(n.as_f64().unwrap_or(0.0))),
-        serde_json::Value::String(s) => Value::Text(s.clone()),
-        serde_json::Value::Object(o) => o
-            .get("blob_hex")
-            .and_then(|h| h.as_str())
-            .and_then(|h| hex::decode(h).ok())
-            .map(Value::Blob)
-            .unwrap_or(Value::Null),
-        serde_json::Value::Array(_) => Value::Null,
-    }
-}
-
-/// One verified object whose row is to be rewritten, with the row as just listed.
-pub struct Job {
-    pub record: ObjectRecord,
+/// One verified object whose row is to be rewritten, with the row as just listed. `item`
+/// is the caller's own (the run's manifest record); it comes back untouched in [`Written`].
+pub struct Job<T> {
+    pub item: T,
+    pub target_key: String,
     pub row: RowRef,
+}
+
+/// A job's outcome: the row as the manifest should record it (`written` or not), and why
+/// it was not rewritten.
+pub struct Written<T> {
+    pub item: T,
+    pub row: RowRecord,
+    pub error: Option<String>,
 }
 
 /// Where the `VACUUM INTO` copy goes: beside the database, named for the run.
@@ -126,7 +53,7 @@ pub struct Writer {
 
 impl Writer {
     /// Runs on its own thread until `jobs` closes; every job comes back as a record.
-    pub fn run(self, jobs: Receiver<Job>, results: tokio::sync::mpsc::Sender<ObjectRecord>) {
+    pub fn run<T>(self, jobs: Receiver<Job<T>>, results: tokio::sync::mpsc::Sender<Written<T>>) {
         let mut conn: Option<Connection> = None;
         let mut backed_up: Option<Result<Option<String>, String>> = None;
         while let Ok(first) = jobs.recv() {
@@ -146,13 +73,13 @@ impl Writer {
         }
     }
 
-    fn write_batch(
+    fn write_batch<T>(
         &self,
         conn: &mut Option<Connection>,
         backed_up: &mut Option<Result<Option<String>, String>>,
-        batch: Vec<Job>,
-    ) -> Vec<ObjectRecord> {
-        let fail_all = |batch: Vec<Job>, why: String| -> Vec<ObjectRecord> {
+        batch: Vec<Job<T>>,
+    ) -> Vec<Written<T>> {
+        let fail_all = |batch: Vec<Job<T>>, why: String| -> Vec<Written<T>> {
             batch.into_iter().map(|j| not_written(j, &why)).collect()
         };
         if conn.is_none() {
@@ -193,7 +120,11 @@ impl Writer {
         for job in batch {
             out.push(
                 match write_row(&tx, &self.settings, &job, backup_db.clone()) {
-                    Ok(rec) => rec,
+                    Ok(row) => Written {
+                        item: job.item,
+                        row,
+                        error: None,
+                    },
                     Err(why) => not_written(job, &why),
                 },
             );
@@ -202,13 +133,10 @@ impl Writer {
             let why = format!("the write transaction failed to commit: {e}");
             return out
                 .into_iter()
-                .map(|mut r| {
-                    if let Some(mut info) = RowInfo::of(&r) {
-                        info.written = false;
-                        r.row = serde_json::to_value(info).ok();
-                    }
-                    r.error = Some(why.clone());
-                    r
+                .map(|mut w| {
+                    w.row.written = false;
+                    w.error = Some(why.clone());
+                    w
                 })
                 .collect();
         }
@@ -216,11 +144,12 @@ impl Writer {
     }
 }
 
-fn not_written(job: Job, why: &str) -> ObjectRecord {
-    let mut rec = job.record;
-    rec.error = Some(format!("row id={} not rewritten: {why}", job.row.id));
-    rec.at = crate::manifest::now_rfc3339();
-    rec
+fn not_written<T>(job: Job<T>, why: &str) -> Written<T> {
+    Written {
+        row: RowRecord::from(&job.row),
+        error: Some(format!("row id={} not rewritten: {why}", job.row.id)),
+        item: job.item,
+    }
 }
 
 /// A row's text and its key/url columns as they are now (JSON null where absent).
@@ -274,12 +203,12 @@ fn update_row(
     conn.execute(&sql, rusqlite::params_from_iter(values))
 }
 
-fn write_row(
+fn write_row<T>(
     tx: &rusqlite::Transaction<'_>,
     s: &SqliteSettings,
-    job: &Job,
+    job: &Job<T>,
     backup_db: Option<String>,
-) -> Result<ObjectRecord, String> {
+) -> Result<RowRecord, String> {
     let wb = s.write_back.as_ref().ok_or("no write_back configured")?;
     let id = id_value(&job.row.id, job.row.id_is_int);
     let current = read_row(tx, s, wb, &id).map_err(|e| format!("cannot read it back: {e}"))?;
@@ -289,11 +218,11 @@ fn write_row(
         return Err("its data changed since it was read; re-run to migrate the new content".into());
     }
     let mut vars: BTreeMap<String, String> = job.row.vars.clone();
-    vars.insert("key".into(), job.record.target_key.clone());
+    vars.insert("key".into(), job.target_key.clone());
     let url = wb.url_template.as_deref().map(|t| render_values(t, &vars));
     let mut assignments: Vec<(&str, Value)> = Vec::new();
     if let Some(k) = &wb.key_column {
-        assignments.push((k, Value::Text(job.record.target_key.clone())));
+        assignments.push((k, Value::Text(job.target_key.clone())));
     }
     if let (Some(u), Some(url)) = (&wb.url_column, &url) {
         assignments.push((u, Value::Text(url.clone())));
@@ -305,18 +234,15 @@ fn write_row(
         assignments.push((&s.data_column, Value::Null));
     }
     update_row(tx, s, id, assignments).map_err(|e| format!("the update failed: {e}"))?;
-    let mut info = RowInfo::from(&job.row);
-    info.written = true;
-    info.cleared = cleared;
-    info.key_before = key_before;
-    info.url_before = url_before;
-    info.url = url;
-    info.backup_db = backup_db;
-    let mut rec = job.record.clone();
-    rec.row = serde_json::to_value(info).ok();
-    rec.error = None;
-    rec.at = crate::manifest::now_rfc3339();
-    Ok(rec)
+    Ok(RowRecord {
+        written: true,
+        cleared,
+        key_before,
+        url_before,
+        url,
+        backup_db,
+        ..RowRecord::from(&job.row)
+    })
 }
 
 /// Whether the write-back puts the key or the URL into the data column itself (one
@@ -336,16 +262,23 @@ fn value_bytes(v: &Value) -> Option<Vec<u8>> {
     }
 }
 
+/// A row the write-back rewrote, as the manifest recorded it.
+#[derive(Clone, Copy)]
+pub struct Rewritten<'a> {
+    pub target_key: &'a str,
+    pub row: &'a RowRecord,
+}
+
 /// Rollback of rewritten rows: each row must still hold exactly what the write-back
 /// left (key, url, and no text if it was cleared); then its original text (from the
 /// `VACUUM INTO` copy, checked against the recorded SHA-256) and its original key/url
-/// values are put back. Returns, per source key, `Ok` or why the row was left alone.
+/// values are put back. Returns, per row in order, `Ok` or why it was left alone.
 pub fn restore_rows(
     db: &Path,
     s: &SqliteSettings,
-    records: &[ObjectRecord],
+    rows: &[Rewritten<'_>],
     dry_run: bool,
-) -> anyhow::Result<Vec<(String, Result<(), String>)>> {
+) -> anyhow::Result<Vec<Result<(), String>>> {
     let wb = s.write_back.clone().ok_or_else(|| {
         anyhow::anyhow!("the manifest records rewritten rows but no write_back settings")
     })?;
@@ -353,18 +286,19 @@ pub fn restore_rows(
         .map_err(|e| anyhow::anyhow!("cannot open {} to restore rows: {e}", db.display()))?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut backups: BTreeMap<String, Connection> = BTreeMap::new();
-    let mut out = Vec::with_capacity(records.len());
-    for rec in records {
-        let Some(info) = RowInfo::of(rec) else {
-            continue;
-        };
+    let mut out = Vec::with_capacity(rows.len());
+    for &Rewritten {
+        target_key,
+        row: info,
+    } in rows
+    {
         let outcome = (|| -> Result<(), String> {
             let id = id_value(&info.id, info.id_is_int);
             let current = read_row(&tx, s, &wb, &id)
                 .map_err(|_| format!("row id={} no longer exists; left alone", info.id))?;
             let (data, key_now, url_now) = current;
             let in_data_column = data_is_rewritten(s, &wb);
-            let changed = (wb.key_column.is_some() && key_now != serde_json::json!(rec.target_key))
+            let changed = (wb.key_column.is_some() && key_now != serde_json::json!(target_key))
                 || (wb.url_column.is_some()
                     && info
                         .url
@@ -468,7 +402,7 @@ pub fn restore_rows(
                 .map_err(|e| format!("row id={}: the restore failed: {e}", info.id))?;
             Ok(())
         })();
-        out.push((rec.source_key.clone(), outcome));
+        out.push(outcome);
     }
     tx.commit()?;
     Ok(out)

@@ -1,0 +1,225 @@
+//! `r2migrate run`: the copy pipeline, in named stages. *Open* the stores, the earlier
+//! manifest and the target's listing; *produce* (list the source, select, skip what the
+//! manifest already proves is in the target) and *copy* (workers under one semaphore of
+//! `--concurrency` permits) in [`produce`]; *record* every outcome in the manifest from
+//! one task in [`record`]; *summarise* in [`summary`]. Stages are joined by bounded
+//! channels, so memory stays flat. Ctrl-C stops new work, lets in-flight objects finish
+//! or abort, flushes the manifest, exits 130.
+
+mod previous;
+mod produce;
+mod record;
+mod summary;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use previous::{already_done, deleted_at_source, Previous};
+
+use super::{open_stores, Output, Stores, TargetIndex};
+use crate::config::CopyConfig;
+use crate::error::{Exit, Interrupted, StoreError};
+use crate::manifest::{now_rfc3339, Header, ManifestWriter, ObjectRecord, SourceDeleted, VERSION};
+use crate::progress::Progress;
+use crate::selection::Selector;
+use crate::source::sqlite::RowRef;
+use crate::tally::new_run_id;
+use crate::transfer::intent::IntentLog;
+use crate::transfer::upload::{MemoryBudget, UploadSettings};
+use crate::transfer::Copier;
+use produce::Producer;
+use record::{Recorder, RowWriter};
+use summary::Summary;
+
+/// What reaches the record stage.
+enum Msg {
+    /// An outcome to append (and, for a verified row, to write back).
+    Record(ObjectRecord, Option<RowRef>),
+    /// Already verified by an earlier run, but its row was never rewritten.
+    Heal(ObjectRecord, RowRef),
+}
+
+/// What every stage shares: how to stop, why it stopped, and the counts that prove
+/// every listed object was recorded.
+#[derive(Clone)]
+struct RunState {
+    cancel: CancellationToken,
+    interrupted: Arc<AtomicBool>,
+    fatal: Arc<Mutex<Option<StoreError>>>,
+    /// Items the selection kept (copied or rejected): each must end with a record.
+    listed: Arc<AtomicU64>,
+    /// Items an earlier run already proves done.
+    already: Arc<AtomicU64>,
+}
+
+impl RunState {
+    /// A fresh state that Ctrl-C interrupts.
+    fn watching_ctrl_c() -> RunState {
+        let state = RunState {
+            cancel: CancellationToken::new(),
+            interrupted: Arc::new(AtomicBool::new(false)),
+            fatal: Arc::new(Mutex::new(None)),
+            listed: Arc::new(AtomicU64::new(0)),
+            already: Arc::new(AtomicU64::new(0)),
+        };
+        let on_signal = state.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_signal.interrupt();
+            }
+        });
+        state
+    }
+
+    /// Stops the run for an error that must end it (the first one is reported).
+    fn fail(&self, e: StoreError) {
+        self.fatal.lock().unwrap().get_or_insert(e);
+        self.cancel.cancel();
+    }
+
+    fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+        self.cancel.cancel();
+    }
+
+    /// After the manifest is flushed: the fatal error or the interruption, if any.
+    fn stopped(&self, cfg: &CopyConfig) -> anyhow::Result<()> {
+        if let Some(e) = self.fatal.lock().unwrap().take() {
+            return Err(anyhow::Error::new(e).context(format!(
+                "the run stopped; what was done is recorded in {}",
+                cfg.manifest.display()
+            )));
+        }
+        if self.interrupted.load(Ordering::SeqCst) {
+            return Err(anyhow::Error::new(Interrupted));
+        }
+        Ok(())
+    }
+}
+
+/// The open stage's result: everything the later stages start from.
+struct Opened {
+    stores: Stores,
+    previous: Previous,
+    index: TargetIndex,
+    run_id: String,
+    selector: Selector,
+    writer: ManifestWriter,
+}
+
+async fn open(cfg: &CopyConfig) -> anyhow::Result<Opened> {
+    let stores = open_stores(cfg).await?;
+    let previous = Previous::load(cfg)?;
+    let index = TargetIndex::build(stores.target.as_ref())
+        .await
+        .map_err(anyhow::Error::new)?;
+    let run_id = new_run_id();
+    let selector = Selector::new(
+        cfg.filter.clone(),
+        cfg.shard,
+        stores.target.prefix(),
+        cfg.key_template.clone(),
+    );
+    let header = Header {
+        kind: "header".into(),
+        version: VERSION,
+        run_id: run_id.clone(),
+        source: cfg.source.canonical(),
+        target: cfg.target.canonical(),
+        started_at: now_rfc3339(),
+        selection: selector.describe(),
+        command: Some("run".into()),
+        sqlite: cfg.sqlite.clone(),
+    };
+    let writer = ManifestWriter::open(&cfg.manifest, &header)?;
+    Ok(Opened {
+        stores,
+        previous,
+        index,
+        run_id,
+        selector,
+        writer,
+    })
+}
+
+fn copier(cfg: &CopyConfig, o: &Opened, state: &RunState, intents: IntentLog) -> Copier {
+    let backup_prefix = cfg
+        .backup_prefix
+        .clone()
+        .unwrap_or_else(|| format!("_r2migrate/backup/{}/", o.run_id));
+    Copier {
+        source: o.stores.source.clone(),
+        target: o.stores.target.clone(),
+        memory: MemoryBudget::new(cfg.stores.concurrency as u64 * cfg.part_size),
+        settings: UploadSettings {
+            part_size: cfg.part_size,
+            multipart_threshold: cfg.multipart_threshold,
+        },
+        cancel: state.cancel.clone(),
+        on_conflict: cfg.on_conflict,
+        backup_prefix: format!("{}{}", o.stores.target.prefix(), backup_prefix),
+        run_id: o.run_id.clone(),
+        intents,
+        pacer: o.stores.source_pacer.clone(),
+    }
+}
+
+pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
+    let opened = open(&cfg).await?;
+    let state = RunState::watching_ctrl_c();
+    let (intents, intent_rx) = IntentLog::channel(64);
+    let copier = Arc::new(copier(&cfg, &opened, &state, intents));
+    let rows = RowWriter::start(&cfg, &opened.run_id);
+    let db_backup = rows.db_backup.clone();
+    let Opened {
+        stores,
+        previous,
+        index,
+        run_id,
+        selector,
+        writer,
+    } = opened;
+    let (rec_tx, rec_rx) = mpsc::channel::<Msg>(256);
+    let producer = tokio::spawn(
+        Producer {
+            selector,
+            previous,
+            index,
+            source: stores.source.clone(),
+            copier,
+            concurrency: cfg.stores.concurrency,
+            run_id: run_id.clone(),
+            state: state.clone(),
+            records: rec_tx,
+        }
+        .produce(),
+    );
+
+    let mut recorder = Recorder::new(writer, Progress::new(&out, "run"));
+    recorder.record(rec_rx, intent_rx, rows, &state).await?;
+    let deleted = producer.await?;
+    for (source_key, target_key) in &deleted {
+        let line = SourceDeleted::new(source_key, target_key, &run_id);
+        recorder.writer.append_line(&line)?;
+    }
+    recorder.writer.sync()?;
+    recorder.finish();
+    state.stopped(&cfg)?;
+
+    let summary = Summary {
+        cfg: &cfg,
+        run_id: &run_id,
+        recorder: &recorder,
+        already: state.already.load(Ordering::Relaxed),
+        listed: state.listed.load(Ordering::Relaxed),
+        deleted: &deleted,
+        db_backup: db_backup.as_deref(),
+        retries: stores.retries(),
+    };
+    summary.say(&out);
+    out.document(&summary.document());
+    Ok(summary.exit())
+}

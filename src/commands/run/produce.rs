@@ -1,0 +1,204 @@
+//! The produce and copy stages: list the source, select, skip what an earlier run
+//! proves done, and hand the rest to workers under one semaphore of `--concurrency`
+//! permits. Every item the selection keeps leaves here as exactly one message to the
+//! record stage — a record, or (for a row verified earlier) a write-back to heal.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use super::previous::{already_done, deleted_at_source, Previous};
+use super::{Msg, RunState};
+use crate::commands::TargetIndex;
+use crate::manifest::{ObjectRecord, Status};
+use crate::selection::{Selected, Selector};
+use crate::source::{ObjectInfo, Source};
+use crate::transfer::{Copier, WorkItem};
+
+pub(super) struct Producer {
+    pub selector: Selector,
+    pub previous: Previous,
+    pub index: TargetIndex,
+    pub source: Arc<dyn Source>,
+    pub copier: Arc<Copier>,
+    pub concurrency: usize,
+    pub run_id: String,
+    pub state: RunState,
+    pub records: mpsc::Sender<Msg>,
+}
+
+impl Producer {
+    /// Runs to the end of the listing (or a stop); returns the objects deleted at the
+    /// source since an earlier run verified them, which only a full listing can tell.
+    pub async fn produce(mut self) -> Vec<(String, String)> {
+        let permits = Arc::new(Semaphore::new(self.concurrency));
+        let mut workers = JoinSet::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let source = self.source.clone();
+        let mut listing = source.list();
+        let cancel = self.state.cancel.clone();
+        loop {
+            let next = tokio::select! {
+                n = listing.next() => n,
+                _ = cancel.cancelled() => break,
+            };
+            let item = match next {
+                None => break,
+                Some(Err(e)) => {
+                    self.state.fail(e.context("listing the source"));
+                    break;
+                }
+                Some(Ok(item)) => item,
+            };
+            let Some((info, target_key)) = self.select(item, &mut seen).await else {
+                continue;
+            };
+            let work = match self.to_copy(info, target_key).await {
+                Ok(Some(work)) => work,
+                Ok(None) => continue,
+                Err(()) => break,
+            };
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p.expect("never closed"),
+                _ = cancel.cancelled() => break,
+            };
+            self.spawn_copy(&mut workers, permit, work);
+            while workers.try_join_next().is_some() {}
+        }
+        while workers.join_next().await.is_some() {}
+        if cancel.is_cancelled() {
+            Vec::new()
+        } else {
+            deleted_at_source(&self.previous, &seen)
+        }
+    }
+
+    /// The selection's verdict: an object to consider copying, or nothing (excluded, or
+    /// rejected — then its failed record is already sent).
+    async fn select(
+        &mut self,
+        item: crate::source::ListItem,
+        seen: &mut HashSet<String>,
+    ) -> Option<(ObjectInfo, String)> {
+        let selected = self.selector.select(item);
+        let kept = match &selected {
+            Selected::Excluded => None,
+            Selected::Take { info, .. } => Some(&info.key),
+            Selected::Reject { source_key, .. } => Some(source_key),
+        };
+        if let Some(key) = kept {
+            seen.insert(key.clone());
+            self.state.listed.fetch_add(1, Ordering::Relaxed);
+        }
+        match selected {
+            Selected::Excluded => None,
+            Selected::Reject {
+                source_key,
+                target_key,
+                size,
+                reason,
+                ..
+            } => {
+                let mut rec = ObjectRecord::new(&source_key, &target_key, size, Status::Failed)
+                    .with_error(reason);
+                rec.run_id = Some(self.run_id.clone());
+                let _ = self.records.send(Msg::Record(rec, None)).await;
+                None
+            }
+            Selected::Take { info, target_key } => Some((info, target_key)),
+        }
+    }
+
+    /// The work for one selected object, or `None` when an earlier run already proves
+    /// it done (a row it never rewrote is sent to be healed). `Err` when a fatal error
+    /// stopped the run.
+    async fn to_copy(&self, info: ObjectInfo, target_key: String) -> Result<Option<WorkItem>, ()> {
+        let prev = self.previous.get(&info.key);
+        let listed = self.index.get(&target_key);
+        let unfinished = self
+            .previous
+            .unfinished
+            .get(&info.key)
+            .cloned()
+            .unwrap_or_default();
+        // An unanswered intent means a crash left this key mid-write: look at it.
+        let target = self.copier.target.as_ref();
+        let done = unfinished.is_empty()
+            && match already_done(target, prev, &info, &target_key, listed).await {
+                Ok(done) => done,
+                Err(e) if e.is_fatal() => {
+                    self.state.fail(e);
+                    return Err(());
+                }
+                Err(_) => false, // the copy path will look again, and record what it finds
+            };
+        if done {
+            self.state.already.fetch_add(1, Ordering::Relaxed);
+            // A crash between upload and write-back: write the row now.
+            if let (Some(prev), Some(row)) = (prev, &info.row) {
+                if !prev.row.as_ref().is_some_and(|r| r.written) {
+                    let _ = self
+                        .records
+                        .send(Msg::Heal(prev.clone(), row.clone()))
+                        .await;
+                }
+            }
+            return Ok(None);
+        }
+        Ok(Some(WorkItem {
+            listed: listed.is_some(),
+            previous: prev.cloned(),
+            unfinished,
+            info,
+            target_key,
+        }))
+    }
+
+    /// One worker: copies the object and sends its record; a panic becomes a failed
+    /// record, a fatal error stops the run.
+    fn spawn_copy(&self, workers: &mut JoinSet<()>, permit: OwnedSemaphorePermit, work: WorkItem) {
+        let (copier, tx, state) = (
+            self.copier.clone(),
+            self.records.clone(),
+            self.state.clone(),
+        );
+        workers.spawn(async move {
+            let _permit = permit;
+            let row = work.info.row.clone();
+            // Built before the copy, so even a panic leaves an honest record.
+            let if_panics = copier.record(&work, Status::Failed);
+            match supervised(copier.process(work)).await {
+                Ok(Ok(rec)) => {
+                    let _ = tx.send(Msg::Record(rec, row)).await;
+                }
+                Ok(Err(e)) => state.fail(e),
+                Err(panic) => {
+                    let rec = if_panics.with_error(format!(
+                        "internal error: {panic}; the object was not copied — re-run to retry, and report this bug"
+                    ));
+                    let _ = tx.send(Msg::Record(rec, None)).await;
+                }
+            }
+        });
+    }
+}
+
+/// Runs one object's copy, turning a panic into its message: a bug in one object's path
+/// must leave that object recorded `failed`, never unrecorded.
+async fn supervised<T>(work: impl std::future::Future<Output = T>) -> Result<T, String> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .map_err(|payload| {
+            payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic with no message".into())
+        })
+}

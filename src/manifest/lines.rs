@@ -1,0 +1,224 @@
+//! The manifest's line types: the header each run appends, the object record (the
+//! contract in SPEC.md "The manifest"), and the intent, prior and source-deleted lines
+//! that make resume, delta and rollback exact.
+
+use serde::{Deserialize, Serialize};
+
+use crate::filter::FilterSpec;
+
+/// What a run covered, so `verify --against-source` re-lists exactly that.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    #[serde(default)]
+    pub filter: FilterSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Header {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: u32,
+    pub run_id: String,
+    pub source: String,
+    pub target: String,
+    pub started_at: String,
+    #[serde(default)]
+    pub selection: Selection,
+    /// Which command wrote this header: run or rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// A SQLite source's table and columns, so verify and rollback can reopen it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqlite: Option<crate::source::sqlite::SqliteSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Copied,
+    Identical,
+    Conflict,
+    Skipped,
+    Failed,
+    RolledBack,
+    Kept,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Copied => "copied",
+            Status::Identical => "identical",
+            Status::Conflict => "conflict",
+            Status::Skipped => "skipped",
+            Status::Failed => "failed",
+            Status::RolledBack => "rolled_back",
+            Status::Kept => "kept",
+        }
+    }
+
+    /// Recorded as present and proven in the target.
+    pub fn is_verified(self) -> bool {
+        matches!(self, Status::Copied | Status::Identical)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ObjectRecord {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub source_key: String,
+    pub target_key: String,
+    pub size: u64,
+    /// Hex SHA-256 of the bytes (absent when they were never read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_md5: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_crc32c: Option<String>,
+    /// The source's change signal when this was recorded (see `ObjectInfo::version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// The content type the source declared, where the bytes say another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_etag: Option<String>,
+    /// The SHA-256 the target reports for what we wrote (base64; `-N` when multipart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_checksum: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<crate::source::sqlite::RowRecord>,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+impl ObjectRecord {
+    pub fn new(source_key: &str, target_key: &str, size: u64, status: Status) -> ObjectRecord {
+        ObjectRecord {
+            kind: "object".into(),
+            source_key: source_key.to_string(),
+            target_key: target_key.to_string(),
+            size,
+            sha256: None,
+            status,
+            error: None,
+            source_etag: None,
+            source_md5: None,
+            source_crc32c: None,
+            source_version: None,
+            content_type: None,
+            declared_content_type: None,
+            target_etag: None,
+            target_checksum: None,
+            backup_key: None,
+            row: None,
+            at: now_rfc3339(),
+            run_id: None,
+        }
+    }
+
+    pub fn with_error(mut self, error: impl Into<String>) -> ObjectRecord {
+        self.error = Some(error.into());
+        self
+    }
+}
+
+/// What the target held at a key before this tool wrote there (`null`: nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prior {
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_sha256: Option<String>,
+}
+
+/// Written (and flushed) before any write to the target: this run is about to write
+/// `target_key` (and `backup_key`, when it first backs up what is there). If the
+/// object's outcome record is lost in a crash, the intent still tells a later run or a
+/// rollback that what is now at the key is ours, and what was there before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Intent {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub source_key: String,
+    pub target_key: String,
+    /// The target's object at the start; `None` when the key was free.
+    pub prior: Option<Prior>,
+    /// The size and hex SHA-256 about to be written (absent for a backup-only intent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The SHA-256 the target should then report (base64, `-N` for a multipart composite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    pub at: String,
+}
+
+impl Intent {
+    pub fn new(source_key: &str, target_key: &str, prior: Option<Prior>) -> Intent {
+        Intent {
+            kind: "intent".into(),
+            source_key: source_key.to_string(),
+            target_key: target_key.to_string(),
+            prior,
+            size: None,
+            sha256: None,
+            checksum: None,
+            backup_key: None,
+            run_id: None,
+            at: now_rfc3339(),
+        }
+    }
+}
+
+/// Written by a run that listed the whole source: an object this manifest migrated that
+/// the source no longer has. It stays in R2; `report` lists what the latest run saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceDeleted {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub source_key: String,
+    pub target_key: String,
+    pub run_id: String,
+    pub at: String,
+}
+
+impl SourceDeleted {
+    pub fn new(source_key: &str, target_key: &str, run_id: &str) -> SourceDeleted {
+        SourceDeleted {
+            kind: "source_deleted".into(),
+            source_key: source_key.to_string(),
+            target_key: target_key.to_string(),
+            run_id: run_id.to_string(),
+            at: now_rfc3339(),
+        }
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("now formats")
+}

@@ -1,0 +1,76 @@
+//! The plain types sources, targets and the transfer share: an object's HTTP metadata, the
+//! digests a source states, and a stream of an object's bytes. Both traits use these, so
+//! neither side imports the other.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, Stream};
+use futures::StreamExt;
+
+use crate::error::StoreError;
+
+/// A stream of an object's bytes, in chunks; never the whole body at once.
+pub type ByteStream = BoxStream<'static, Result<Bytes, StoreError>>;
+
+/// Boxes a stream fused: polled after its end it says `None` again instead of panicking
+/// (an `Unfold` polled after its end panics — an S3 body once did, mid-copy). Every
+/// stream an adapter hands out goes through here.
+pub fn fused<'a, T>(stream: impl Stream<Item = T> + Send + 'a) -> BoxStream<'a, T> {
+    stream.fuse().boxed()
+}
+
+/// HTTP-level metadata carried from source to target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_language: Option<String>,
+    pub expires: Option<String>,
+    /// User metadata (`x-amz-meta-*` without the prefix).
+    pub custom: BTreeMap<String, String>,
+}
+
+impl ObjectMeta {
+    /// Bytes this metadata takes in request headers, as R2 counts its 8 KiB limit.
+    pub fn header_bytes(&self) -> usize {
+        let fixed = [
+            &self.content_type,
+            &self.cache_control,
+            &self.content_disposition,
+            &self.content_encoding,
+            &self.content_language,
+            &self.expires,
+        ]
+        .iter()
+        .filter_map(|v| v.as_ref().map(|s| s.len()))
+        .sum::<usize>();
+        fixed
+            + self
+                .custom
+                .iter()
+                .map(|(k, v)| "x-amz-meta-".len() + k.len() + v.len())
+                .sum::<usize>()
+    }
+}
+
+/// Digests the source states for an object, checked against the bytes read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceDigests {
+    pub md5: Option<[u8; 16]>,
+    pub crc32c: Option<u32>,
+    pub sha256: Option<[u8; 32]>,
+    /// The source's ETag as given (recorded, never assumed to be an MD5).
+    pub etag: Option<String>,
+}
+
+/// A channel's receiver as a fused stream (what a blocking producer thread hands out).
+pub fn channel_stream<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> BoxStream<'static, T> {
+    fused(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}

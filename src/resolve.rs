@@ -1,0 +1,405 @@
+//! Raw flags over the config file → the one resolved, validated config each command
+//! takes (ripgrep's low-args → high-args split). Flags win over the file, the file over
+//! the defaults, and every default is decided here, once. The only module besides
+//! `main` and `lib` that reads `cli`: nothing below the commands knows the command line.
+
+use std::path::PathBuf;
+
+use time::OffsetDateTime;
+
+use crate::cli::{CopyArgs, ReportArgs, RollbackArgs, VerifyArgs};
+use crate::config::{
+    check_concurrency, parse_size, parse_time, sqlite_settings, CopyConfig, FileConfig, OnConflict,
+    ReportConfig, RollbackConfig, SizeValue, StoreSettings, VerifyConfig, DEFAULT_CONCURRENCY,
+    DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, DEFAULT_RETRIES,
+};
+use crate::error::usage;
+use crate::filter::Filter;
+use crate::limits::{MAX_PART, MAX_SINGLE_PUT, MIN_PART};
+use crate::location::{Location, Role};
+use crate::shard::Shard;
+
+/// The store flags every command has (those it lacks stay `None`/`false`).
+#[derive(Default)]
+struct StoreFlags<'a> {
+    concurrency: Option<usize>,
+    retries: Option<u32>,
+    max_rate: Option<u32>,
+    max_bandwidth: Option<&'a str>,
+    allow_http: bool,
+    source_endpoint: Option<&'a str>,
+    source_region: Option<&'a str>,
+}
+
+/// A size from a flag, else from the file.
+fn size(flag: Option<&str>, file: Option<&SizeValue>, what: &str) -> anyhow::Result<Option<u64>> {
+    match flag
+        .map(str::to_string)
+        .or_else(|| file.map(SizeValue::text))
+    {
+        Some(t) => parse_size(&t, what).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A time from a flag, else from the file.
+fn when(
+    flag: Option<&str>,
+    file: Option<&str>,
+    what: &str,
+) -> anyhow::Result<Option<OffsetDateTime>> {
+    match flag.or(file) {
+        Some(t) => parse_time(t, what).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn stores(flags: StoreFlags<'_>, file: &FileConfig) -> anyhow::Result<StoreSettings> {
+    let t = &file.transfer;
+    let concurrency = check_concurrency(
+        flags
+            .concurrency
+            .or(t.concurrency)
+            .unwrap_or(DEFAULT_CONCURRENCY),
+    )?;
+    let max_bandwidth = size(
+        flags.max_bandwidth,
+        t.max_bandwidth.as_ref(),
+        "max_bandwidth",
+    )?;
+    let source_endpoint = flags
+        .source_endpoint
+        .map(str::to_string)
+        .or_else(|| file.source.endpoint.clone());
+    let allow_http = flags.allow_http || t.allow_http.unwrap_or(false);
+    if let Some(ep) = &source_endpoint {
+        crate::location::check_endpoint(ep, allow_http)?;
+    }
+    Ok(StoreSettings {
+        concurrency,
+        retries: flags.retries.or(t.retries).unwrap_or(DEFAULT_RETRIES),
+        max_rate: flags.max_rate.or(t.max_rate).filter(|r| *r > 0),
+        max_bandwidth: max_bandwidth.filter(|b| *b > 0),
+        allow_http,
+        source_endpoint,
+        source_region: flags
+            .source_region
+            .map(str::to_string)
+            .or_else(|| file.source.region.clone()),
+    })
+}
+
+/// The manifests a reading command takes: positional and `--manifest` forms together,
+/// else the config file's, else the default file.
+fn manifests(positional: &[PathBuf], flags: &[PathBuf], file: &FileConfig) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = positional.iter().chain(flags).cloned().collect();
+    if all.is_empty() {
+        all.push(manifest_or_default(None, file));
+    }
+    all
+}
+
+fn manifest_or_default(flag: Option<&PathBuf>, file: &FileConfig) -> PathBuf {
+    flag.cloned()
+        .or_else(|| file.manifest.clone())
+        .unwrap_or_else(|| PathBuf::from(crate::manifest::DEFAULT_PATH))
+}
+
+fn filter(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<Filter> {
+    let f = &file.filter;
+    let or_file = |flag: &Vec<String>, file: &Vec<String>| {
+        if flag.is_empty() {
+            file.clone()
+        } else {
+            flag.clone()
+        }
+    };
+    Filter::new(
+        &or_file(&args.include, &f.include),
+        &or_file(&args.exclude, &f.exclude),
+        size(args.min_size.as_deref(), f.min_size.as_ref(), "min_size")?,
+        size(args.max_size.as_deref(), f.max_size.as_ref(), "max_size")?,
+        when(
+            args.modified_after.as_deref(),
+            f.modified_after.as_deref(),
+            "modified_after",
+        )?,
+        when(
+            args.modified_before.as_deref(),
+            f.modified_before.as_deref(),
+            "modified_before",
+        )?,
+    )
+}
+
+/// Part size and multipart threshold, within R2's limits.
+fn part_sizes(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<(u64, u64)> {
+    let t = &file.transfer;
+    let part_size = size(args.part_size.as_deref(), t.part_size.as_ref(), "part_size")?
+        .unwrap_or(DEFAULT_PART_SIZE);
+    if !(MIN_PART..=MAX_PART).contains(&part_size) {
+        return Err(usage(format!(
+            "part_size {part_size} bytes: R2 parts must be from 5 MiB to 5 GiB"
+        )));
+    }
+    let threshold = size(
+        args.multipart_threshold.as_deref(),
+        t.multipart_threshold.as_ref(),
+        "multipart_threshold",
+    )?
+    .unwrap_or(DEFAULT_MULTIPART_THRESHOLD);
+    if threshold < MIN_PART {
+        return Err(usage(format!(
+            "multipart_threshold {threshold} bytes: use at least 5MiB (R2's smallest part)"
+        )));
+    }
+    if threshold > MAX_SINGLE_PUT {
+        return Err(usage(
+            "multipart_threshold: a single PUT to R2 must stay below 5 GiB - 5 MiB",
+        ));
+    }
+    Ok((part_size, threshold))
+}
+
+fn locations(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<(Location, Location)> {
+    let source = args
+        .from
+        .clone()
+        .or_else(|| file.source.url.clone())
+        .ok_or_else(|| usage("no source: give --from URL or [source] url in the config file"))?;
+    let target = args.to.clone().or_else(|| file.target.url.clone()).ok_or_else(|| {
+        usage("no target: give --to r2://bucket/prefix (or file:///dir to rehearse), or [target] url in the config file")
+    })?;
+    Ok((
+        Location::parse(&source, Role::Source)?,
+        Location::parse(&target, Role::Target)?,
+    ))
+}
+
+/// `plan` and `run`.
+pub fn copy(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<CopyConfig> {
+    let (source, target) = locations(args, file)?;
+    let shard = match args.shard.clone().or_else(|| file.filter.shard.clone()) {
+        Some(t) => Some(Shard::parse(&t)?),
+        None => None,
+    };
+    let (part_size, multipart_threshold) = part_sizes(args, file)?;
+    let backup_prefix = args
+        .backup_prefix
+        .clone()
+        .or_else(|| file.target.backup_prefix.clone())
+        .map(|p| crate::location::folder_prefix(&p));
+    if backup_prefix.as_deref() == Some("") {
+        return Err(usage(
+            "backup_prefix must not be empty: backups would land on top of the migrated keys",
+        ));
+    }
+    let is_sqlite = matches!(source, Location::Sqlite { .. });
+    let key_template = args
+        .key_template
+        .clone()
+        .or_else(|| file.target.key_template.clone())
+        .or_else(|| file.source.key_template.clone())
+        // Rows have no path: name them by id and content type unless told otherwise.
+        .or_else(|| is_sqlite.then(|| "{id}.{ext}".to_string()));
+    let sqlite = if is_sqlite {
+        Some(sqlite_settings(&file.source, key_template.as_deref())?)
+    } else {
+        if let Some(tpl) = &key_template {
+            crate::keymap::KeyMap::check_template(tpl)?;
+        }
+        None
+    };
+    let stores = stores(
+        StoreFlags {
+            concurrency: args.concurrency,
+            retries: args.retries,
+            max_rate: args.max_rate,
+            max_bandwidth: args.max_bandwidth.as_deref(),
+            allow_http: args.allow_http,
+            source_endpoint: args.source_endpoint.as_deref(),
+            source_region: args.source_region.as_deref(),
+        },
+        file,
+    )?;
+    Ok(CopyConfig {
+        source,
+        target,
+        manifest: manifest_or_default(args.manifest.as_ref(), file),
+        filter: filter(args, file)?,
+        key_template,
+        on_conflict: args
+            .on_conflict
+            .or(file.target.on_conflict)
+            .unwrap_or(OnConflict::Fail),
+        backup_prefix,
+        part_size,
+        multipart_threshold,
+        shard,
+        stores,
+        sqlite,
+        no_db_backup: args.no_db_backup,
+    })
+}
+
+pub fn verify(args: &VerifyArgs, file: &FileConfig) -> anyhow::Result<VerifyConfig> {
+    Ok(VerifyConfig {
+        manifests: manifests(&args.manifests, &args.manifest_flags, file),
+        deep: args.deep,
+        against_source: args.against_source,
+        stores: stores(
+            StoreFlags {
+                concurrency: args.concurrency,
+                retries: args.retries,
+                max_rate: args.max_rate,
+                allow_http: args.allow_http,
+                source_endpoint: args.source_endpoint.as_deref(),
+                source_region: args.source_region.as_deref(),
+                ..StoreFlags::default()
+            },
+            file,
+        )?,
+    })
+}
+
+pub fn rollback(args: &RollbackArgs, file: &FileConfig) -> anyhow::Result<RollbackConfig> {
+    Ok(RollbackConfig {
+        manifest: manifest_or_default(args.manifest.as_ref(), file),
+        dry_run: args.dry_run,
+        yes: args.yes,
+        stores: stores(
+            StoreFlags {
+                concurrency: args.concurrency,
+                retries: args.retries,
+                max_rate: args.max_rate,
+                allow_http: args.allow_http,
+                ..StoreFlags::default()
+            },
+            file,
+        )?,
+    })
+}
+
+pub fn report(args: &ReportArgs, file: &FileConfig) -> ReportConfig {
+    ReportConfig {
+        manifests: manifests(&args.manifests, &args.manifest_flags, file),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::MIB;
+    use std::path::Path;
+
+    #[test]
+    fn the_example_config_parses_and_resolves() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrate.example.toml");
+        let file = FileConfig::load(&path).unwrap();
+        let cfg = copy(&CopyArgs::default(), &file).unwrap();
+        assert!(matches!(cfg.target, Location::R2 { .. }));
+        assert_eq!(cfg.stores.concurrency, 32);
+        assert!(!cfg.filter.spec.include.is_empty() || !cfg.filter.spec.exclude.is_empty());
+    }
+
+    #[test]
+    fn the_sqlite_fixture_config_parses_every_sqlite_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/app.toml");
+        let file = FileConfig::load(&path).unwrap();
+        let args = CopyArgs {
+            from: Some("sqlite:///tmp/app.db".into()),
+            to: Some("file:///tmp/out".into()),
+            ..Default::default()
+        };
+        let cfg = copy(&args, &file).unwrap();
+        let s = cfg.sqlite.unwrap();
+        assert_eq!(
+            (s.table.as_str(), s.data_column.as_str()),
+            ("images", "image_data")
+        );
+        assert_eq!(s.template_columns, vec!["user_id".to_string()]);
+        assert!(s.write_back.unwrap().clear_data);
+        assert_eq!(
+            cfg.key_template.as_deref(),
+            Some("images/{user_id}/{id}.{ext}")
+        );
+    }
+
+    #[test]
+    fn sqlite_sources_need_a_table_and_sane_write_back() {
+        let args = CopyArgs {
+            from: Some("sqlite:///tmp/app.db".into()),
+            to: Some("file:///tmp/out".into()),
+            ..Default::default()
+        };
+        for text in [
+            "[source]\ndata_column = \"d\"\n",
+            "[source]\ntable = \"t\"\ndata_column = \"d\"\n[source.write_back]\nclear_data = true\n",
+            "[source]\ntable = \"t\"\ndata_column = \"d\"\n[source.write_back]\nurl_column = \"u\"\n",
+        ] {
+            let file: FileConfig = toml::from_str(text).unwrap();
+            let err = copy(&args, &file).unwrap_err();
+            assert!(err.downcast_ref::<crate::error::UsageError>().is_some(), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: FileConfig = toml::from_str(
+            "[source]\nurl = \"/data\"\n[target]\nurl = \"r2://b-1/x\"\n[transfer]\nconcurrency = 4\npart_size = \"8 MiB\"\n",
+        )
+        .unwrap();
+        let args = CopyArgs {
+            concurrency: Some(9),
+            to: Some("file:///tmp/rehearse".into()),
+            ..Default::default()
+        };
+        let cfg = copy(&args, &file).unwrap();
+        assert_eq!(cfg.stores.concurrency, 9);
+        assert_eq!(cfg.part_size, 8 * MIB);
+        assert_eq!(
+            cfg.target,
+            Location::Local {
+                root: "/tmp/rehearse".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        let file = FileConfig::default();
+        let base = CopyArgs {
+            from: Some("/data".into()),
+            to: Some("r2://bucket/x".into()),
+            ..Default::default()
+        };
+        for bad in [
+            CopyArgs {
+                concurrency: Some(0),
+                ..base.clone()
+            },
+            CopyArgs {
+                part_size: Some("1MiB".into()),
+                ..base.clone()
+            },
+            CopyArgs {
+                shard: Some("4/4".into()),
+                ..base.clone()
+            },
+            CopyArgs {
+                key_template: Some("{nope}".into()),
+                ..base.clone()
+            },
+            CopyArgs {
+                from: None,
+                ..base.clone()
+            },
+        ] {
+            let err = copy(&bad, &file).unwrap_err();
+            assert!(
+                err.downcast_ref::<crate::error::UsageError>().is_some(),
+                "{err}"
+            );
+        }
+    }
+}
