@@ -99,10 +99,6 @@ pub struct CopyArgs {
     #[arg(long, value_name = "PREFIX")]
     pub backup_prefix: Option<String>,
 
-    /// Objects in flight at once [default: 32]
-    #[arg(long, value_name = "N")]
-    pub concurrency: Option<usize>,
-
     /// Multipart part size [default: 16MiB, raised for objects that would need >10,000 parts]
     #[arg(long, value_name = "SIZE")]
     pub part_size: Option<String>,
@@ -111,17 +107,9 @@ pub struct CopyArgs {
     #[arg(long, value_name = "SIZE")]
     pub multipart_threshold: Option<String>,
 
-    /// At most this many requests per second to each store
-    #[arg(long, value_name = "N")]
-    pub max_rate: Option<u32>,
-
     /// At most this many bytes per second uploaded (e.g. 50MiB)
     #[arg(long, value_name = "SIZE")]
     pub max_bandwidth: Option<String>,
-
-    /// Retries per request on 5xx, 429/SlowDown, timeouts and resets [default: 5]
-    #[arg(long, value_name = "N")]
-    pub retries: Option<u32>,
 
     /// Only keys whose stable hash falls in shard K of N (K from 0 to N-1)
     #[arg(long, value_name = "K/N")]
@@ -135,13 +123,33 @@ pub struct CopyArgs {
     #[arg(long, value_name = "REGION")]
     pub source_region: Option<String>,
 
-    /// Accept plain http:// endpoints that are not on this machine
-    #[arg(long)]
-    pub allow_http: bool,
-
     /// SQLite sources: do not copy the database (VACUUM INTO) before rewriting rows
     #[arg(long)]
     pub no_db_backup: bool,
+
+    #[command(flatten)]
+    pub stores: StoreArgs,
+}
+
+/// How hard a command may push the stores: the same flags on every command that talks
+/// to them.
+#[derive(Debug, Clone, Args, Default)]
+pub struct StoreArgs {
+    /// Objects in flight at once [default: 32]
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// At most this many requests per second to each store
+    #[arg(long, value_name = "N")]
+    pub max_rate: Option<u32>,
+
+    /// Retries per request on 5xx, 429/SlowDown, timeouts and resets [default: 5]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+
+    /// Accept plain http:// endpoints that are not on this machine
+    #[arg(long)]
+    pub allow_http: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -172,18 +180,6 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub against_source: bool,
 
-    /// Objects checked at once [default: 32]
-    #[arg(long, value_name = "N")]
-    pub concurrency: Option<usize>,
-
-    /// Retries per request on 5xx, 429/SlowDown, timeouts and resets [default: 5]
-    #[arg(long, value_name = "N")]
-    pub retries: Option<u32>,
-
-    /// At most this many requests per second to each store
-    #[arg(long, value_name = "N")]
-    pub max_rate: Option<u32>,
-
     /// Endpoint of an S3-compatible source store, for --against-source
     #[arg(long, value_name = "URL")]
     pub source_endpoint: Option<String>,
@@ -192,9 +188,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "REGION")]
     pub source_region: Option<String>,
 
-    /// Accept plain http:// endpoints that are not on this machine
-    #[arg(long)]
-    pub allow_http: bool,
+    #[command(flatten)]
+    pub stores: StoreArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -211,21 +206,8 @@ pub struct RollbackArgs {
     #[arg(long, short)]
     pub yes: bool,
 
-    /// Objects handled at once [default: 32]
-    #[arg(long, value_name = "N")]
-    pub concurrency: Option<usize>,
-
-    /// Retries per request on 5xx, 429/SlowDown, timeouts and resets [default: 5]
-    #[arg(long, value_name = "N")]
-    pub retries: Option<u32>,
-
-    /// At most this many requests per second to the target
-    #[arg(long, value_name = "N")]
-    pub max_rate: Option<u32>,
-
-    /// Accept plain http:// endpoints that are not on this machine
-    #[arg(long)]
-    pub allow_http: bool,
+    #[command(flatten)]
+    pub stores: StoreArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use time::OffsetDateTime;
 
-use crate::cli::{CopyArgs, ReportArgs, RollbackArgs, VerifyArgs};
+use crate::cli::{CopyArgs, ReportArgs, RollbackArgs, StoreArgs, VerifyArgs};
 use crate::config::{
     check_concurrency, parse_size, parse_time, sqlite_settings, CopyConfig, FileConfig, OnConflict,
     ReportConfig, RollbackConfig, SizeValue, StoreSettings, VerifyConfig, DEFAULT_CONCURRENCY,
@@ -18,18 +18,6 @@ use crate::filter::Filter;
 use crate::limits::{MAX_PART, MAX_SINGLE_PUT, MIN_PART};
 use crate::location::{Location, Role};
 use crate::shard::Shard;
-
-/// The store flags every command has (those it lacks stay `None`/`false`).
-#[derive(Default)]
-struct StoreFlags<'a> {
-    concurrency: Option<usize>,
-    retries: Option<u32>,
-    max_rate: Option<u32>,
-    max_bandwidth: Option<&'a str>,
-    allow_http: bool,
-    source_endpoint: Option<&'a str>,
-    source_region: Option<&'a str>,
-}
 
 /// A size from a flag, else from the file.
 fn size(flag: Option<&str>, file: Option<&SizeValue>, what: &str) -> anyhow::Result<Option<u64>> {
@@ -54,7 +42,19 @@ fn when(
     }
 }
 
-fn stores(flags: StoreFlags<'_>, file: &FileConfig) -> anyhow::Result<StoreSettings> {
+/// How to reach the source beyond its URL (the commands that read it have these flags).
+#[derive(Default)]
+struct SourceFlags<'a> {
+    endpoint: Option<&'a str>,
+    region: Option<&'a str>,
+    max_bandwidth: Option<&'a str>,
+}
+
+fn stores(
+    flags: &StoreArgs,
+    source: SourceFlags<'_>,
+    file: &FileConfig,
+) -> anyhow::Result<StoreSettings> {
     let t = &file.transfer;
     let concurrency = check_concurrency(
         flags
@@ -63,12 +63,12 @@ fn stores(flags: StoreFlags<'_>, file: &FileConfig) -> anyhow::Result<StoreSetti
             .unwrap_or(DEFAULT_CONCURRENCY),
     )?;
     let max_bandwidth = size(
-        flags.max_bandwidth,
+        source.max_bandwidth,
         t.max_bandwidth.as_ref(),
         "max_bandwidth",
     )?;
-    let source_endpoint = flags
-        .source_endpoint
+    let source_endpoint = source
+        .endpoint
         .map(str::to_string)
         .or_else(|| file.source.endpoint.clone());
     let allow_http = flags.allow_http || t.allow_http.unwrap_or(false);
@@ -82,8 +82,8 @@ fn stores(flags: StoreFlags<'_>, file: &FileConfig) -> anyhow::Result<StoreSetti
         max_bandwidth: max_bandwidth.filter(|b| *b > 0),
         allow_http,
         source_endpoint,
-        source_region: flags
-            .source_region
+        source_region: source
+            .region
             .map(str::to_string)
             .or_else(|| file.source.region.clone()),
     })
@@ -210,18 +210,12 @@ pub fn copy(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<CopyConfig> {
         }
         None
     };
-    let stores = stores(
-        StoreFlags {
-            concurrency: args.concurrency,
-            retries: args.retries,
-            max_rate: args.max_rate,
-            max_bandwidth: args.max_bandwidth.as_deref(),
-            allow_http: args.allow_http,
-            source_endpoint: args.source_endpoint.as_deref(),
-            source_region: args.source_region.as_deref(),
-        },
-        file,
-    )?;
+    let source_flags = SourceFlags {
+        endpoint: args.source_endpoint.as_deref(),
+        region: args.source_region.as_deref(),
+        max_bandwidth: args.max_bandwidth.as_deref(),
+    };
+    let stores = stores(&args.stores, source_flags, file)?;
     Ok(CopyConfig {
         source,
         target,
@@ -248,14 +242,11 @@ pub fn verify(args: &VerifyArgs, file: &FileConfig) -> anyhow::Result<VerifyConf
         deep: args.deep,
         against_source: args.against_source,
         stores: stores(
-            StoreFlags {
-                concurrency: args.concurrency,
-                retries: args.retries,
-                max_rate: args.max_rate,
-                allow_http: args.allow_http,
-                source_endpoint: args.source_endpoint.as_deref(),
-                source_region: args.source_region.as_deref(),
-                ..StoreFlags::default()
+            &args.stores,
+            SourceFlags {
+                endpoint: args.source_endpoint.as_deref(),
+                region: args.source_region.as_deref(),
+                ..SourceFlags::default()
             },
             file,
         )?,
@@ -267,16 +258,7 @@ pub fn rollback(args: &RollbackArgs, file: &FileConfig) -> anyhow::Result<Rollba
         manifest: manifest_or_default(args.manifest.as_ref(), file),
         dry_run: args.dry_run,
         yes: args.yes,
-        stores: stores(
-            StoreFlags {
-                concurrency: args.concurrency,
-                retries: args.retries,
-                max_rate: args.max_rate,
-                allow_http: args.allow_http,
-                ..StoreFlags::default()
-            },
-            file,
-        )?,
+        stores: stores(&args.stores, SourceFlags::default(), file)?,
     })
 }
 
@@ -350,7 +332,10 @@ mod tests {
         )
         .unwrap();
         let args = CopyArgs {
-            concurrency: Some(9),
+            stores: StoreArgs {
+                concurrency: Some(9),
+                ..Default::default()
+            },
             to: Some("file:///tmp/rehearse".into()),
             ..Default::default()
         };
@@ -375,7 +360,10 @@ mod tests {
         };
         for bad in [
             CopyArgs {
-                concurrency: Some(0),
+                stores: StoreArgs {
+                    concurrency: Some(0),
+                    ..Default::default()
+                },
                 ..base.clone()
             },
             CopyArgs {
@@ -401,5 +389,62 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn every_command_reads_the_same_file_settings() {
+        let file: FileConfig = toml::from_str(
+            "manifest = \"m.jsonl\"\n[source]\nendpoint = \"http://10.0.0.9:9000\"\nregion = \"eu-west-1\"\n[transfer]\nconcurrency = 3\nretries = 0\nmax_rate = 7\nallow_http = true\n",
+        )
+        .unwrap();
+        let verify_args = VerifyArgs {
+            manifests: vec![],
+            manifest_flags: vec![],
+            deep: false,
+            against_source: true,
+            source_endpoint: None,
+            source_region: None,
+            stores: StoreArgs::default(),
+        };
+        let v = verify(&verify_args, &file).unwrap();
+        let r = rollback(
+            &RollbackArgs {
+                manifest: None,
+                dry_run: true,
+                yes: false,
+                stores: StoreArgs::default(),
+            },
+            &file,
+        )
+        .unwrap();
+        for s in [&v.stores, &r.stores] {
+            assert_eq!((s.concurrency, s.retries, s.max_rate), (3, 0, Some(7)));
+            assert!(s.allow_http);
+        }
+        assert_eq!(v.stores.source_region.as_deref(), Some("eu-west-1"));
+        assert_eq!(v.manifests, vec![PathBuf::from("m.jsonl")]);
+        assert_eq!(r.manifest, PathBuf::from("m.jsonl"));
+        let reported = report(
+            &ReportArgs {
+                manifests: vec![],
+                manifest_flags: vec![],
+            },
+            &file,
+        );
+        assert_eq!(reported.manifests, vec![PathBuf::from("m.jsonl")]);
+
+        // A plain-http endpoint off this machine needs allow_http, from either place.
+        let strict: FileConfig =
+            toml::from_str("[source]\nendpoint = \"http://10.0.0.9:9000\"\n").unwrap();
+        assert!(verify(&verify_args, &strict).is_err());
+        let flagged = VerifyArgs {
+            stores: StoreArgs {
+                allow_http: true,
+                retries: Some(2),
+                ..Default::default()
+            },
+            ..verify_args.clone()
+        };
+        assert_eq!(verify(&flagged, &strict).unwrap().stores.retries, 2);
     }
 }

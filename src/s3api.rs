@@ -3,7 +3,10 @@
 //! No secret is ever part of a message built here.
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream as SdkBody;
+use aws_sdk_s3::types::ChecksumMode;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 use std::future::Future;
@@ -81,6 +84,23 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
+/// What every S3 client of ours is set to: checksums only where we send them (the SDK's
+/// default CRC32 trailers and R2 disagree in places; we send SHA-256 ourselves), no SDK
+/// retries (the pacer is the one retry rule), and timeouts so a stalled call ends.
+pub fn with_our_policy(config: aws_sdk_s3::config::Builder) -> aws_sdk_s3::config::Builder {
+    use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+    config
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .read_timeout(std::time::Duration::from_secs(120))
+                .build(),
+        )
+}
+
 /// One S3 API request through the pacer: paced, retried by its one rule, its error
 /// classified and named by `what`. Every S3 call the source and the target make goes
 /// through here (or [`send_unless_missing`]).
@@ -101,28 +121,53 @@ where
         .await
 }
 
-/// [`send`] for a HEAD or GET of a key that may be missing: a 404 is `None`.
-pub async fn send_unless_missing<T, E, Fut>(
+/// HEAD of one key with checksum mode on (so a stored SHA-256 comes back); `None` when
+/// the key is missing. The S3 source and the R2 target both ask this way.
+pub async fn head_object(
+    client: &aws_sdk_s3::Client,
     pacer: &Pacer,
+    bucket: &str,
+    key: &str,
     what: &str,
-    mut request: impl FnMut() -> Fut,
-) -> Result<Option<T>, StoreError>
-where
-    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    pacer
-        .call(|| {
-            let sent = request();
-            async move {
-                match sent.await {
-                    Ok(out) => Ok(Some(out)),
-                    Err(e) if is_not_found(&e) => Ok(None),
-                    Err(e) => Err(classify(e, what)),
-                }
-            }
-        })
-        .await
+) -> Result<Option<HeadObjectOutput>, StoreError> {
+    send(pacer, what, || async {
+        let sent = client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await;
+        match sent {
+            Err(e) if is_not_found(&e) => Ok(None),
+            other => other.map(Some),
+        }
+    })
+    .await
+}
+
+/// GET of one key, or a byte range of it. The S3 source asks with checksum mode on (the
+/// stored checksums come back to check); the R2 target re-hashes what it reads itself.
+pub async fn get_object(
+    client: &aws_sdk_s3::Client,
+    pacer: &Pacer,
+    (bucket, key): (&str, &str),
+    range: Option<&std::ops::Range<u64>>,
+    checksums: bool,
+    what: &str,
+) -> Result<GetObjectOutput, StoreError> {
+    let range = range.map(|r| format!("bytes={}-{}", r.start, r.end.saturating_sub(1)));
+    let mode = checksums.then_some(ChecksumMode::Enabled);
+    send(pacer, what, || {
+        client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_checksum_mode(mode.clone())
+            .set_range(range.clone())
+            .send()
+    })
+    .await
 }
 
 /// True for a 404 on HEAD/GET of a key (not a missing bucket).

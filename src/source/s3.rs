@@ -6,12 +6,11 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_credential_types::provider::ProvideCredentials;
-use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::types::{ChecksumMode, ServerSideEncryption};
+use aws_sdk_s3::config::Region;
+use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_s3::Client;
 use futures::stream::BoxStream;
 
@@ -20,7 +19,10 @@ use crate::checksum::{etag_md5, from_b64};
 use crate::error::StoreError;
 use crate::object::SourceDigests;
 use crate::pacer::Pacer;
-use crate::s3api::{body_stream, list_page, meta_from_parts, probe_bucket, send, unquote};
+use crate::s3api::{
+    body_stream, get_object, head_object, list_page, meta_from_parts, probe_bucket, unquote,
+    with_our_policy,
+};
 
 pub struct S3Source {
     client: Client,
@@ -57,16 +59,7 @@ impl S3Source {
             loader = loader.region(Region::new(region.clone()));
         }
         let shared = loader.load().await;
-        let mut config = aws_sdk_s3::config::Builder::from(&shared)
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
-            .timeout_config(
-                aws_sdk_s3::config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .read_timeout(Duration::from_secs(120))
-                    .build(),
-            );
+        let mut config = with_our_policy(aws_sdk_s3::config::Builder::from(&shared));
         if let Some(ep) = &endpoint {
             config = config.endpoint_url(ep).force_path_style(true);
         }
@@ -96,14 +89,9 @@ impl S3Source {
     /// For GLACIER / DEEP_ARCHIVE objects: whether a restore has finished.
     async fn restored(&self, full_key: &str) -> Result<bool, StoreError> {
         let what = format!("HEAD s3://{}/{full_key}", self.bucket);
-        let out = send(&self.pacer, &what, || {
-            self.client
-                .head_object()
-                .bucket(&self.bucket)
-                .key(full_key)
-                .send()
-        })
-        .await?;
+        let out = head_object(&self.client, &self.pacer, &self.bucket, full_key, &what)
+            .await?
+            .ok_or_else(|| StoreError::Object(format!("{what}: gone since it was listed")))?;
         Ok(out
             .restore()
             .is_some_and(|r| r.contains("ongoing-request=\"false\"")))
@@ -222,20 +210,8 @@ impl Source for S3Source {
     ) -> Result<Opened, StoreError> {
         let full = format!("{}{}", self.prefix, obj.key);
         let what = format!("GET {}", self.url(&obj.key));
-        let out = send(&self.pacer, &what, || {
-            self.client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&full)
-                .checksum_mode(ChecksumMode::Enabled)
-                .set_range(
-                    range
-                        .as_ref()
-                        .map(|r| format!("bytes={}-{}", r.start, r.end.saturating_sub(1))),
-                )
-                .send()
-        })
-        .await?;
+        let at = (self.bucket.as_str(), full.as_str());
+        let out = get_object(&self.client, &self.pacer, at, range.as_ref(), true, &what).await?;
         let meta = meta_from_parts(
             out.content_type(),
             out.cache_control(),

@@ -5,14 +5,11 @@
 //! the [`Pacer`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-};
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream as SdkBody;
-use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -23,8 +20,8 @@ use crate::error::{usage, StoreError};
 use crate::object::{ByteStream, ObjectMeta};
 use crate::pacer::Pacer;
 use crate::s3api::{
-    body_stream, copy_source, list_page, meta_from_parts, probe_bucket, send, send_unless_missing,
-    unquote,
+    body_stream, copy_source, get_object, head_object, list_page, meta_from_parts, probe_bucket,
+    send, unquote, with_our_policy,
 };
 
 pub struct R2Target {
@@ -94,21 +91,12 @@ impl R2Target {
         prefix: &str,
         pacer: Arc<Pacer>,
     ) -> R2Target {
-        let config = aws_sdk_s3::config::Builder::new()
+        let config = with_our_policy(aws_sdk_s3::config::Builder::new())
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("auto"))
             .endpoint_url(endpoint)
             .force_path_style(true)
             .credentials_provider(Credentials::new(key_id, secret, None, None, "r2-env"))
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
-            .timeout_config(
-                aws_sdk_s3::config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .read_timeout(Duration::from_secs(120))
-                    .build(),
-            )
             .build();
         R2Target {
             client: Client::from_conf(config),
@@ -202,15 +190,7 @@ impl Target for R2Target {
 
     async fn head(&self, key: &str) -> Result<Option<TargetObject>, StoreError> {
         let what = format!("HEAD r2://{}/{key}", self.bucket);
-        let head = send_unless_missing(&self.pacer, &what, || {
-            self.client
-                .head_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .checksum_mode(ChecksumMode::Enabled)
-                .send()
-        })
-        .await?;
+        let head = head_object(&self.client, &self.pacer, &self.bucket, key, &what).await?;
         Ok(head.map(|h| TargetObject {
             key: key.to_string(),
             size: h.content_length().unwrap_or(0).max(0) as u64,
@@ -230,14 +210,8 @@ impl Target for R2Target {
 
     async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
         let what = format!("GET r2://{}/{key}", self.bucket);
-        let out = send(&self.pacer, &what, || {
-            self.client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-        })
-        .await?;
+        let at = (self.bucket.as_str(), key);
+        let out = get_object(&self.client, &self.pacer, at, None, false, &what).await?;
         Ok(body_stream(out.body, what))
     }
 

@@ -174,20 +174,13 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
     let copier = Arc::new(copier(&cfg, &opened, &state, intents));
     let rows = RowWriter::start(&cfg, &opened.run_id);
     let db_backup = rows.db_backup.clone();
-    let Opened {
-        stores,
-        previous,
-        index,
-        run_id,
-        selector,
-        writer,
-    } = opened;
+    let (stores, run_id) = (&opened.stores, opened.run_id.clone());
     let (rec_tx, rec_rx) = mpsc::channel::<Msg>(256);
     let producer = tokio::spawn(
         Producer {
-            selector,
-            previous,
-            index,
+            selector: opened.selector,
+            previous: opened.previous,
+            index: opened.index,
             source: stores.source.clone(),
             copier,
             concurrency: cfg.stores.concurrency,
@@ -198,7 +191,7 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         .produce(),
     );
 
-    let mut recorder = Recorder::new(writer, Progress::new(&out, "run"));
+    let mut recorder = Recorder::new(opened.writer, Progress::new(&out, "run"));
     recorder.record(rec_rx, intent_rx, rows, &state).await?;
     let deleted = producer.await?;
     for (source_key, target_key) in &deleted {
