@@ -1,0 +1,76 @@
+//! Rollback's first step for a SQLite source: put back every row the write-back
+//! rewrote, while it still holds what was written. A row the application changed since
+//! keeps its object too, since the application may point at it.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::Ledger;
+use crate::error::usage;
+use crate::location::{Location, Role};
+use crate::manifest::{Header, ObjectRecord, Status};
+use crate::source::sqlite::writeback::{restore_rows, Rewritten};
+
+/// Restores the rows; returns, by source key, why each row left alone was left alone.
+pub(super) async fn restore(
+    first: &Header,
+    records: &[&ObjectRecord],
+    manifest: &Path,
+    dry_run: bool,
+    ledger: &mut Ledger,
+) -> anyhow::Result<HashMap<String, String>> {
+    let rewritten: Vec<ObjectRecord> = records
+        .iter()
+        .filter(|r| r.row.as_ref().is_some_and(|i| i.written))
+        .map(|r| (*r).clone())
+        .collect();
+    let mut kept: HashMap<String, String> = HashMap::new();
+    if rewritten.is_empty() {
+        return Ok(kept);
+    }
+    let (Location::Sqlite { path: db }, Some(settings)) = (
+        Location::parse(&first.source, Role::Source)?,
+        first.sqlite.clone(),
+    ) else {
+        return Err(usage(format!(
+            "manifest {} records rewritten rows, but its header names no SQLite source settings",
+            manifest.display()
+        )));
+    };
+    let recs = rewritten.clone();
+    let outcomes = tokio::task::spawn_blocking(move || {
+        let rows: Vec<Rewritten<'_>> = recs
+            .iter()
+            .filter_map(|r| {
+                let row = r.row.as_ref()?;
+                Some(Rewritten {
+                    target_key: &r.target_key,
+                    row,
+                })
+            })
+            .collect();
+        restore_rows(&db, &settings, &rows, dry_run)
+    })
+    .await??;
+    for (rec, outcome) in rewritten.iter().zip(outcomes) {
+        match outcome {
+            Err(why) => {
+                let mut r = rec.clone();
+                r.status = Status::Kept;
+                r.at = crate::manifest::now_rfc3339();
+                r.error = Some(why.clone());
+                ledger.record(&r, &why)?;
+                kept.insert(rec.source_key.clone(), why);
+            }
+            // Identical objects stay; only their rows come back.
+            Ok(()) if rec.status != Status::Copied => {
+                ledger.record(
+                    &super::row_restored(rec, Status::RolledBack),
+                    "row restored",
+                )?;
+            }
+            Ok(()) => {}
+        }
+    }
+    Ok(kept)
+}

@@ -1,0 +1,165 @@
+//! What rollback does to each object: delete what we created, restore what we
+//! overwrote, or remove a backup whose write never landed — only while the target still
+//! holds what we wrote. Writes a crash left unrecorded become work too.
+
+use std::collections::HashMap;
+
+use crate::error::StoreError;
+use crate::manifest::{Manifest, ObjectRecord, Status};
+use crate::target::Target;
+use crate::transfer::holds_what_we_wrote;
+use crate::transfer::intent::written_under;
+
+/// What rollback does to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action {
+    Delete,
+    Restore,
+    /// A backup was made but the write it prepared never landed: remove the backup.
+    RemoveBackup,
+}
+
+impl Action {
+    pub fn for_record(rec: &ObjectRecord) -> Action {
+        if rec.backup_key.is_some() {
+            Action::Restore
+        } else {
+            Action::Delete
+        }
+    }
+}
+
+/// Writes a crash left without an outcome record, turned into rollback work: what is at
+/// the key now is ours if an unanswered intent announced exactly it. Such a key is
+/// undone as if its record said `copied` with the announced bytes.
+async fn unfinished_work(
+    target: &dyn Target,
+    manifest: &Manifest,
+    latest: &HashMap<&str, &ObjectRecord>,
+) -> Result<Vec<(ObjectRecord, Action)>, StoreError> {
+    let mut work = Vec::new();
+    let mut unfinished: Vec<_> = manifest.unfinished_intents().into_iter().collect();
+    unfinished.sort_by(|a, b| a.0.cmp(&b.0));
+    for (source_key, intents) in unfinished {
+        let last = intents.last().expect("at least one intent per key");
+        let prev = latest
+            .get(source_key.as_str())
+            .filter(|r| r.status == Status::Copied);
+        let backup = intents
+            .iter()
+            .find_map(|i| i.backup_key.clone())
+            .or_else(|| prev.and_then(|p| p.backup_key.clone()));
+        let current = target.head(&last.target_key).await?;
+        let ours = current
+            .as_ref()
+            .is_some_and(|obj| written_under(obj, &intents));
+        let announced = intents
+            .iter()
+            .rev()
+            .find(|i| i.size.is_some())
+            .unwrap_or(last);
+        let mut rec = ObjectRecord::new(
+            &source_key,
+            &last.target_key,
+            announced.size.unwrap_or(0),
+            Status::Copied,
+        );
+        rec.sha256 = announced.sha256.clone();
+        rec.target_checksum = announced.checksum.clone();
+        rec.run_id = last.run_id.clone();
+        rec.backup_key = backup.clone();
+        if let Some(p) = latest.get(source_key.as_str()) {
+            rec.row = p.row.clone();
+        }
+        if ours {
+            rec.target_etag = current.as_ref().and_then(|o| o.etag.clone());
+            work.push((rec.clone(), Action::for_record(&rec)));
+        } else if current.is_none() && backup.is_some() {
+            // Gone from its key, but we hold a backup of what was there: put it back.
+            work.push((rec, Action::Restore));
+        } else if prev.is_none() {
+            if let Some(b) = intents.iter().find_map(|i| i.backup_key.clone()) {
+                rec.backup_key = Some(b);
+                work.push((rec, Action::RemoveBackup));
+            }
+        }
+    }
+    Ok(work)
+}
+
+pub(super) async fn undo(
+    target: &dyn Target,
+    rec: &ObjectRecord,
+    action: Action,
+    dry_run: bool,
+) -> Result<(Status, String), StoreError> {
+    if action == Action::RemoveBackup {
+        let backup = rec.backup_key.as_deref().expect("a backup to remove");
+        if target.head(backup).await?.is_none() {
+            return Ok((Status::RolledBack, "never written; no backup left".into()));
+        }
+        if !dry_run {
+            target.delete(backup).await?;
+        }
+        return Ok((
+            Status::RolledBack,
+            format!("never written; removed its backup {backup}"),
+        ));
+    }
+    let current = target.head(&rec.target_key).await?;
+    let ours = current.as_ref().map(|obj| holds_what_we_wrote(obj, rec));
+    if ours == Some(false) {
+        return Ok((
+            Status::Kept,
+            "changed since the migration; left alone (delete or restore it by hand if you are sure)".into(),
+        ));
+    }
+    match action {
+        Action::Delete if current.is_none() => Ok((Status::RolledBack, "already gone".into())),
+        Action::Delete => {
+            if !dry_run {
+                target.delete(&rec.target_key).await?;
+            }
+            Ok((Status::RolledBack, "deleted".into()))
+        }
+        Action::RemoveBackup => unreachable!("handled above"),
+        Action::Restore => {
+            let backup = rec.backup_key.as_deref().expect("restore has a backup");
+            if target.head(backup).await?.is_none() {
+                return Ok((
+                    Status::Kept,
+                    format!("its backup {backup} is gone, so the original cannot be restored"),
+                ));
+            }
+            if !dry_run {
+                target.copy(backup, &rec.target_key).await?;
+                target.delete(backup).await?;
+            }
+            Ok((Status::RolledBack, format!("restored from {backup}")))
+        }
+    }
+}
+
+/// Everything to undo: each `copied` record, with a crash's unrecorded writes in place
+/// of the record of the same key.
+pub(super) async fn all_work(
+    target: &dyn Target,
+    manifest: &Manifest,
+    records: &[&ObjectRecord],
+) -> Result<Vec<(ObjectRecord, Action)>, StoreError> {
+    let latest: HashMap<&str, &ObjectRecord> = records
+        .iter()
+        .map(|r| (r.source_key.as_str(), *r))
+        .collect();
+    let unfinished = unfinished_work(target, manifest, &latest).await?;
+    let taken: std::collections::HashSet<String> = unfinished
+        .iter()
+        .map(|(r, _)| r.source_key.clone())
+        .collect();
+    Ok(records
+        .iter()
+        .filter(|r| r.status == Status::Copied && !taken.contains(&r.source_key))
+        .map(|r| ((*r).clone(), Action::for_record(r)))
+        .chain(unfinished)
+        .collect())
+}
