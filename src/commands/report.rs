@@ -49,10 +49,51 @@ pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
         .filter(|r| matches!(r.status, Status::Failed | Status::Conflict | Status::Kept))
         .map(|r| json!({"source_key": r.source_key, "target_key": r.target_key, "status": r.status, "error": r.error}))
         .collect();
+    let runs = runs(&manifests);
+    let deleted = deleted_as_last_seen(&manifests);
+    let h = &manifests[0].headers[0];
+    out.say(&format!(
+        "report: {} → {} ({} manifest(s), {} runs)",
+        h.source,
+        h.target,
+        manifests.len(),
+        runs.len()
+    ));
+    out.say(&format!(
+        "  objects {}: copied {}, identical {}, skipped {}, conflicts {}, failed {}, rolled back {}, kept {}",
+        latest.len(),
+        tally.copied,
+        tally.identical,
+        tally.skipped,
+        tally.conflict,
+        tally.failed,
+        tally.rolled_back,
+        tally.kept
+    ));
+    out.say(&format!(
+        "  bytes in the target from this migration: {}",
+        human_bytes(total_bytes)
+    ));
+    say_runs_and_lists(&runs, &deleted, &failures, &out);
+    out.document(&json!({
+        "command": "report",
+        "source": h.source,
+        "target": h.target,
+        "manifests": args.manifests,
+        "objects": latest.len(),
+        "counts": tally,
+        "bytes_verified": total_bytes,
+        "runs": runs,
+        "failures": failures,
+        "deleted_at_source": deleted.iter().map(|d| json!({"source_key": d.source_key, "target_key": d.target_key})).collect::<Vec<_>>(),
+    }));
+    Ok(Exit::Ok)
+}
 
-    // Throughput per run: from its header's start to its last record.
+/// Throughput per run: from its header's start to its last record; oldest first.
+fn runs(manifests: &[Manifest]) -> Vec<RunSummary> {
     let mut runs: BTreeMap<String, RunSummary> = BTreeMap::new();
-    for m in &manifests {
+    for m in manifests {
         for h in &m.headers {
             runs.entry(h.run_id.clone()).or_insert_with(|| RunSummary {
                 run_id: h.run_id.clone(),
@@ -84,10 +125,15 @@ pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
             }
         }
     }
+    let mut runs: Vec<RunSummary> = runs.into_values().collect();
+    runs.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+    runs
+}
 
-    // What each manifest's latest run found deleted at the source (left in the target).
+/// What each manifest's latest run found deleted at the source (left in the target).
+fn deleted_as_last_seen(manifests: &[Manifest]) -> Vec<&SourceDeleted> {
     let mut deleted: Vec<&SourceDeleted> = Vec::new();
-    for m in &manifests {
+    for m in manifests {
         let last_run = m
             .headers
             .iter()
@@ -97,33 +143,16 @@ pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
             deleted.extend(m.source_deleted.iter().filter(|d| d.run_id == h.run_id));
         }
     }
+    deleted
+}
 
-    let mut runs: Vec<RunSummary> = runs.into_values().collect();
-    runs.sort_by(|a, b| a.started_at.cmp(&b.started_at));
-    let h = &manifests[0].headers[0];
-    out.say(&format!(
-        "report: {} → {} ({} manifest(s), {} runs)",
-        h.source,
-        h.target,
-        manifests.len(),
-        runs.len()
-    ));
-    out.say(&format!(
-        "  objects {}: copied {}, identical {}, skipped {}, conflicts {}, failed {}, rolled back {}, kept {}",
-        latest.len(),
-        tally.copied,
-        tally.identical,
-        tally.skipped,
-        tally.conflict,
-        tally.failed,
-        tally.rolled_back,
-        tally.kept
-    ));
-    out.say(&format!(
-        "  bytes in the target from this migration: {}",
-        human_bytes(total_bytes)
-    ));
-    for run in &runs {
+fn say_runs_and_lists(
+    runs: &[RunSummary],
+    deleted: &[&SourceDeleted],
+    failures: &[serde_json::Value],
+    out: &Output,
+) {
+    for run in runs {
         out.say(&format!(
             "  {} {} at {}: {} objects, {} copied in {:.1}s ({:.1} objects/s, {}/s)",
             run.command,
@@ -141,11 +170,11 @@ pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
             "  deleted at the source, still in the target (as the latest run saw): {}",
             deleted.len()
         ));
-        for d in &deleted {
+        for d in deleted {
             out.say(&format!("    {} → {}", d.source_key, d.target_key));
         }
     }
-    for f in &failures {
+    for f in failures {
         out.say(&format!(
             "  {} {}: {}",
             f["status"].as_str().unwrap_or(""),
@@ -153,17 +182,4 @@ pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
             f["error"].as_str().unwrap_or("")
         ));
     }
-    out.document(&json!({
-        "command": "report",
-        "source": h.source,
-        "target": h.target,
-        "manifests": args.manifests,
-        "objects": latest.len(),
-        "counts": tally,
-        "bytes_verified": total_bytes,
-        "runs": runs,
-        "failures": failures,
-        "deleted_at_source": deleted.iter().map(|d| json!({"source_key": d.source_key, "target_key": d.target_key})).collect::<Vec<_>>(),
-    }));
-    Ok(Exit::Ok)
 }

@@ -21,6 +21,7 @@ use crate::location::{Location, Role};
 use crate::manifest::{Header, Manifest, ObjectRecord, Status};
 use crate::selection::{Selected, Selector};
 use crate::shard::Shard;
+use crate::source::ObjectInfo;
 use crate::target::Target;
 use crate::transfer::checksum_proves;
 
@@ -29,6 +30,16 @@ struct Problem {
     source_key: String,
     target_key: String,
     problem: String,
+}
+
+impl Problem {
+    fn of(rec: &ObjectRecord, problem: String) -> Problem {
+        Problem {
+            source_key: rec.source_key.clone(),
+            target_key: rec.target_key.clone(),
+            problem,
+        }
+    }
 }
 
 /// The latest record per source key across several manifests (shards of one migration).
@@ -121,7 +132,6 @@ fn selection_of(header: &Header, target_prefix: &str) -> anyhow::Result<Selector
 pub async fn verify(args: VerifyConfig, out: Output) -> anyhow::Result<Exit> {
     let manifests = Manifest::load_all(&args.manifests)?;
     let header = manifests[0].headers[0].clone();
-    let concurrency = args.stores.concurrency;
     let target_loc = Location::parse(&header.target, Role::Target)?;
     let (target, _) = open_target(&target_loc, &args.stores, None)?;
     target.check_access().await.map_err(anyhow::Error::new)?;
@@ -133,20 +143,47 @@ pub async fn verify(args: VerifyConfig, out: Output) -> anyhow::Result<Exit> {
         .count();
     let to_check: Vec<&ObjectRecord> = records.iter().filter(|r| r.status.is_verified()).collect();
     let checked = to_check.len();
-    let results = futures::stream::iter(to_check)
-        .map(|rec| {
-            let target = target.clone();
-            async move { (rec, check_one(target.as_ref(), rec, args.deep).await) }
-        })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<_>>()
-        .await;
-    let mut problems = Vec::new();
     // Writes a crash left unrecorded explain a difference: say so, and what to do.
     let in_flight: HashSet<String> = manifests
         .iter()
         .flat_map(|m| m.unfinished_intents().into_keys())
         .collect();
+    let mut problems = check_target(target.as_ref(), to_check, &args, &in_flight).await?;
+    problems.sort_by(|a, b| a.source_key.cmp(&b.source_key));
+    let source_gaps = if args.against_source {
+        against_source(&args, &header, target.as_ref(), &records).await?
+    } else {
+        Vec::new()
+    };
+    let exit = if problems.is_empty() && source_gaps.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Partial
+    };
+    let found = Found {
+        checked,
+        failed_in_manifest,
+        problems,
+        source_gaps,
+    };
+    found.say(&args, &header, &out);
+    out.document(&found.document(&args, &header, exit));
+    Ok(exit)
+}
+
+/// Checks every recorded object in the target, `--concurrency` at a time.
+async fn check_target(
+    target: &dyn Target,
+    to_check: Vec<&ObjectRecord>,
+    args: &VerifyConfig,
+    in_flight: &HashSet<String>,
+) -> anyhow::Result<Vec<Problem>> {
+    let results = futures::stream::iter(to_check)
+        .map(|rec| async move { (rec, check_one(target, rec, args.deep).await) })
+        .buffer_unordered(args.stores.concurrency)
+        .collect::<Vec<_>>()
+        .await;
+    let mut problems = Vec::new();
     for (rec, result) in results {
         let mut problem = match result {
             Ok(None) => continue,
@@ -159,113 +196,127 @@ pub async fn verify(args: VerifyConfig, out: Output) -> anyhow::Result<Exit> {
                 "; a newer write of it was in flight when a run stopped (crash or kill): run again to resume, then verify",
             );
         }
-        problems.push(Problem {
-            source_key: rec.source_key.clone(),
-            target_key: rec.target_key.clone(),
-            problem,
-        });
+        problems.push(Problem::of(rec, problem));
     }
+    Ok(problems)
+}
 
-    let mut source_gaps = Vec::new();
-    if args.against_source {
-        let source_loc = Location::parse(&header.source, Role::Source)?;
-        let (source, _) = open_source(&source_loc, &args.stores, header.sqlite.clone()).await?;
-        source.check_access().await.map_err(anyhow::Error::new)?;
-        let index = TargetIndex::build(target.as_ref())
-            .await
-            .map_err(anyhow::Error::new)?;
-        let by_key: HashMap<&str, &ObjectRecord> =
-            records.iter().map(|r| (r.source_key.as_str(), r)).collect();
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut selector = selection_of(&header, target.prefix())?;
-        let mut listing = source.list();
-        while let Some(item) = listing.next().await {
-            let item = item.map_err(|e| anyhow::Error::new(e.context("listing the source")))?;
-            let (key, target_key, info) = match selector.select(item) {
-                Selected::Excluded => continue,
-                Selected::Take { info, target_key } => (info.key.clone(), target_key, Some(info)),
-                Selected::Reject {
-                    source_key,
-                    target_key,
-                    ..
-                } => (source_key, target_key, None),
-            };
-            seen.insert(key.clone());
-            let recorded = by_key.get(key.as_str()).filter(|r| r.status.is_verified());
-            let problem = match (recorded, &info) {
-                (None, _) => {
-                    "in the source but not recorded as migrated in the manifest".to_string()
-                }
-                (Some(rec), Some(info)) => match change_since(Some(rec), info) {
-                    Change::Changed(why) => why,
-                    _ if index.get(&target_key).is_none() => {
-                        "in the source but missing from the target".to_string()
-                    }
-                    _ => continue,
-                },
-                (Some(_), None) if index.get(&target_key).is_none() => {
-                    "in the source but missing from the target".to_string()
-                }
-                (Some(_), None) => continue,
-            };
-            source_gaps.push(Problem {
+/// Re-lists the source with the run's own selection: objects missing from the target
+/// or the manifest, changed at the source since copied, or deleted at the source.
+async fn against_source(
+    args: &VerifyConfig,
+    header: &Header,
+    target: &dyn Target,
+    records: &[ObjectRecord],
+) -> anyhow::Result<Vec<Problem>> {
+    let source_loc = Location::parse(&header.source, Role::Source)?;
+    let (source, _) = open_source(&source_loc, &args.stores, header.sqlite.clone()).await?;
+    source.check_access().await.map_err(anyhow::Error::new)?;
+    let index = TargetIndex::build(target)
+        .await
+        .map_err(anyhow::Error::new)?;
+    let by_key: HashMap<&str, &ObjectRecord> =
+        records.iter().map(|r| (r.source_key.as_str(), r)).collect();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut gaps = Vec::new();
+    let mut selector = selection_of(header, target.prefix())?;
+    let mut listing = source.list();
+    while let Some(item) = listing.next().await {
+        let item = item.map_err(|e| anyhow::Error::new(e.context("listing the source")))?;
+        let (key, target_key, info) = match selector.select(item) {
+            Selected::Excluded => continue,
+            Selected::Take { info, target_key } => (info.key.clone(), target_key, Some(info)),
+            Selected::Reject {
+                source_key,
+                target_key,
+                ..
+            } => (source_key, target_key, None),
+        };
+        seen.insert(key.clone());
+        let recorded = by_key.get(key.as_str()).filter(|r| r.status.is_verified());
+        let in_target = index.get(&target_key).is_some();
+        if let Some(problem) = gap(recorded.copied(), info.as_ref(), in_target) {
+            gaps.push(Problem {
                 source_key: key,
                 target_key,
                 problem,
             });
         }
-        // Migrated, but the source no longer lists it. A SQLite row whose blob was
-        // replaced by its R2 URL (write-back) has moved, not gone.
-        for rec in records.iter().filter(|r| r.status.is_verified()) {
-            let moved = rec.row.as_ref().is_some_and(|r| r.written);
-            if !moved && !seen.contains(&rec.source_key) {
-                source_gaps.push(Problem {
-                    source_key: rec.source_key.clone(),
-                    target_key: rec.target_key.clone(),
-                    problem: "deleted at the source since it was migrated (still in the target)"
-                        .into(),
-                });
+    }
+    // Migrated, but the source no longer lists it. A SQLite row whose blob was
+    // replaced by its R2 URL (write-back) has moved, not gone.
+    for rec in records.iter().filter(|r| r.status.is_verified()) {
+        let moved = rec.row.as_ref().is_some_and(|r| r.written);
+        if !moved && !seen.contains(&rec.source_key) {
+            let problem = "deleted at the source since it was migrated (still in the target)";
+            gaps.push(Problem::of(rec, problem.into()));
+        }
+    }
+    Ok(gaps)
+}
+
+/// What is wrong with one listed source item, if anything: not recorded as migrated,
+/// changed since it was copied, or missing from the target.
+fn gap(
+    recorded: Option<&ObjectRecord>,
+    info: Option<&ObjectInfo>,
+    in_target: bool,
+) -> Option<String> {
+    let Some(rec) = recorded else {
+        return Some("in the source but not recorded as migrated in the manifest".into());
+    };
+    if let Some(Change::Changed(why)) = info.map(|i| change_since(Some(rec), i)) {
+        return Some(why);
+    }
+    (!in_target).then(|| "in the source but missing from the target".into())
+}
+
+/// What verify found, to say and to put in the document.
+struct Found {
+    checked: usize,
+    failed_in_manifest: usize,
+    problems: Vec<Problem>,
+    source_gaps: Vec<Problem>,
+}
+
+impl Found {
+    fn say(&self, args: &VerifyConfig, header: &Header, out: &Output) {
+        let (checked, problems) = (self.checked, &self.problems);
+        out.say(&format!(
+            "verify {}: checked {checked} objects{}: {} good, {} problems; {} recorded as failed (not checked)",
+            header.target,
+            if args.deep { " (deep: downloaded and re-hashed)" } else { "" },
+            checked - problems.len(),
+            problems.len(),
+            self.failed_in_manifest
+        ));
+        for p in problems {
+            out.say(&format!("  {}: {}", p.target_key, p.problem));
+        }
+        if args.against_source {
+            out.say(&format!(
+                "  against the source {}: {} gaps",
+                header.source,
+                self.source_gaps.len()
+            ));
+            for p in &self.source_gaps {
+                out.say(&format!("  {}: {}", p.source_key, p.problem));
             }
         }
     }
 
-    problems.sort_by(|a, b| a.source_key.cmp(&b.source_key));
-    let exit = if problems.is_empty() && source_gaps.is_empty() {
-        Exit::Ok
-    } else {
-        Exit::Partial
-    };
-    out.say(&format!(
-        "verify {}: checked {checked} objects{}: {} good, {} problems; {failed_in_manifest} recorded as failed (not checked)",
-        header.target,
-        if args.deep { " (deep: downloaded and re-hashed)" } else { "" },
-        checked - problems.len(),
-        problems.len()
-    ));
-    for p in &problems {
-        out.say(&format!("  {}: {}", p.target_key, p.problem));
+    fn document(&self, args: &VerifyConfig, header: &Header, exit: Exit) -> serde_json::Value {
+        json!({
+            "command": "verify",
+            "target": header.target,
+            "manifests": args.manifests,
+            "deep": args.deep,
+            "checked": self.checked,
+            "ok": self.checked - self.problems.len(),
+            "problems": self.problems,
+            "failed_in_manifest": self.failed_in_manifest,
+            "against_source": args.against_source.then_some(&self.source_gaps),
+            "exit_code": exit as i32,
+        })
     }
-    if args.against_source {
-        out.say(&format!(
-            "  against the source {}: {} gaps",
-            header.source,
-            source_gaps.len()
-        ));
-        for p in &source_gaps {
-            out.say(&format!("  {}: {}", p.source_key, p.problem));
-        }
-    }
-    out.document(&json!({
-        "command": "verify",
-        "target": header.target,
-        "manifests": args.manifests,
-        "deep": args.deep,
-        "checked": checked,
-        "ok": checked - problems.len(),
-        "problems": problems,
-        "failed_in_manifest": failed_in_manifest,
-        "against_source": args.against_source.then_some(&source_gaps),
-        "exit_code": exit as i32,
-    }));
-    Ok(exit)
 }

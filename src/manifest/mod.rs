@@ -33,87 +33,14 @@ impl Manifest {
     /// Reads a manifest; a torn last line is ignored, anything else malformed is an error
     /// naming the file and line (exit 2).
     pub fn load(path: &Path) -> anyhow::Result<Manifest> {
-        let file = File::open(path).map_err(|e| {
-            usage(format!(
-                "cannot read manifest {}: {e}; give the manifest a run wrote with --manifest",
-                path.display()
-            ))
-        })?;
-        let mut lines: Vec<String> = Vec::new();
-        let mut reader = BufReader::new(file);
-        let mut torn = false;
-        loop {
-            let mut buf = Vec::new();
-            let n = reader
-                .read_until(b'\n', &mut buf)
-                .map_err(|e| usage(format!("cannot read manifest {}: {e}", path.display())))?;
-            if n == 0 {
-                break;
-            }
-            if buf.last() != Some(&b'\n') {
-                torn = true; // a crash mid-write: the last line never got its newline
-                break;
-            }
-            buf.pop();
-            lines.push(String::from_utf8_lossy(&buf).into_owned());
-        }
+        let (lines, torn) = complete_lines(path)?;
         let mut m = Manifest {
             path: path.to_path_buf(),
             ..Default::default()
         };
         for (i, line) in lines.iter().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let value: serde_json::Value = match serde_json::from_str(line) {
-                Ok(v) => v,
-                Err(e) => {
-                    return Err(usage(format!(
-                        "manifest {} line {} is not JSON ({e}); it is corrupted or not an r2migrate manifest",
-                        path.display(),
-                        i + 1
-                    )))
-                }
-            };
-            match value.get("type").and_then(|t| t.as_str()) {
-                Some("header") => {
-                    let h: Header = serde_json::from_value(value).map_err(|e| {
-                        usage(format!("manifest {} line {}: bad header: {e}", path.display(), i + 1))
-                    })?;
-                    if h.version > VERSION {
-                        return Err(usage(format!(
-                            "manifest {} was written by a newer r2migrate (version {}); upgrade r2migrate",
-                            path.display(),
-                            h.version
-                        )));
-                    }
-                    m.headers.push(h);
-                }
-                Some("intent") if !m.headers.is_empty() => {
-                    let intent: Intent = serde_json::from_value(value).map_err(|e| {
-                        usage(format!("manifest {} line {}: bad intent record: {e}", path.display(), i + 1))
-                    })?;
-                    m.intents.push((m.records.len(), intent));
-                }
-                Some("source_deleted") if !m.headers.is_empty() => {
-                    let d: SourceDeleted = serde_json::from_value(value).map_err(|e| {
-                        usage(format!("manifest {} line {}: bad source_deleted line: {e}", path.display(), i + 1))
-                    })?;
-                    m.source_deleted.push(d);
-                }
-                Some("object") if !m.headers.is_empty() => {
-                    let r: ObjectRecord = serde_json::from_value(value).map_err(|e| {
-                        usage(format!("manifest {} line {}: bad object record: {e}", path.display(), i + 1))
-                    })?;
-                    m.records.push(r);
-                }
-                _ => {
-                    return Err(usage(format!(
-                        "{} line {} is not an r2migrate manifest line (it must start with a header); give another --manifest",
-                        path.display(),
-                        i + 1
-                    )))
-                }
+            if !line.trim().is_empty() {
+                m.add_line(line, i + 1)?;
             }
         }
         if m.headers.is_empty() && torn {
@@ -123,6 +50,54 @@ impl Manifest {
             )));
         }
         Ok(m)
+    }
+
+    /// One line, by its type; every line but a header needs a header before it.
+    fn add_line(&mut self, line: &str, number: usize) -> anyhow::Result<()> {
+        let path = self.path.display().to_string();
+        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+            usage(format!(
+                "manifest {path} line {number} is not JSON ({e}); it is corrupted or not an r2migrate manifest"
+            ))
+        })?;
+        let parse = |value, what| ParsedLine {
+            value,
+            what,
+            path: &path,
+            number,
+        };
+        let kind = value
+            .get("type")
+            .and_then(|t| t.as_str())
+            .map(str::to_string);
+        match kind.as_deref() {
+            Some("header") => {
+                let h: Header = parse(value, "header").read()?;
+                if h.version > VERSION {
+                    return Err(usage(format!(
+                        "manifest {path} was written by a newer r2migrate (version {}); upgrade r2migrate",
+                        h.version
+                    )));
+                }
+                self.headers.push(h);
+            }
+            Some("intent") if !self.headers.is_empty() => {
+                let intent = parse(value, "intent record").read()?;
+                self.intents.push((self.records.len(), intent));
+            }
+            Some("source_deleted") if !self.headers.is_empty() => {
+                self.source_deleted.push(parse(value, "source_deleted line").read()?);
+            }
+            Some("object") if !self.headers.is_empty() => {
+                self.records.push(parse(value, "object record").read()?);
+            }
+            _ => {
+                return Err(usage(format!(
+                    "{path} line {number} is not an r2migrate manifest line (it must start with a header); give another --manifest"
+                )))
+            }
+        }
+        Ok(())
     }
 
     /// Loads several manifests that must describe one migration (same target).
@@ -283,6 +258,52 @@ impl ManifestWriter {
 }
 
 /// If the file does not end in a newline, drops the bytes after the last one.
+/// One line's JSON, to be read as the type its `type` names.
+struct ParsedLine<'a> {
+    value: serde_json::Value,
+    what: &'a str,
+    path: &'a str,
+    number: usize,
+}
+
+impl ParsedLine<'_> {
+    fn read<T: serde::de::DeserializeOwned>(self) -> anyhow::Result<T> {
+        serde_json::from_value(self.value).map_err(|e| {
+            usage(format!(
+                "manifest {} line {}: bad {}: {e}",
+                self.path, self.number, self.what
+            ))
+        })
+    }
+}
+
+/// The file's lines that end in a newline, and whether a torn last line (a crash
+/// mid-write: it never got its newline) was left out.
+fn complete_lines(path: &Path) -> anyhow::Result<(Vec<String>, bool)> {
+    let file = File::open(path).map_err(|e| {
+        usage(format!(
+            "cannot read manifest {}: {e}; give the manifest a run wrote with --manifest",
+            path.display()
+        ))
+    })?;
+    let mut lines: Vec<String> = Vec::new();
+    let mut reader = BufReader::new(file);
+    loop {
+        let mut buf = Vec::new();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| usage(format!("cannot read manifest {}: {e}", path.display())))?;
+        if n == 0 {
+            return Ok((lines, false));
+        }
+        if buf.last() != Some(&b'\n') {
+            return Ok((lines, true));
+        }
+        buf.pop();
+        lines.push(String::from_utf8_lossy(&buf).into_owned());
+    }
+}
+
 fn cut_torn_tail(file: &mut File) -> std::io::Result<()> {
     let len = file.metadata()?.len();
     if len == 0 {

@@ -48,6 +48,13 @@ pub struct Copier {
     pub pacer: Arc<crate::pacer::Pacer>,
 }
 
+/// What a write at a key must carry: the backup it made (or an earlier run made) of what
+/// the key held, and that original "before", for the intent rollback reads.
+struct WritePlan {
+    backup_key: Option<String>,
+    prior: Option<Prior>,
+}
+
 /// Whether the target already holds the source's bytes.
 pub enum Comparison {
     Identical(Digests),
@@ -203,64 +210,102 @@ impl Copier {
         } else {
             None
         };
-        let mut backup_key = item
-            .previous
-            .as_ref()
-            .and_then(|p| p.backup_key.clone())
-            .or_else(|| item.unfinished.iter().find_map(|i| i.backup_key.clone()));
-        // What the key held before this tool first wrote there, for the intent.
-        let mut prior = existing.as_ref().map(Prior::of);
-        if let Some(existing) = existing {
-            let ours = item
+        let mut plan = WritePlan {
+            backup_key: item
                 .previous
                 .as_ref()
-                .is_some_and(|p| is_ours(&existing, p))
-                || written_under(&existing, &item.unfinished);
-            if ours {
-                // Our own earlier write: keep the original "before" for rollback.
-                prior = item.unfinished.first().and_then(|i| i.prior.clone());
-            }
-            match compare(self.source.as_ref(), self.target.as_ref(), &item.info, &existing).await? {
-                Comparison::Identical(d) => {
-                    // Our own earlier copy stays "copied", so rollback may still remove it.
-                    let status = if ours { Status::Copied } else { Status::Identical };
-                    let mut r = self.record(item, status);
-                    r.sha256 = Some(hex::encode(d.sha256));
-                    r.target_etag = existing.etag.clone();
-                    r.target_checksum = existing.checksum_sha256.clone().or_else(|| Some(b64(&d.sha256)));
-                    r.content_type = existing.meta.content_type.clone().or(r.content_type);
-                    if ours {
-                        r.backup_key = backup_key;
-                    }
-                    return Ok(r);
-                }
-                Comparison::Different(_) if ours => {} // the source changed since our copy: replace it
-                Comparison::Different(reason) => match self.on_conflict {
-                    OnConflict::Fail => {
-                        return Ok(self.record(item, Status::Conflict).with_error(format!(
-                            "{reason}; left untouched. Use --on-conflict overwrite (backs it up first) or skip"
-                        )))
-                    }
-                    OnConflict::Skip => {
-                        return Ok(self.record(item, Status::Skipped).with_error(format!("{reason}; skipped (--on-conflict skip)")))
-                    }
-                    OnConflict::Overwrite => {
-                        let backup = format!("{}{}", self.backup_prefix, key);
-                        let mut intent = self.intent(item, prior.clone());
-                        intent.backup_key = Some(backup.clone());
-                        self.intents.record(intent).await?;
-                        self.target
-                            .copy(key, &backup)
-                            .await
-                            .map_err(|e| e.context(format!("{key}: backup before overwrite failed, so it was not overwritten")))?;
-                        backup_key = Some(backup);
-                    }
-                },
+                .and_then(|p| p.backup_key.clone())
+                .or_else(|| item.unfinished.iter().find_map(|i| i.backup_key.clone())),
+            // What the key held before this tool first wrote there, for the intent.
+            prior: existing.as_ref().map(Prior::of),
+        };
+        if let Some(existing) = existing {
+            if let Some(settled) = self.settle_existing(item, &existing, &mut plan).await? {
+                return Ok(settled);
             }
         }
+        self.copy(item, plan).await
+    }
 
-        let mut announce = self.intent(item, prior);
-        announce.backup_key = backup_key.clone();
+    /// The key already holds an object: identical (recorded, nothing written), a
+    /// conflict (recorded per `--on-conflict`), or to be replaced (`None`; backed up
+    /// first unless it is our own earlier copy).
+    async fn settle_existing(
+        &self,
+        item: &WorkItem,
+        existing: &TargetObject,
+        plan: &mut WritePlan,
+    ) -> Result<Option<ObjectRecord>, StoreError> {
+        let key = &item.target_key;
+        let ours = item.previous.as_ref().is_some_and(|p| is_ours(existing, p))
+            || written_under(existing, &item.unfinished);
+        if ours {
+            // Our own earlier write: keep the original "before" for rollback.
+            plan.prior = item.unfinished.first().and_then(|i| i.prior.clone());
+        }
+        let reason = match compare(
+            self.source.as_ref(),
+            self.target.as_ref(),
+            &item.info,
+            existing,
+        )
+        .await?
+        {
+            Comparison::Identical(d) => {
+                // Our own earlier copy stays "copied", so rollback may still remove it.
+                let status = if ours {
+                    Status::Copied
+                } else {
+                    Status::Identical
+                };
+                let mut r = self.record(item, status);
+                r.sha256 = Some(hex::encode(d.sha256));
+                r.target_etag = existing.etag.clone();
+                r.target_checksum = existing
+                    .checksum_sha256
+                    .clone()
+                    .or_else(|| Some(b64(&d.sha256)));
+                r.content_type = existing.meta.content_type.clone().or(r.content_type);
+                if ours {
+                    r.backup_key = plan.backup_key.clone();
+                }
+                return Ok(Some(r));
+            }
+            Comparison::Different(_) if ours => return Ok(None), // the source changed since our copy
+            Comparison::Different(reason) => reason,
+        };
+        match self.on_conflict {
+            OnConflict::Fail => Ok(Some(self.record(item, Status::Conflict).with_error(
+                format!(
+                "{reason}; left untouched. Use --on-conflict overwrite (backs it up first) or skip"
+            ),
+            ))),
+            OnConflict::Skip => Ok(Some(
+                self.record(item, Status::Skipped)
+                    .with_error(format!("{reason}; skipped (--on-conflict skip)")),
+            )),
+            OnConflict::Overwrite => {
+                let backup = format!("{}{}", self.backup_prefix, key);
+                let mut intent = self.intent(item, plan.prior.clone());
+                intent.backup_key = Some(backup.clone());
+                self.intents.record(intent).await?;
+                self.target.copy(key, &backup).await.map_err(|e| {
+                    e.context(format!(
+                        "{key}: backup before overwrite failed, so it was not overwritten"
+                    ))
+                })?;
+                plan.backup_key = Some(backup);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Uploads the object (announced first), checks what the target then holds, and
+    /// records it `copied`; a failed check undoes the write.
+    async fn copy(&self, item: &WorkItem, plan: WritePlan) -> Result<ObjectRecord, StoreError> {
+        let key = &item.target_key;
+        let mut announce = self.intent(item, plan.prior);
+        announce.backup_key = plan.backup_key.clone();
         let uploader = Uploader {
             source: self.source.as_ref(),
             target: self.target.as_ref(),
@@ -272,7 +317,7 @@ impl Copier {
         let up = uploader.upload(&item.info, key).await?;
         crate::testhooks::after_upload();
         if let Err(e) = self.verify_uploaded(key, item.info.size, &up).await {
-            self.undo_bad_upload(key, backup_key.as_deref()).await;
+            self.undo_bad_upload(key, plan.backup_key.as_deref()).await;
             return Err(e);
         }
         let mut r = self.record(item, Status::Copied);
@@ -287,7 +332,7 @@ impl Copier {
         r.target_etag = up.etag;
         r.target_checksum = Some(up.checksum);
         r.content_type = up.content_type;
-        r.backup_key = backup_key;
+        r.backup_key = plan.backup_key;
         Ok(r)
     }
 

@@ -18,7 +18,7 @@ use crate::limits::{part_size_for, MAX_METADATA_BYTES, MAX_OBJECT, MIB};
 use crate::manifest::Intent;
 use crate::object::{ByteStream, ObjectMeta};
 use crate::source::{ObjectInfo, Source};
-use crate::target::Target;
+use crate::target::{MultipartUpload, Target};
 
 /// Bytes that may sit in upload buffers at once, across all workers.
 pub struct MemoryBudget {
@@ -165,6 +165,15 @@ fn meta_for(obj: &ObjectInfo, first_bytes: &[u8]) -> ObjectMeta {
     meta
 }
 
+/// A multipart upload's reading side: the stream cut into parts, the memory the part
+/// in hand holds, and the whole object's hash so far.
+struct Parts {
+    reader: PartReader,
+    part_size: u64,
+    memory: OwnedSemaphorePermit,
+    hasher: Hasher,
+}
+
 pub struct Uploader<'a> {
     pub source: &'a dyn Source,
     pub target: &'a dyn Target,
@@ -242,76 +251,28 @@ impl Uploader<'_> {
         obj: &ObjectInfo,
         key: &str,
         stream: ByteStream,
-        mut hasher: Hasher,
+        hasher: Hasher,
     ) -> Result<Uploaded, StoreError> {
         let part_size = part_size_for(obj.size, self.settings.part_size);
         let mut reader = PartReader::new(stream);
-        let mut memory = self.memory.reserve(part_size).await;
-        let mut part = reader.read(part_size).await?.freeze();
-        let meta = meta_for(obj, &part[..part.len().min(512)]);
+        let memory = self.memory.reserve(part_size).await;
+        let first = reader.read(part_size).await?.freeze();
+        let meta = meta_for(obj, &first[..first.len().min(512)]);
         let mut upload = self.target.start_multipart(key, &meta).await?;
-        let mut part_digests: Vec<[u8; 32]> = Vec::new();
-        let mut number = 1i32;
-        loop {
-            hasher.update(&part);
-            let digest = sha256(&part);
-            let last = (part.len() as u64) < part_size;
-            let sent = tokio::select! {
-                r = upload.upload_part(number, part, digest) => Some(r),
-                _ = self.cancel.cancelled() => None,
-            };
-            match sent {
-                Some(Ok(())) => {}
-                Some(Err(e)) => {
-                    let _ = upload.abort().await;
-                    return Err(e);
-                }
-                None => {
-                    let _ = upload.abort().await;
-                    return Err(StoreError::Object(format!(
-                        "{}: interrupted; the multipart upload was aborted",
-                        obj.key
-                    )));
-                }
-            }
-            part_digests.push(digest);
-            drop(memory);
-            if last {
-                break;
-            }
-            memory = self.memory.reserve(part_size).await;
-            let next = match reader.read(part_size).await {
-                Ok(p) => p,
-                Err(e) => {
-                    let _ = upload.abort().await;
-                    return Err(e);
-                }
-            };
-            if next.is_empty() {
-                break;
-            }
-            part = next.freeze();
-            number += 1;
-        }
-        // Drain anything past the listed size, so a grown source is noticed.
-        let extra = match reader.read(1).await {
-            Ok(b) => b,
+        let parts = Parts {
+            reader,
+            part_size,
+            memory,
+            hasher,
+        };
+        // Whatever stops the parts, no part is left behind in the target.
+        let (digests, checksum) = match self.send_parts(obj, upload.as_mut(), first, parts).await {
+            Ok(sent) => sent,
             Err(e) => {
                 let _ = upload.abort().await;
                 return Err(e);
             }
         };
-        hasher.update(&extra);
-        let digests = hasher.finish();
-        if let Err(e) = check_source_digests(obj, &digests) {
-            let _ = upload.abort().await;
-            return Err(e);
-        }
-        let checksum = composite_sha256(&part_digests);
-        if let Err(e) = self.announce(digests.len, &digests.sha256, &checksum).await {
-            let _ = upload.abort().await;
-            return Err(e);
-        }
         let done = upload.complete().await?;
         Ok(Uploaded {
             checksum,
@@ -320,6 +281,54 @@ impl Uploader<'_> {
             content_type: meta.content_type,
             source: obj.digests.clone(),
         })
+    }
+
+    /// Sends every part (equal sizes but the last), checks the whole object's digests
+    /// and announces the write; the caller completes or aborts the upload.
+    async fn send_parts(
+        &self,
+        obj: &ObjectInfo,
+        upload: &mut dyn MultipartUpload,
+        mut part: Bytes,
+        mut p: Parts,
+    ) -> Result<(Digests, String), StoreError> {
+        let mut part_digests: Vec<[u8; 32]> = Vec::new();
+        let mut number = 1i32;
+        loop {
+            p.hasher.update(&part);
+            let digest = sha256(&part);
+            let last = (part.len() as u64) < p.part_size;
+            tokio::select! {
+                r = upload.upload_part(number, part, digest) => r?,
+                _ = self.cancel.cancelled() => {
+                    return Err(StoreError::Object(format!(
+                        "{}: interrupted; the multipart upload was aborted",
+                        obj.key
+                    )))
+                }
+            };
+            part_digests.push(digest);
+            drop(p.memory);
+            if last {
+                break;
+            }
+            p.memory = self.memory.reserve(p.part_size).await;
+            let next = p.reader.read(p.part_size).await?;
+            if next.is_empty() {
+                break;
+            }
+            part = next.freeze();
+            number += 1;
+        }
+        // Drain anything past the listed size, so a grown source is noticed.
+        let extra = p.reader.read(1).await?;
+        p.hasher.update(&extra);
+        let digests = p.hasher.finish();
+        check_source_digests(obj, &digests)?;
+        let checksum = composite_sha256(&part_digests);
+        self.announce(digests.len, &digests.sha256, &checksum)
+            .await?;
+        Ok((digests, checksum))
     }
 }
 

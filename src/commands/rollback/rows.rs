@@ -9,7 +9,7 @@ use super::Ledger;
 use crate::error::usage;
 use crate::location::{Location, Role};
 use crate::manifest::{Header, ObjectRecord, Status};
-use crate::source::sqlite::writeback::{restore_rows, Rewritten};
+use crate::source::sqlite::restore::{restore_rows, Rewritten};
 
 /// Restores the rows; returns, by source key, why each row left alone was left alone.
 pub(super) async fn restore(

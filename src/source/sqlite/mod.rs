@@ -7,6 +7,7 @@
 
 pub mod blob;
 pub mod db;
+pub mod restore;
 pub mod row;
 pub mod writeback;
 
