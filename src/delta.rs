@@ -60,35 +60,30 @@ mod tests {
         i
     }
 
-    #[test]
-    fn same_size_with_a_new_version_is_a_change() {
-        let prev = record(Status::Copied, 5, Some("5:100"));
-        assert_eq!(
-            change_since(Some(&prev), &info(5, Some("5:100"))),
-            Change::Unchanged
-        );
-        assert!(matches!(
-            change_since(Some(&prev), &info(5, Some("5:200"))),
-            Change::Changed(_)
-        ));
-        assert!(matches!(
-            change_since(Some(&prev), &info(6, Some("5:100"))),
-            Change::Changed(_)
-        ));
+    /// The verdict as a word, so a table can say what it expects.
+    fn verdict(prev: Option<&ObjectRecord>, now: &ObjectInfo) -> &'static str {
+        match change_since(prev, now) {
+            Change::New => "new",
+            Change::Changed(_) => "changed",
+            Change::Unchanged => "unchanged",
+        }
     }
 
     #[test]
-    fn only_verified_records_count_and_old_manifests_fall_back_to_size() {
+    fn changes_are_told_by_version_and_size_against_verified_records_only() {
+        let copied = record(Status::Copied, 5, Some("5:100"));
         let failed = record(Status::Failed, 5, Some("v"));
-        assert_eq!(
-            change_since(Some(&failed), &info(5, Some("v"))),
-            Change::New
-        );
-        assert_eq!(change_since(None, &info(5, None)), Change::New);
+        // An old manifest with no source_version falls back to the size.
         let old = record(Status::Identical, 5, None);
-        assert_eq!(
-            change_since(Some(&old), &info(5, Some("v"))),
-            Change::Unchanged
-        );
+        for (prev, now, want) in [
+            (Some(&copied), info(5, Some("5:100")), "unchanged"),
+            (Some(&copied), info(5, Some("5:200")), "changed"), // same size, new version
+            (Some(&copied), info(6, Some("5:100")), "changed"),
+            (Some(&failed), info(5, Some("v")), "new"),
+            (None, info(5, None), "new"),
+            (Some(&old), info(5, Some("v")), "unchanged"),
+        ] {
+            assert_eq!(verdict(prev, &now), want, "{prev:?} → {now:?}");
+        }
     }
 }

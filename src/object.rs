@@ -20,6 +20,22 @@ pub fn fused<'a, T>(stream: impl Stream<Item = T> + Send + 'a) -> BoxStream<'a, 
     stream.fuse().boxed()
 }
 
+/// Bytes to write, with the SHA-256 the target must find in them (R2 refuses a body
+/// that does not match: BadDigest).
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub bytes: Bytes,
+    pub sha256: [u8; 32],
+}
+
+impl Body {
+    /// The bytes with their own SHA-256.
+    pub fn of(bytes: Bytes) -> Body {
+        let sha256 = crate::checksum::sha256(&bytes);
+        Body { bytes, sha256 }
+    }
+}
+
 /// HTTP-level metadata carried from source to target.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObjectMeta {

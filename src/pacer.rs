@@ -164,31 +164,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn never_retries_object_errors() {
-        let pacer = Pacer::new(5, None, None).with_base_delay(Duration::from_millis(1));
-        let tries = AtomicU32::new(0);
-        let out: Result<(), _> = pacer
-            .call(|| async {
-                tries.fetch_add(1, Ordering::SeqCst);
-                Err(StoreError::Object("AccessDenied".into()))
-            })
-            .await;
-        assert!(out.is_err());
-        assert_eq!(tries.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
-    async fn gives_up_after_the_retry_budget() {
-        let pacer = Pacer::new(2, None, None).with_base_delay(Duration::from_millis(1));
-        let tries = AtomicU32::new(0);
-        let out: Result<(), _> = pacer
-            .call(|| async {
-                tries.fetch_add(1, Ordering::SeqCst);
-                Err(StoreError::Transient("SlowDown".into()))
-            })
-            .await;
-        assert!(out.unwrap_err().is_retryable());
-        assert_eq!(tries.load(Ordering::SeqCst), 3);
+    async fn object_errors_are_never_retried_and_transient_ones_only_within_the_budget() {
+        let denied = || StoreError::Object("AccessDenied".into());
+        let slow = || StoreError::Transient("SlowDown".into());
+        for (retries, err, tries_made) in [(5, denied(), 1), (2, slow(), 3)] {
+            let again = if err.is_retryable() { slow } else { denied };
+            let pacer = Pacer::new(retries, None, None).with_base_delay(Duration::from_millis(1));
+            let tries = AtomicU32::new(0);
+            let out: Result<(), _> = pacer
+                .call(|| async {
+                    tries.fetch_add(1, Ordering::SeqCst);
+                    Err(again())
+                })
+                .await;
+            assert_eq!(out.unwrap_err().is_retryable(), err.is_retryable());
+            assert_eq!(tries.load(Ordering::SeqCst), tries_made, "{err}");
+        }
     }
 
     #[tokio::test]

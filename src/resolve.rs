@@ -271,6 +271,14 @@ pub fn report(args: &ReportArgs, file: &FileConfig) -> ReportConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn file_of(text: &str) -> FileConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    fn is_usage(err: &anyhow::Error) -> bool {
+        err.downcast_ref::<crate::error::UsageError>().is_some()
+    }
     use crate::limits::MIB;
     use std::path::Path;
 
@@ -319,18 +327,15 @@ mod tests {
             "[source]\ntable = \"t\"\ndata_column = \"d\"\n[source.write_back]\nclear_data = true\n",
             "[source]\ntable = \"t\"\ndata_column = \"d\"\n[source.write_back]\nurl_column = \"u\"\n",
         ] {
-            let file: FileConfig = toml::from_str(text).unwrap();
+            let file = file_of(text);
             let err = copy(&args, &file).unwrap_err();
-            assert!(err.downcast_ref::<crate::error::UsageError>().is_some(), "{text}: {err}");
+            assert!(is_usage(&err), "{text}: {err}");
         }
     }
 
     #[test]
     fn flags_override_the_file() {
-        let file: FileConfig = toml::from_str(
-            "[source]\nurl = \"/data\"\n[target]\nurl = \"r2://b-1/x\"\n[transfer]\nconcurrency = 4\npart_size = \"8 MiB\"\n",
-        )
-        .unwrap();
+        let file = file_of("[source]\nurl = \"/data\"\n[target]\nurl = \"r2://b-1/x\"\n[transfer]\nconcurrency = 4\npart_size = \"8 MiB\"\n");
         let args = CopyArgs {
             stores: StoreArgs {
                 concurrency: Some(9),
@@ -384,19 +389,13 @@ mod tests {
             },
         ] {
             let err = copy(&bad, &file).unwrap_err();
-            assert!(
-                err.downcast_ref::<crate::error::UsageError>().is_some(),
-                "{err}"
-            );
+            assert!(is_usage(&err), "{err}");
         }
     }
 
     #[test]
     fn every_command_reads_the_same_file_settings() {
-        let file: FileConfig = toml::from_str(
-            "manifest = \"m.jsonl\"\n[source]\nendpoint = \"http://10.0.0.9:9000\"\nregion = \"eu-west-1\"\n[transfer]\nconcurrency = 3\nretries = 0\nmax_rate = 7\nallow_http = true\n",
-        )
-        .unwrap();
+        let file = file_of("manifest = \"m.jsonl\"\n[source]\nendpoint = \"http://10.0.0.9:9000\"\nregion = \"eu-west-1\"\n[transfer]\nconcurrency = 3\nretries = 0\nmax_rate = 7\nallow_http = true\n");
         let verify_args = VerifyArgs {
             manifests: vec![],
             manifest_flags: vec![],
@@ -434,8 +433,7 @@ mod tests {
         assert_eq!(reported.manifests, vec![PathBuf::from("m.jsonl")]);
 
         // A plain-http endpoint off this machine needs allow_http, from either place.
-        let strict: FileConfig =
-            toml::from_str("[source]\nendpoint = \"http://10.0.0.9:9000\"\n").unwrap();
+        let strict = file_of("[source]\nendpoint = \"http://10.0.0.9:9000\"\n");
         assert!(verify(&verify_args, &strict).is_err());
         let flagged = VerifyArgs {
             stores: StoreArgs {

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use r2migrate::checksum::{b64, composite_sha256, sha256};
 use r2migrate::manifest::{Intent, ObjectRecord, Status};
-use r2migrate::object::ObjectMeta;
+use r2migrate::object::{Body, ObjectMeta};
 use r2migrate::target::Target;
 use r2migrate::transfer::holds_what_we_wrote;
 use r2migrate::transfer::intent::written_under;
@@ -94,7 +94,14 @@ async fn check(target: &dyn Target, gaps: &Gaps, open_uploads: impl Fn() -> usiz
     // A wrong SHA-256 is refused, with R2's class: BadDigest, worth resending.
     let body = Bytes::from(bytes_for(1, 3000));
     let wrong = target
-        .put(&format!("{p}bad.bin"), body.clone(), &meta(), [7u8; 32])
+        .put(
+            &format!("{p}bad.bin"),
+            Body {
+                bytes: body.clone(),
+                sha256: [7u8; 32],
+            },
+            &meta(),
+        )
         .await;
     if gaps.checks_no_checksum {
         assert!(wrong.is_ok(), "this server checks nothing (a known gap)");
@@ -117,7 +124,7 @@ async fn check(target: &dyn Target, gaps: &Gaps, open_uploads: impl Fn() -> usiz
     // A single PUT: HEAD reports what verify accepts; metadata is kept.
     let key = format!("{p}single.png");
     let put = target
-        .put(&key, body.clone(), &meta(), sha256(&body))
+        .put(&key, Body::of(body.clone()), &meta())
         .await
         .expect("put");
     let head = target.head(&key).await.unwrap().expect("head after put");
@@ -137,9 +144,7 @@ async fn check(target: &dyn Target, gaps: &Gaps, open_uploads: impl Fn() -> usiz
     let key = format!("{p}multi/aborted.bin");
     let mut up = target.start_multipart(&key, &meta()).await.unwrap();
     let part = Bytes::from(bytes_for(4, 5 * MIB));
-    up.upload_part(1, part.clone(), sha256(&part))
-        .await
-        .unwrap();
+    up.upload_part(1, Body::of(part.clone())).await.unwrap();
     up.abort().await.expect("abort");
     assert!(
         target.head(&key).await.unwrap().is_none(),
@@ -220,7 +225,7 @@ async fn multipart(target: &dyn Target, gaps: &Gaps, p: &str) {
         .await
         .expect("start multipart");
     for (i, part) in parts.iter().enumerate() {
-        up.upload_part(i as i32 + 1, Bytes::copy_from_slice(part), sha256(part))
+        up.upload_part(i as i32 + 1, Body::of(Bytes::copy_from_slice(part)))
             .await
             .expect("upload part");
     }
@@ -254,7 +259,16 @@ async fn multipart(target: &dyn Target, gaps: &Gaps, p: &str) {
         .await
         .unwrap();
     let part = Bytes::from(bytes_for(3, 5 * MIB));
-    match up.upload_part(1, part, [9u8; 32]).await {
+    match up
+        .upload_part(
+            1,
+            Body {
+                bytes: part,
+                sha256: [9u8; 32],
+            },
+        )
+        .await
+    {
         Err(e) => assert!(
             e.is_retryable() && e.to_string().contains("BadDigest"),
             "{e}"

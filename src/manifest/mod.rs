@@ -375,32 +375,30 @@ mod tests {
     #[test]
     fn foreign_and_corrupted_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let foreign = dir.path().join("notes.txt");
-        std::fs::write(&foreign, "hello\nworld\n").unwrap();
-        assert!(Manifest::load(&foreign)
-            .unwrap_err()
-            .to_string()
-            .contains("line 1"));
-
-        let other_json = dir.path().join("other.jsonl");
-        std::fs::write(&other_json, "{\"a\":1}\n").unwrap();
-        assert!(Manifest::load(&other_json)
-            .unwrap_err()
-            .to_string()
-            .contains("not an r2migrate manifest"));
-
-        let corrupt = dir.path().join("c.jsonl");
-        let mut w = ManifestWriter::open(&corrupt, &header("file:///a")).unwrap();
-        w.append(&ObjectRecord::new("k", "k", 1, Status::Copied))
+        let mut good =
+            ManifestWriter::open(&dir.path().join("g.jsonl"), &header("file:///a")).unwrap();
+        good.append(&ObjectRecord::new("k", "k", 1, Status::Copied))
             .unwrap();
-        drop(w);
-        let mut text = std::fs::read_to_string(&corrupt).unwrap();
-        text.push_str("garbage\n{\"type\":\"object\"}\n");
-        std::fs::write(&corrupt, text).unwrap();
-        assert!(Manifest::load(&corrupt)
-            .unwrap_err()
-            .to_string()
-            .contains("line 3"));
+        drop(good);
+        let valid = std::fs::read_to_string(dir.path().join("g.jsonl")).unwrap();
+        for (name, text, says) in [
+            ("notes.txt", "hello\nworld\n".to_string(), "line 1"),
+            (
+                "other.jsonl",
+                "{\"a\":1}\n".to_string(),
+                "not an r2migrate manifest",
+            ),
+            (
+                "c.jsonl",
+                format!("{valid}garbage\n{{\"type\":\"object\"}}\n"),
+                "line 3",
+            ),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let err = Manifest::load(&path).unwrap_err().to_string();
+            assert!(err.contains(says), "{name}: {err}");
+        }
     }
 
     #[test]

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -17,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::{MultipartUpload, PutResult, Target, TargetObject};
 use crate::checksum::{b64, Hasher};
 use crate::error::StoreError;
-use crate::object::{ByteStream, ObjectMeta};
+use crate::object::{Body, ByteStream, ObjectMeta};
 
 /// Where metadata and temp files live, inside the target directory.
 const STATE_DIR: &str = ".r2migrate";
@@ -301,13 +300,8 @@ impl Target for DirTarget {
         ))
     }
 
-    async fn put(
-        &self,
-        key: &str,
-        body: Bytes,
-        meta: &ObjectMeta,
-        sha256: [u8; 32],
-    ) -> Result<PutResult, StoreError> {
+    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<PutResult, StoreError> {
+        let (body, sha256) = (body.bytes, body.sha256);
         self.path_of(key)?;
         // The same check R2 makes on x-amz-checksum-sha256.
         if crate::checksum::sha256(&body) != sha256 {
@@ -406,12 +400,8 @@ struct DirUpload {
 
 #[async_trait]
 impl MultipartUpload for DirUpload {
-    async fn upload_part(
-        &mut self,
-        number: i32,
-        body: Bytes,
-        sha256: [u8; 32],
-    ) -> Result<(), StoreError> {
+    async fn upload_part(&mut self, number: i32, part: Body) -> Result<(), StoreError> {
+        let (body, sha256) = (part.bytes, part.sha256);
         if number != self.next {
             return Err(StoreError::Object(format!(
                 "{}: parts must arrive in order (got {number}, expected {})",

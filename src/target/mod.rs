@@ -6,12 +6,11 @@ pub mod dir;
 pub mod r2;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use crate::error::StoreError;
 use crate::location::Location;
-use crate::object::{ByteStream, ObjectMeta};
+use crate::object::{Body, ByteStream, ObjectMeta};
 
 /// An object as the target describes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,13 +32,8 @@ pub struct PutResult {
 
 #[async_trait]
 pub trait MultipartUpload: Send {
-    /// Uploads part `number` (1-based) with its own SHA-256.
-    async fn upload_part(
-        &mut self,
-        number: i32,
-        body: Bytes,
-        sha256: [u8; 32],
-    ) -> Result<(), StoreError>;
+    /// Uploads part `number` (1-based), which the target checks against its SHA-256.
+    async fn upload_part(&mut self, number: i32, part: Body) -> Result<(), StoreError>;
     async fn complete(self: Box<Self>) -> Result<PutResult, StoreError>;
     /// Removes every part uploaded so far; nothing is left behind.
     async fn abort(self: Box<Self>) -> Result<(), StoreError>;
@@ -60,14 +54,8 @@ pub trait Target: Send + Sync {
 
     async fn get(&self, key: &str) -> Result<ByteStream, StoreError>;
 
-    /// A single PUT with the SHA-256 the target must check the body against.
-    async fn put(
-        &self,
-        key: &str,
-        body: Bytes,
-        meta: &ObjectMeta,
-        sha256: [u8; 32],
-    ) -> Result<PutResult, StoreError>;
+    /// A single PUT, which the target checks against the body's SHA-256.
+    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<PutResult, StoreError>;
 
     async fn start_multipart(
         &self,

@@ -11,13 +11,12 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream as SdkBody;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
-use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use super::{MultipartUpload, PutResult, Target, TargetObject};
 use crate::checksum::b64;
 use crate::error::{usage, StoreError};
-use crate::object::{ByteStream, ObjectMeta};
+use crate::object::{Body, ByteStream, ObjectMeta};
 use crate::pacer::Pacer;
 use crate::s3api::{
     body_stream, copy_source, get_object, head_object, list_page, meta_from_parts, probe_bucket,
@@ -215,13 +214,8 @@ impl Target for R2Target {
         Ok(body_stream(out.body, what))
     }
 
-    async fn put(
-        &self,
-        key: &str,
-        body: Bytes,
-        meta: &ObjectMeta,
-        sha256: [u8; 32],
-    ) -> Result<PutResult, StoreError> {
+    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<PutResult, StoreError> {
+        let (body, sha256) = (body.bytes, body.sha256);
         let what = format!("PUT r2://{}/{key}", self.bucket);
         let checksum = b64(&sha256);
         self.pacer.spend_bytes(body.len() as u64).await;
@@ -312,12 +306,8 @@ struct R2Upload {
 
 #[async_trait]
 impl MultipartUpload for R2Upload {
-    async fn upload_part(
-        &mut self,
-        number: i32,
-        body: Bytes,
-        sha256: [u8; 32],
-    ) -> Result<(), StoreError> {
+    async fn upload_part(&mut self, number: i32, part: Body) -> Result<(), StoreError> {
+        let (body, sha256) = (part.bytes, part.sha256);
         let what = format!("UploadPart {number} of r2://{}/{}", self.bucket, self.key);
         let checksum = b64(&sha256);
         self.pacer.spend_bytes(body.len() as u64).await;

@@ -12,11 +12,11 @@ use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::checksum::{b64, composite_sha256, sha256, Digests, Hasher};
+use crate::checksum::{b64, composite_sha256, Digests, Hasher};
 use crate::error::StoreError;
 use crate::limits::{part_size_for, MAX_METADATA_BYTES, MAX_OBJECT, MIB};
 use crate::manifest::Intent;
-use crate::object::{ByteStream, ObjectMeta};
+use crate::object::{Body, ByteStream, ObjectMeta};
 use crate::source::{ObjectInfo, Source};
 use crate::target::{MultipartUpload, Target};
 
@@ -236,7 +236,11 @@ impl Uploader<'_> {
         let checksum = b64(&digests.sha256);
         self.announce(digests.len, &digests.sha256, &checksum)
             .await?;
-        let put = self.target.put(key, body, &meta, digests.sha256).await?;
+        let body = Body {
+            bytes: body,
+            sha256: digests.sha256,
+        };
+        let put = self.target.put(key, body, &meta).await?;
         Ok(Uploaded {
             checksum,
             digests,
@@ -296,10 +300,11 @@ impl Uploader<'_> {
         let mut number = 1i32;
         loop {
             p.hasher.update(&part);
-            let digest = sha256(&part);
             let last = (part.len() as u64) < p.part_size;
+            let body = Body::of(part);
+            let digest = body.sha256;
             tokio::select! {
-                r = upload.upload_part(number, part, digest) => r?,
+                r = upload.upload_part(number, body) => r?,
                 _ = self.cancel.cancelled() => {
                     return Err(StoreError::Object(format!(
                         "{}: interrupted; the multipart upload was aborted",
