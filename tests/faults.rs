@@ -15,15 +15,6 @@ fn source_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
     dir
 }
 
-/// The binary writing to R2 through the proxy.
-fn via_proxy(work: &std::path::Path, proxy: &FaultProxy) -> assert_cmd::Command {
-    let mut cmd = r2migrate(work);
-    cmd.env("R2_ENDPOINT_URL", proxy.endpoint())
-        .env("R2_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("R2_SECRET_ACCESS_KEY", SECRET_KEY);
-    cmd
-}
-
 #[tokio::test]
 async fn throttling_server_errors_and_resets_are_retried() {
     let r2 = S3Server::start();

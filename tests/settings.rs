@@ -24,13 +24,16 @@ fn migrated(r2: &S3Server) -> tempfile::TempDir {
     work
 }
 
-/// The binary talking to R2 through the proxy.
-fn via_proxy(work: &std::path::Path, proxy: &FaultProxy) -> assert_cmd::Command {
-    let mut cmd = r2migrate(work);
-    cmd.env("R2_ENDPOINT_URL", proxy.endpoint())
-        .env("R2_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("R2_SECRET_ACCESS_KEY", SECRET_KEY);
-    cmd
+/// Moves the run's manifest away from the default path and writes `c.toml` naming it
+/// (plus `more`), so only a command that reads the config file finds it.
+fn manifest_named_in_config(work: &std::path::Path, more: &str) {
+    std::fs::rename(
+        work.join("r2migrate-manifest.jsonl"),
+        work.join("elsewhere.jsonl"),
+    )
+    .unwrap();
+    let text = format!("manifest = \"elsewhere.jsonl\"\n{more}");
+    std::fs::write(work.join("c.toml"), text).unwrap();
 }
 
 #[test]
@@ -86,24 +89,18 @@ fn rollback_takes_its_manifest_and_retries_from_the_config_file() {
     let r2 = S3Server::start();
     r2.create_bucket("media");
     let work = migrated(&r2);
-    std::fs::rename(
-        work.path().join("r2migrate-manifest.jsonl"),
-        work.path().join("elsewhere.jsonl"),
-    )
-    .unwrap();
-    std::fs::write(
-        work.path().join("c.toml"),
-        "manifest = \"elsewhere.jsonl\"\n[transfer]\nretries = 0\n",
-    )
-    .unwrap();
+    manifest_named_in_config(work.path(), "[transfer]\nretries = 0\n");
     let proxy = FaultProxy::start(r2.port);
-    proxy.inject(
-        "DELETE",
-        "/media/a.txt",
-        "",
-        1,
-        Fault::Reply(503, "SlowDown"),
-    );
+    let slow_delete = || {
+        proxy.inject(
+            "DELETE",
+            "/media/a.txt",
+            "",
+            1,
+            Fault::Reply(503, "SlowDown"),
+        )
+    };
+    slow_delete();
     let out = via_proxy(work.path(), &proxy)
         .args(["--config", "c.toml", "rollback", "--yes"])
         .output()
@@ -122,13 +119,7 @@ fn rollback_takes_its_manifest_and_retries_from_the_config_file() {
     assert_eq!(left, vec!["a.txt".to_string()]);
 
     // Resumed with the default retries (flag over file): a 503 is ridden out.
-    proxy.inject(
-        "DELETE",
-        "/media/a.txt",
-        "",
-        1,
-        Fault::Reply(503, "SlowDown"),
-    );
+    slow_delete();
     let out = via_proxy(work.path(), &proxy)
         .args(["--config", "c.toml", "rollback", "--yes", "--retries", "5"])
         .output()
@@ -142,16 +133,7 @@ fn report_takes_its_manifest_from_the_config_file() {
     let r2 = S3Server::start();
     r2.create_bucket("media");
     let work = migrated(&r2);
-    std::fs::rename(
-        work.path().join("r2migrate-manifest.jsonl"),
-        work.path().join("elsewhere.jsonl"),
-    )
-    .unwrap();
-    std::fs::write(
-        work.path().join("c.toml"),
-        "manifest = \"elsewhere.jsonl\"\n",
-    )
-    .unwrap();
+    manifest_named_in_config(work.path(), "");
     let out = r2migrate(work.path())
         .args(["--config", "c.toml", "report", "--json"])
         .output()

@@ -468,6 +468,15 @@ pub fn r2migrate_s3(
     cmd
 }
 
+/// The binary writing to R2 through a fault proxy in front of the server playing it.
+pub fn via_proxy(cwd: &Path, proxy: &proxy::FaultProxy) -> assert_cmd::Command {
+    let mut cmd = r2migrate(cwd);
+    cmd.env("R2_ENDPOINT_URL", proxy.endpoint())
+        .env("R2_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("R2_SECRET_ACCESS_KEY", SECRET_KEY);
+    cmd
+}
+
 /// The binary pointed at a server playing R2.
 pub fn r2migrate_to(cwd: &Path, r2: &S3Server) -> assert_cmd::Command {
     let mut cmd = r2migrate(cwd);
