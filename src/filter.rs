@@ -82,16 +82,6 @@ impl Filter {
         })
     }
 
-    pub fn is_active(&self) -> bool {
-        let s = &self.spec;
-        !s.include.is_empty()
-            || !s.exclude.is_empty()
-            || s.min_size.is_some()
-            || s.max_size.is_some()
-            || s.modified_after.is_some()
-            || s.modified_before.is_some()
-    }
-
     /// Whether a key (relative to the source prefix) passes the globs alone.
     pub fn key_matches(&self, key: &str) -> bool {
         if let Some(inc) = &self.include {

@@ -83,16 +83,6 @@ impl Location {
             Location::Sqlite { path } => format!("sqlite://{}", encode_path(path)),
         }
     }
-
-    /// The key prefix under which a bucket location lives ("" for the whole bucket).
-    pub fn prefix(&self) -> &str {
-        match self {
-            Location::S3 { prefix, .. }
-            | Location::Gcs { prefix, .. }
-            | Location::R2 { prefix, .. } => prefix,
-            _ => "",
-        }
-    }
 }
 
 impl fmt::Display for Location {
@@ -224,10 +214,11 @@ mod tests {
             "s3://media/"
         );
         assert_eq!(
-            Location::parse("gs://media//a/b//", Role::Source)
-                .unwrap()
-                .prefix(),
-            "a/b/"
+            Location::parse("gs://media//a/b//", Role::Source).unwrap(),
+            Location::Gcs {
+                bucket: "media".into(),
+                prefix: "a/b/".into()
+            }
         );
     }
 

@@ -41,7 +41,7 @@ async fn interrupted_run_exits_130_and_resume_copies_only_what_is_missing() {
     let manifest = work.path().join("m.jsonl");
 
     // A slow run (10 requests/s) interrupted with SIGINT after a few objects.
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("r2migrate"))
+    let child = Command::new(assert_cmd::cargo::cargo_bin("r2migrate"))
         .current_dir(work.path())
         .env("R2_ENDPOINT_URL", r2.endpoint())
         .env("R2_ACCESS_KEY_ID", ACCESS_KEY)
@@ -70,8 +70,13 @@ async fn interrupted_run_exits_130_and_resume_copies_only_what_is_missing() {
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(
+        done.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
     let first = copied_keys(&manifest);
     assert!(
         first.len() >= 5 && first.len() < files.len(),

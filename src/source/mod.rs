@@ -167,16 +167,22 @@ pub async fn open(
     use crate::location::Location;
     match loc {
         Location::Local { root } => Ok(Box::new(local::LocalSource::new(root.clone()))),
-        Location::S3 { bucket, prefix } => Ok(Box::new(s3::S3Source::new(bucket, prefix, opts, pacer).await?)),
-        Location::Gcs { bucket, prefix } => Ok(Box::new(gcs::GcsSource::new(bucket, prefix, opts, pacer).await?)),
+        Location::S3 { bucket, prefix } => Ok(Box::new(
+            s3::S3Source::new(bucket, prefix, opts, pacer).await?,
+        )),
+        Location::Gcs { bucket, prefix } => Ok(Box::new(
+            gcs::GcsSource::new(bucket, prefix, opts, pacer).await?,
+        )),
         Location::Sqlite { path } => {
             let settings = opts.sqlite.clone().ok_or_else(|| {
                 crate::error::usage("a sqlite:// source needs `table` and `data_column` in the [source] table of the config file")
             })?;
-            Ok(Box::new(sqlite::SqliteSource::open(path.clone(), settings).await?))
+            Ok(Box::new(
+                sqlite::SqliteSource::open(path.clone(), settings).await?,
+            ))
         }
         other => Err(crate::error::usage(format!(
-            "{other}: this kind of source is not available in this build yet; copy from a local directory or s3://"
+            "{other} cannot be a source: copy from s3://, gs://, sqlite:// or a local directory"
         ))),
     }
 }

@@ -22,18 +22,33 @@ use aws_sdk_s3::Client;
 pub const ACCESS_KEY: &str = "r2migrate-test-key";
 pub const SECRET_KEY: &str = "r2migrate-test-secret-DO-NOT-LOG-8f3a";
 
+/// A port nothing listens on, and never one this test binary handed out before: two
+/// servers of parallel tests given the same port once made one test talk to the other's
+/// server (a missing bucket there: exit 3).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 fn wait_for_port(port: u16, child: &mut Child, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // Someone answers; make sure it is our server, not one that took the port first.
+            std::thread::sleep(Duration::from_millis(50));
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{name} exited with {status}: port {port} was taken by another process");
+            }
             return;
         }
         if let Ok(Some(status)) = child.try_wait() {
