@@ -115,20 +115,39 @@ pub struct CopyArgs {
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
 
-    /// Endpoint of an S3-compatible source store (or AWS_ENDPOINT_URL)
-    #[arg(long, value_name = "URL")]
-    pub source_endpoint: Option<String>,
-
-    /// Region of the S3 source bucket
-    #[arg(long, value_name = "REGION")]
-    pub source_region: Option<String>,
-
     /// SQLite sources: do not copy the database (VACUUM INTO) before rewriting rows
     #[arg(long)]
     pub no_db_backup: bool,
 
     #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
     pub stores: StoreArgs,
+}
+
+/// Where an S3-compatible source is, beyond its URL (`run`, `plan`, `verify --against-source`).
+#[derive(Debug, Clone, Args, Default)]
+pub struct SourceArgs {
+    /// Endpoint of an S3-compatible source store (or AWS_ENDPOINT_URL)
+    #[arg(long, value_name = "URL")]
+    pub source_endpoint: Option<String>,
+
+    /// Region of the S3 source bucket (or AWS_REGION)
+    #[arg(long, value_name = "REGION")]
+    pub source_region: Option<String>,
+}
+
+/// The manifests a reading command takes: positional, `--manifest` (repeatable), or both.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ManifestArgs {
+    /// Manifests to read [default: r2migrate-manifest.jsonl]
+    #[arg(value_name = "MANIFEST")]
+    pub manifests: Vec<PathBuf>,
+
+    /// Manifest to read (repeatable; same as the positional form)
+    #[arg(long = "manifest", value_name = "FILE")]
+    pub manifest_flags: Vec<PathBuf>,
 }
 
 /// How hard a command may push the stores: the same flags on every command that talks
@@ -164,13 +183,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
-    /// Manifests to verify [default: r2migrate-manifest.jsonl]
-    #[arg(value_name = "MANIFEST")]
-    pub manifests: Vec<PathBuf>,
-
-    /// Manifest to verify (repeatable; same as the positional form)
-    #[arg(long = "manifest", value_name = "FILE")]
-    pub manifest_flags: Vec<PathBuf>,
+    #[command(flatten)]
+    pub manifests: ManifestArgs,
 
     /// Download every object and re-hash it
     #[arg(long)]
@@ -180,13 +194,8 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub against_source: bool,
 
-    /// Endpoint of an S3-compatible source store, for --against-source
-    #[arg(long, value_name = "URL")]
-    pub source_endpoint: Option<String>,
-
-    /// Region of the S3 source bucket, for --against-source
-    #[arg(long, value_name = "REGION")]
-    pub source_region: Option<String>,
+    #[command(flatten)]
+    pub source: SourceArgs,
 
     #[command(flatten)]
     pub stores: StoreArgs,
@@ -212,11 +221,6 @@ pub struct RollbackArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
-    /// Manifests to summarise [default: r2migrate-manifest.jsonl]
-    #[arg(value_name = "MANIFEST")]
-    pub manifests: Vec<PathBuf>,
-
-    /// Manifest to summarise (repeatable; same as the positional form)
-    #[arg(long = "manifest", value_name = "FILE")]
-    pub manifest_flags: Vec<PathBuf>,
+    #[command(flatten)]
+    pub manifests: ManifestArgs,
 }

@@ -10,6 +10,9 @@ use futures::StreamExt;
 
 use crate::error::StoreError;
 
+/// Bytes `start..end` of an object (a ranged read).
+pub type ByteRange = std::ops::Range<u64>;
+
 /// A stream of an object's bytes, in chunks; never the whole body at once.
 pub type ByteStream = BoxStream<'static, Result<Bytes, StoreError>>;
 

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use time::OffsetDateTime;
 
-use crate::cli::{CopyArgs, ReportArgs, RollbackArgs, StoreArgs, VerifyArgs};
+use crate::cli::{
+    CopyArgs, ManifestArgs, ReportArgs, RollbackArgs, SourceArgs, StoreArgs, VerifyArgs,
+};
 use crate::config::{
     check_concurrency, parse_size, parse_time, sqlite_settings, CopyConfig, FileConfig, OnConflict,
     ReportConfig, RollbackConfig, SizeValue, StoreSettings, VerifyConfig, DEFAULT_CONCURRENCY,
@@ -42,17 +44,12 @@ fn when(
     }
 }
 
-/// How to reach the source beyond its URL (the commands that read it have these flags).
-#[derive(Default)]
-struct SourceFlags<'a> {
-    endpoint: Option<&'a str>,
-    region: Option<&'a str>,
-    max_bandwidth: Option<&'a str>,
-}
-
+/// The store settings: the flags a command has (`source` and `max_bandwidth` only where
+/// it reads the source or uploads), else the file's, else the defaults.
 fn stores(
     flags: &StoreArgs,
-    source: SourceFlags<'_>,
+    source: &SourceArgs,
+    max_bandwidth: Option<&str>,
     file: &FileConfig,
 ) -> anyhow::Result<StoreSettings> {
     let t = &file.transfer;
@@ -62,14 +59,10 @@ fn stores(
             .or(t.concurrency)
             .unwrap_or(DEFAULT_CONCURRENCY),
     )?;
-    let max_bandwidth = size(
-        source.max_bandwidth,
-        t.max_bandwidth.as_ref(),
-        "max_bandwidth",
-    )?;
+    let max_bandwidth = size(max_bandwidth, t.max_bandwidth.as_ref(), "max_bandwidth")?;
     let source_endpoint = source
-        .endpoint
-        .map(str::to_string)
+        .source_endpoint
+        .clone()
         .or_else(|| file.source.endpoint.clone());
     let allow_http = flags.allow_http || t.allow_http.unwrap_or(false);
     if let Some(ep) = &source_endpoint {
@@ -83,16 +76,21 @@ fn stores(
         allow_http,
         source_endpoint,
         source_region: source
-            .region
-            .map(str::to_string)
+            .source_region
+            .clone()
             .or_else(|| file.source.region.clone()),
     })
 }
 
 /// The manifests a reading command takes: positional and `--manifest` forms together,
 /// else the config file's, else the default file.
-fn manifests(positional: &[PathBuf], flags: &[PathBuf], file: &FileConfig) -> Vec<PathBuf> {
-    let mut all: Vec<PathBuf> = positional.iter().chain(flags).cloned().collect();
+fn manifests(args: &ManifestArgs, file: &FileConfig) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = args
+        .manifests
+        .iter()
+        .chain(&args.manifest_flags)
+        .cloned()
+        .collect();
     if all.is_empty() {
         all.push(manifest_or_default(None, file));
     }
@@ -210,12 +208,12 @@ pub fn copy(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<CopyConfig> {
         }
         None
     };
-    let source_flags = SourceFlags {
-        endpoint: args.source_endpoint.as_deref(),
-        region: args.source_region.as_deref(),
-        max_bandwidth: args.max_bandwidth.as_deref(),
-    };
-    let stores = stores(&args.stores, source_flags, file)?;
+    let stores = stores(
+        &args.stores,
+        &args.source,
+        args.max_bandwidth.as_deref(),
+        file,
+    )?;
     Ok(CopyConfig {
         source,
         target,
@@ -238,18 +236,10 @@ pub fn copy(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<CopyConfig> {
 
 pub fn verify(args: &VerifyArgs, file: &FileConfig) -> anyhow::Result<VerifyConfig> {
     Ok(VerifyConfig {
-        manifests: manifests(&args.manifests, &args.manifest_flags, file),
+        manifests: manifests(&args.manifests, file),
         deep: args.deep,
         against_source: args.against_source,
-        stores: stores(
-            &args.stores,
-            SourceFlags {
-                endpoint: args.source_endpoint.as_deref(),
-                region: args.source_region.as_deref(),
-                ..SourceFlags::default()
-            },
-            file,
-        )?,
+        stores: stores(&args.stores, &args.source, None, file)?,
     })
 }
 
@@ -258,13 +248,13 @@ pub fn rollback(args: &RollbackArgs, file: &FileConfig) -> anyhow::Result<Rollba
         manifest: manifest_or_default(args.manifest.as_ref(), file),
         dry_run: args.dry_run,
         yes: args.yes,
-        stores: stores(&args.stores, SourceFlags::default(), file)?,
+        stores: stores(&args.stores, &SourceArgs::default(), None, file)?,
     })
 }
 
 pub fn report(args: &ReportArgs, file: &FileConfig) -> ReportConfig {
     ReportConfig {
-        manifests: manifests(&args.manifests, &args.manifest_flags, file),
+        manifests: manifests(&args.manifests, file),
     }
 }
 
@@ -276,8 +266,11 @@ mod tests {
         toml::from_str(text).unwrap()
     }
 
-    fn is_usage(err: &anyhow::Error) -> bool {
-        err.downcast_ref::<crate::error::UsageError>().is_some()
+    /// `copy` refuses these flags and file as a usage error (exit 2).
+    fn assert_refused(args: &CopyArgs, file: &FileConfig, what: &str) {
+        let err = copy(args, file).unwrap_err();
+        let usage = err.downcast_ref::<crate::error::UsageError>().is_some();
+        assert!(usage, "{what}: {err}");
     }
     use crate::limits::MIB;
     use std::path::Path;
@@ -327,9 +320,7 @@ mod tests {
             "[source]\ntable = \"t\"\ndata_column = \"d\"\n[source.write_back]\nclear_data = true\n",
             "[source]\ntable = \"t\"\ndata_column = \"d\"\n[source.write_back]\nurl_column = \"u\"\n",
         ] {
-            let file = file_of(text);
-            let err = copy(&args, &file).unwrap_err();
-            assert!(is_usage(&err), "{text}: {err}");
+            assert_refused(&args, &file_of(text), text);
         }
     }
 
@@ -388,8 +379,7 @@ mod tests {
                 ..base.clone()
             },
         ] {
-            let err = copy(&bad, &file).unwrap_err();
-            assert!(is_usage(&err), "{err}");
+            assert_refused(&bad, &file, &format!("{bad:?}"));
         }
     }
 
@@ -397,12 +387,10 @@ mod tests {
     fn every_command_reads_the_same_file_settings() {
         let file = file_of("manifest = \"m.jsonl\"\n[source]\nendpoint = \"http://10.0.0.9:9000\"\nregion = \"eu-west-1\"\n[transfer]\nconcurrency = 3\nretries = 0\nmax_rate = 7\nallow_http = true\n");
         let verify_args = VerifyArgs {
-            manifests: vec![],
-            manifest_flags: vec![],
+            manifests: ManifestArgs::default(),
             deep: false,
             against_source: true,
-            source_endpoint: None,
-            source_region: None,
+            source: SourceArgs::default(),
             stores: StoreArgs::default(),
         };
         let v = verify(&verify_args, &file).unwrap();
@@ -425,8 +413,7 @@ mod tests {
         assert_eq!(r.manifest, PathBuf::from("m.jsonl"));
         let reported = report(
             &ReportArgs {
-                manifests: vec![],
-                manifest_flags: vec![],
+                manifests: ManifestArgs::default(),
             },
             &file,
         );

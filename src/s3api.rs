@@ -152,7 +152,7 @@ pub async fn get_object(
     client: &aws_sdk_s3::Client,
     pacer: &Pacer,
     (bucket, key): (&str, &str),
-    range: Option<&std::ops::Range<u64>>,
+    range: Option<&crate::object::ByteRange>,
     checksums: bool,
     what: &str,
 ) -> Result<GetObjectOutput, StoreError> {

@@ -7,7 +7,6 @@
 //! with `Content-Encoding: gzip` are copied byte-exact instead of being transcoded; their
 //! `md5Hash` and `crc32c` are checked against the bytes read.
 
-use std::ops::Range as ByteRange;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use gcloud_storage::http::Error as GcsError;
 use super::{ListItem, ObjectInfo, Opened, Source, SourceOptions};
 use crate::checksum::from_b64;
 use crate::error::{usage, StoreError};
-use crate::object::ObjectMeta;
+use crate::object::{ByteRange, ObjectMeta};
 use crate::pacer::Pacer;
 
 pub struct GcsSource {
@@ -238,11 +237,7 @@ impl Source for GcsSource {
         })
     }
 
-    async fn open(
-        &self,
-        obj: &ObjectInfo,
-        range: Option<ByteRange<u64>>,
-    ) -> Result<Opened, StoreError> {
+    async fn open(&self, obj: &ObjectInfo, range: Option<ByteRange>) -> Result<Opened, StoreError> {
         let full = format!("{}{}", self.prefix, obj.key);
         let what = format!("GET gs://{}/{full}", self.bucket);
         let req = GetObjectRequest {

@@ -2,7 +2,6 @@
 //! the order is stable), follows symlinks like `aws s3 sync` does, and reports symlink
 //! loops, broken links and unreadable entries as failed items instead of stopping.
 
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -13,7 +12,7 @@ use tokio_util::io::ReaderStream;
 
 use super::{ListItem, ObjectInfo, Opened, Problem, Source};
 use crate::error::StoreError;
-use crate::object::{channel_stream, fused, ByteStream};
+use crate::object::{channel_stream, fused, ByteRange, ByteStream};
 
 pub struct LocalSource {
     root: PathBuf,
@@ -133,11 +132,7 @@ impl Source for LocalSource {
         channel_stream(rx)
     }
 
-    async fn open(
-        &self,
-        obj: &ObjectInfo,
-        range: Option<Range<u64>>,
-    ) -> Result<Opened, StoreError> {
+    async fn open(&self, obj: &ObjectInfo, range: Option<ByteRange>) -> Result<Opened, StoreError> {
         let path = self.path_of(&obj.key);
         let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
             StoreError::Object(format!(

@@ -7,14 +7,12 @@ pub mod local;
 pub mod s3;
 pub mod sqlite;
 
-use std::ops::Range;
-
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::object::{ByteStream, ObjectMeta, SourceDigests};
+use crate::object::{ByteRange, ByteStream, ObjectMeta, SourceDigests};
 
 /// One object as a source lists it.
 #[derive(Debug, Clone)]
@@ -141,8 +139,7 @@ pub trait Source: Send + Sync {
     fn list(&self) -> BoxStream<'_, Result<ListItem, StoreError>>;
 
     /// The object's bytes as stored, streamed; `range` reads part of it.
-    async fn open(&self, obj: &ObjectInfo, range: Option<Range<u64>>)
-        -> Result<Opened, StoreError>;
+    async fn open(&self, obj: &ObjectInfo, range: Option<ByteRange>) -> Result<Opened, StoreError>;
 
     /// Checks that the source can be read at all (exists, credentials accepted): exit 3 if not.
     async fn check_access(&self) -> Result<(), StoreError>;

@@ -4,7 +4,6 @@
 //! latest version of each key); metadata and stated digests come with each GET, so no
 //! HEAD per object is needed. Archived objects without a finished restore are reported.
 
-use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -17,7 +16,7 @@ use futures::stream::BoxStream;
 use super::{ListItem, ObjectInfo, Opened, Problem, Source, SourceOptions};
 use crate::checksum::{etag_md5, from_b64};
 use crate::error::StoreError;
-use crate::object::SourceDigests;
+use crate::object::{ByteRange, SourceDigests};
 use crate::pacer::Pacer;
 use crate::s3api::{
     body_stream, get_object, head_object, list_page, meta_from_parts, probe_bucket, unquote,
@@ -203,11 +202,7 @@ impl Source for S3Source {
         crate::paging::token_pages(move |token| self.list_page(token))
     }
 
-    async fn open(
-        &self,
-        obj: &ObjectInfo,
-        range: Option<Range<u64>>,
-    ) -> Result<Opened, StoreError> {
+    async fn open(&self, obj: &ObjectInfo, range: Option<ByteRange>) -> Result<Opened, StoreError> {
         let full = format!("{}{}", self.prefix, obj.key);
         let what = format!("GET {}", self.url(&obj.key));
         let at = (self.bucket.as_str(), full.as_str());

@@ -220,15 +220,12 @@ impl Target for R2Target {
         let checksum = b64(&sha256);
         self.pacer.spend_bytes(body.len() as u64).await;
         let out = send(&self.pacer, &what, || {
-            let req = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
+            let req = self.client.put_object().bucket(&self.bucket).key(key);
+            apply_meta!(req, meta)
                 .content_length(body.len() as i64)
                 .checksum_sha256(&checksum)
-                .body(SdkBody::from(body.clone()));
-            apply_meta!(req, meta).send()
+                .body(SdkBody::from(body.clone()))
+                .send()
         })
         .await?;
         Ok(PutResult {

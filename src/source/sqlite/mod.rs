@@ -12,7 +12,6 @@ pub mod row;
 pub mod writeback;
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -24,6 +23,7 @@ use rusqlite::Connection;
 use super::{ListItem, ObjectInfo, Opened, Problem, Source};
 use crate::checksum::sha256;
 use crate::error::{usage, StoreError};
+use crate::object::ByteRange;
 use blob::{content_type_of, decode, ext_for, is_reference};
 use db::{connect, id_text, id_value, quote, text_of};
 pub use row::{RowRecord, RowRef, SqliteSettings, WriteBackConfig};
@@ -284,11 +284,7 @@ impl Source for SqliteSource {
         crate::object::channel_stream(rx)
     }
 
-    async fn open(
-        &self,
-        obj: &ObjectInfo,
-        range: Option<Range<u64>>,
-    ) -> Result<Opened, StoreError> {
+    async fn open(&self, obj: &ObjectInfo, range: Option<ByteRange>) -> Result<Opened, StoreError> {
         let row = obj.row.clone().ok_or_else(|| {
             StoreError::Object(format!("{}: not a row of this database", obj.key))
         })?;
