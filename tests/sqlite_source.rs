@@ -601,3 +601,20 @@ fn data_and_url_in_one_column_with_uuid_ids_migrate_and_roll_back_byte_exact() {
     let left = objects_in(&work.path().join("out"));
     assert!(left.is_empty(), "objects removed: {left:?}");
 }
+
+#[test]
+fn the_database_backup_and_the_manifest_are_as_private_as_the_database() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for db_mode in [0o600, 0o640] {
+        let work = tempfile::tempdir().unwrap();
+        let db = fixture_db(work.path());
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(db_mode)).unwrap();
+        let out = rehearse(work.path(), &db, CONFIG, &[]);
+        assert_exit(&out, 1); // the fixture's two bad rows
+        let backup = PathBuf::from(json_of(&out)["db_backup"].as_str().unwrap().to_string());
+        // The copy holds every row: no more readable than the database itself.
+        assert_eq!(mode(&backup), db_mode, "{}", backup.display());
+        assert_eq!(mode(&work.path().join("r2migrate-manifest.jsonl")), 0o600);
+    }
+}

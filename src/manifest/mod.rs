@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -12,6 +13,7 @@ use serde::Serialize;
 use crate::error::usage;
 
 mod lines;
+pub mod lock;
 pub use lines::*;
 
 pub const DEFAULT_PATH: &str = "r2migrate-manifest.jsonl";
@@ -206,10 +208,12 @@ impl ManifestWriter {
                 ))
             })?;
         }
+        // 0600: a manifest names every key, and with write-back the rows' old values.
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
+            .mode(0o600)
             .open(path)
             .map_err(|e| usage(format!("cannot write manifest {}: {e}", path.display())))?;
         cut_torn_tail(&mut file)
@@ -257,7 +261,6 @@ impl ManifestWriter {
     }
 }
 
-/// If the file does not end in a newline, drops the bytes after the last one.
 /// One line's JSON, to be read as the type its `type` names.
 struct ParsedLine<'a> {
     value: serde_json::Value,
@@ -304,6 +307,7 @@ fn complete_lines(path: &Path) -> anyhow::Result<(Vec<String>, bool)> {
     }
 }
 
+/// If the file does not end in a newline, drops the bytes after the last one.
 fn cut_torn_tail(file: &mut File) -> std::io::Result<()> {
     let len = file.metadata()?.len();
     if len == 0 {

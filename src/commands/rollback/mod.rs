@@ -19,6 +19,7 @@ use super::{open_target, Output};
 use crate::config::RollbackConfig;
 use crate::error::{usage, Exit};
 use crate::location::{Location, Role};
+use crate::manifest::lock::ManifestLock;
 use crate::manifest::{
     now_rfc3339, Header, Manifest, ManifestWriter, ObjectRecord, Status, VERSION,
 };
@@ -134,6 +135,10 @@ fn load(path: &Path) -> anyhow::Result<(Manifest, Header)> {
 }
 
 pub async fn rollback(args: RollbackConfig, out: Output) -> anyhow::Result<Exit> {
+    // A dry run writes nothing, so it needs no lock.
+    let _lock = (!args.dry_run)
+        .then(|| ManifestLock::acquire(&args.manifest, "rollback", |w| out.warn(w)))
+        .transpose()?;
     let (manifest, first) = load(&args.manifest)?;
     let target_loc = Location::parse(&first.target, Role::Target)?;
     let (target, _) = open_target(&target_loc, &args.stores, None)?;

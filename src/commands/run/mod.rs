@@ -22,6 +22,7 @@ pub use previous::{already_done, deleted_at_source, Previous};
 use super::{open_stores, Output, Stores, TargetIndex};
 use crate::config::CopyConfig;
 use crate::error::{Exit, Interrupted, StoreError};
+use crate::manifest::lock::ManifestLock;
 use crate::manifest::{now_rfc3339, Header, ManifestWriter, ObjectRecord, SourceDeleted, VERSION};
 use crate::progress::Progress;
 use crate::selection::Selector;
@@ -56,8 +57,9 @@ struct RunState {
 }
 
 impl RunState {
-    /// A fresh state that Ctrl-C interrupts.
-    fn watching_ctrl_c() -> RunState {
+    /// A fresh state that Ctrl-C or SIGTERM (what Kubernetes sends) interrupts; a second
+    /// signal exits at once (the manifest keeps every record already appended).
+    fn watching_signals() -> RunState {
         let state = RunState {
             cancel: CancellationToken::new(),
             interrupted: Arc::new(AtomicBool::new(false)),
@@ -67,9 +69,15 @@ impl RunState {
         };
         let on_signal = state.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                on_signal.interrupt();
-            }
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            stop_signal(&mut term).await;
+            on_signal.interrupt();
+            stop_signal(&mut term).await;
+            eprintln!(
+                "error: interrupted twice: exiting now; the manifest keeps what was recorded, run the same command again to resume"
+            );
+            std::process::exit(Exit::Interrupted as i32);
         });
         state
     }
@@ -100,8 +108,32 @@ impl RunState {
     }
 }
 
+/// The next SIGINT or SIGTERM.
+async fn stop_signal(term: &mut Option<tokio::signal::unix::Signal>) {
+    let terminate = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    // A handler that cannot be installed never fires (it must not read as a signal).
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}
+
 /// The open stage's result: everything the later stages start from.
 struct Opened {
+    /// Held for the whole run: one writer per manifest.
+    _lock: ManifestLock,
     stores: Stores,
     previous: Previous,
     index: TargetIndex,
@@ -110,8 +142,9 @@ struct Opened {
     writer: ManifestWriter,
 }
 
-async fn open(cfg: &CopyConfig) -> anyhow::Result<Opened> {
+async fn open(cfg: &CopyConfig, out: &Output) -> anyhow::Result<Opened> {
     let stores = open_stores(cfg).await?;
+    let lock = ManifestLock::acquire(&cfg.manifest, "run", |w| out.warn(w))?;
     let previous = Previous::load(cfg)?;
     let index = TargetIndex::build(stores.target.as_ref())
         .await
@@ -136,6 +169,7 @@ async fn open(cfg: &CopyConfig) -> anyhow::Result<Opened> {
     };
     let writer = ManifestWriter::open(&cfg.manifest, &header)?;
     Ok(Opened {
+        _lock: lock,
         stores,
         previous,
         index,
@@ -168,8 +202,8 @@ fn copier(cfg: &CopyConfig, o: &Opened, state: &RunState, intents: IntentLog) ->
 }
 
 pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
-    let opened = open(&cfg).await?;
-    let state = RunState::watching_ctrl_c();
+    let opened = open(&cfg, &out).await?;
+    let state = RunState::watching_signals();
     let (intents, intent_rx) = IntentLog::channel(64);
     let copier = Arc::new(copier(&cfg, &opened, &state, intents));
     let rows = RowWriter::start(&cfg, &opened.run_id);

@@ -45,6 +45,27 @@ pub fn backup_path(db: &Path, run_id: &str) -> PathBuf {
     db.with_file_name(format!("{name}.r2migrate-{run_id}.bak"))
 }
 
+/// `VACUUM INTO` a file created first with the database's own permissions: the copy
+/// holds every row, so it must not be readable by more people than the database is.
+fn private_copy(conn: &Connection, db: &Path, to: &Path) -> Result<Option<String>, String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mode = std::fs::metadata(db)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0o600);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(to)
+        .map_err(|e| e.to_string())?;
+    // The umask may have narrowed the mode further; never widen it past the database's.
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| e.to_string())?;
+    conn.execute("VACUUM INTO ?1", [to.to_string_lossy()])
+        .map_err(|e| e.to_string())?;
+    Ok(Some(to.to_string_lossy().into_owned()))
+}
+
 pub struct Writer {
     pub db: PathBuf,
     pub settings: SqliteSettings,
@@ -97,15 +118,12 @@ impl Writer {
         if backed_up.is_none() {
             *backed_up = Some(match &self.backup {
                 None => Ok(None),
-                Some(path) => c
-                    .execute("VACUUM INTO ?1", [path.to_string_lossy()])
-                    .map(|_| Some(path.to_string_lossy().into_owned()))
-                    .map_err(|e| {
-                        format!(
-                            "could not back up the database to {} ({e}); free the space or pass --no-db-backup",
-                            path.display()
-                        )
-                    }),
+                Some(path) => private_copy(c, &self.db, path).map_err(|e| {
+                    format!(
+                        "could not back up the database to {} ({e}); free the space or pass --no-db-backup",
+                        path.display()
+                    )
+                }),
             });
         }
         let backup_db = match backed_up.as_ref().expect("set above") {

@@ -1,0 +1,191 @@
+//! One writer per manifest, and signals: a second `run` or `rollback` on a manifest in
+//! use is refused (exit 2) and names the holder; the lock and the manifest are private
+//! (0600); SIGTERM stops a run like Ctrl-C (exit 130, manifest flushed, resumable); a
+//! second signal exits at once, leaving a readable manifest.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A run into R2 that takes a while: `--max-rate` paces it, `--max-bandwidth` slows PUTs.
+fn slow_run(work: &Path, src: &Path, r2: &S3Server, extra: &[&str]) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("r2migrate"))
+        .current_dir(work)
+        .env("R2_ENDPOINT_URL", r2.endpoint())
+        .env("R2_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("R2_SECRET_ACCESS_KEY", SECRET_KEY)
+        .args(["run", "--concurrency", "1", "--from"])
+        .arg(src)
+        .args(["--to", "r2://media/"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn records_in(manifest: &Path) -> usize {
+    std::fs::read_to_string(manifest)
+        .map(|t| {
+            t.lines()
+                .filter(|l| l.contains("\"type\":\"object\""))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn a_second_writer_is_refused_naming_the_holder_and_sigterm_stops_the_first() {
+    let r2 = S3Server::start();
+    r2.create_bucket("media");
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..40 {
+        write(
+            src.path(),
+            &format!("f{i:02}.txt"),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    let work = tempfile::tempdir().unwrap();
+    let manifest = work.path().join("r2migrate-manifest.jsonl");
+    let lock = work.path().join("r2migrate-manifest.jsonl.lock");
+    let first = slow_run(work.path(), src.path(), &r2, &["--max-rate", "8"]);
+    wait_for("the first records", || records_in(&manifest) >= 2);
+    assert_eq!(mode(&lock), 0o600);
+    assert_eq!(mode(&manifest), 0o600);
+
+    for command in [&["run", "--from"][..], &["rollback", "--yes", "--from"][..]] {
+        let mut cmd = r2migrate_to(work.path(), &r2);
+        if command[0] == "run" {
+            cmd.args(command)
+                .arg(src.path())
+                .args(["--to", "r2://media/"]);
+        } else {
+            cmd.args(["rollback", "--yes"]);
+        }
+        let out = cmd.output().unwrap();
+        assert_exit(&out, 2);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("in use by `r2migrate run`")
+                && err.contains(&format!("pid {}", first.id())),
+            "{err}"
+        );
+    }
+
+    // SIGTERM (what Kubernetes sends) stops it like Ctrl-C.
+    signal(&first, "TERM");
+    let done = first.wait_with_output().unwrap();
+    assert_eq!(
+        done.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(!lock.exists(), "the lock goes with its holder");
+    let recorded = records_in(&manifest);
+    assert!((2..40).contains(&recorded), "recorded {recorded}");
+
+    // Resume finishes the job; every object is recorded once as copied.
+    let out = r2migrate_to(work.path(), &r2)
+        .args(["run", "--json", "--from"])
+        .arg(src.path())
+        .args(["--to", "r2://media/"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let doc = json_of(&out);
+    assert_eq!(
+        doc["counts"]["copied"].as_u64().unwrap() + doc["already_verified"].as_u64().unwrap(),
+        40
+    );
+}
+
+#[test]
+fn a_stale_lock_is_taken_over_with_a_warning() {
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "a.txt", b"a");
+    let work = tempfile::tempdir().unwrap();
+    let mut gone = Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    std::fs::write(
+        work.path().join("r2migrate-manifest.jsonl.lock"),
+        format!(
+            r#"{{"host":"{}","pid":{pid},"command":"run","since":"2026-01-01T00:00:00Z"}}"#,
+            host.trim()
+        ),
+    )
+    .unwrap();
+    let out = r2migrate(work.path())
+        .args(["run", "--from"])
+        .arg(src.path())
+        .args(["--to", "./rehearsal"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stale lock") && err.contains(&format!("pid {pid}")),
+        "{err}"
+    );
+    assert!(!work.path().join("r2migrate-manifest.jsonl.lock").exists());
+}
+
+#[test]
+fn a_second_interrupt_exits_at_once_leaving_a_readable_manifest() {
+    let r2 = S3Server::start();
+    r2.create_bucket("media");
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "a.txt", b"first");
+    // Sorted after a.txt: its PUT, at 64 KiB/s, takes half a minute.
+    write(src.path(), "b.bin", &bytes_for(1, 2 * 1024 * 1024));
+    let work = tempfile::tempdir().unwrap();
+    let manifest = work.path().join("r2migrate-manifest.jsonl");
+    let run = slow_run(work.path(), src.path(), &r2, &["--max-bandwidth", "64KiB"]);
+    wait_for("a.txt recorded", || records_in(&manifest) >= 1);
+    std::thread::sleep(Duration::from_millis(300)); // b.bin's PUT is under way
+    signal(&run, "INT");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = Instant::now();
+    signal(&run, "INT");
+    let done = run.wait_with_output().unwrap();
+    assert!(
+        second.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        second.elapsed()
+    );
+    assert_eq!(done.status.code(), Some(130));
+    assert!(String::from_utf8_lossy(&done.stderr).contains("interrupted twice"));
+    let out = r2migrate(work.path())
+        .args(["report", "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(json_of(&out)["counts"]["copied"], 1);
+}
