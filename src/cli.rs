@@ -119,6 +119,10 @@ pub struct CopyArgs {
     #[arg(long)]
     pub no_db_backup: bool,
 
+    /// Local sources: follow symlinks that point outside the source tree (rclone's name)
+    #[arg(long)]
+    pub copy_links: bool,
+
     #[command(flatten)]
     pub source: SourceArgs,
 

@@ -52,6 +52,8 @@ pub struct SourceSection {
     #[serde(rename = "where")]
     pub where_clause: Option<String>,
     pub write_back: Option<WriteBackConfig>,
+    /// Local sources: follow symlinks out of the tree (`--copy-links`).
+    pub copy_links: Option<bool>,
 }
 
 /// A sqlite:// source's settings from `[source]`, checked (the key and URL templates name
@@ -214,6 +216,8 @@ pub struct CopyConfig {
     pub sqlite: Option<SqliteSettings>,
     /// `--no-db-backup`: skip the VACUUM INTO copy before rewriting rows.
     pub no_db_backup: bool,
+    /// `--copy-links`: follow symlinks out of a local source tree.
+    pub copy_links: bool,
 }
 
 /// Parses "64MiB", "64 MiB", "1.5GB", "1048576".

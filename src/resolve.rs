@@ -231,6 +231,7 @@ pub fn copy(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<CopyConfig> {
         stores,
         sqlite,
         no_db_backup: args.no_db_backup,
+        copy_links: args.copy_links || file.source.copy_links.unwrap_or(false),
     })
 }
 

@@ -16,6 +16,8 @@ use crate::source::{ListItem, ObjectInfo, Problem};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectKind {
     Unreadable(Problem),
+    /// Deliberately not copied (a link out of the tree, a FIFO): recorded `skipped`.
+    Skipped,
     Unstorable,
     Collision,
 }
@@ -69,6 +71,23 @@ impl Selector {
             filter: self.filter.spec.clone(),
             key_template: self.template.clone(),
             shard: self.shard.map(|s| s.to_string()),
+            copy_links: false,
+        }
+    }
+
+    /// An item the source could not describe as an object, refused by `kind` unless a
+    /// filter or the shard leaves it out anyway.
+    fn reject_unlisted(&self, kind: RejectKind, key: String, reason: String) -> Selected {
+        if !self.filter.key_matches(&key) || self.shard.is_some_and(|s| !s.contains(&key)) {
+            return Selected::Excluded;
+        }
+        let target_key = self.keymap.target_key(&key, &BTreeMap::new());
+        Selected::Reject {
+            kind,
+            source_key: key,
+            target_key,
+            size: 0,
+            reason,
         }
     }
 
@@ -79,18 +98,9 @@ impl Selector {
                 key,
                 problem,
                 reason,
-            } => {
-                if !self.filter.key_matches(&key) || self.shard.is_some_and(|s| !s.contains(&key)) {
-                    return Selected::Excluded;
-                }
-                let target_key = self.keymap.target_key(&key, &BTreeMap::new());
-                return Selected::Reject {
-                    kind: RejectKind::Unreadable(problem),
-                    source_key: key,
-                    target_key,
-                    size: 0,
-                    reason,
-                };
+            } => return self.reject_unlisted(RejectKind::Unreadable(problem), key, reason),
+            ListItem::Skipped { key, reason } => {
+                return self.reject_unlisted(RejectKind::Skipped, key, reason)
             }
         };
         if !self.filter.matches(&info) || self.shard.is_some_and(|s| !s.contains(&info.key)) {

@@ -358,7 +358,7 @@ async fn conformance_source(
         endpoint: Some(endpoint.to_string()),
         region: Some("us-east-1".into()),
         allow_http: false,
-        sqlite: None,
+        ..Default::default()
     };
     let pacer = std::sync::Arc::new(r2migrate::pacer::Pacer::new(2, None, None));
     r2migrate::source::s3::S3Source::new("conf", "root/", &opts, pacer)

@@ -8,6 +8,7 @@ pub mod run;
 pub mod verify;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -16,8 +17,10 @@ use crate::config::{CopyConfig, StoreSettings};
 use crate::error::StoreError;
 use crate::keymap::nfc;
 use crate::location::Location;
+use crate::manifest::lock::ManifestLock;
 pub use crate::output::{human_bytes, Output};
 use crate::pacer::Pacer;
+use crate::source::local::WalkRules;
 use crate::source::sqlite::SqliteSettings;
 use crate::source::{Source, SourceOptions};
 use crate::target::Target;
@@ -38,9 +41,31 @@ impl Stores {
     }
 }
 
+/// What a local source must leave out: the rehearsal target and the manifests (with
+/// their locks), wherever they sit.
+pub fn walk_rules(target: &Location, manifests: &[PathBuf], copy_links: bool) -> WalkRules {
+    let mut excluded: Vec<PathBuf> = manifests
+        .iter()
+        .flat_map(|m| [m.clone(), ManifestLock::path_for(m)])
+        .collect();
+    if let Location::Local { root } = target {
+        excluded.push(root.clone());
+    }
+    WalkRules {
+        copy_links,
+        excluded,
+    }
+}
+
 /// Opens both stores and proves access to each before anything is copied (exit 3).
 pub async fn open_stores(cfg: &CopyConfig) -> anyhow::Result<Stores> {
-    let (source, source_pacer) = open_source(&cfg.source, &cfg.stores, cfg.sqlite.clone()).await?;
+    let walk = walk_rules(
+        &cfg.target,
+        std::slice::from_ref(&cfg.manifest),
+        cfg.copy_links,
+    );
+    let (source, source_pacer) =
+        open_source(&cfg.source, &cfg.stores, cfg.sqlite.clone(), walk).await?;
     let (target, target_pacer) = open_target(&cfg.target, &cfg.stores, cfg.stores.max_bandwidth)?;
     source.check_access().await.map_err(anyhow::Error::new)?;
     target.check_access().await.map_err(anyhow::Error::new)?;
@@ -57,6 +82,7 @@ pub async fn open_source(
     loc: &Location,
     stores: &StoreSettings,
     sqlite: Option<SqliteSettings>,
+    walk: WalkRules,
 ) -> anyhow::Result<(Arc<dyn Source>, Arc<Pacer>)> {
     let pacer = Arc::new(Pacer::new(stores.retries, stores.max_rate, None));
     let opts = SourceOptions {
@@ -64,6 +90,7 @@ pub async fn open_source(
         region: stores.source_region.clone(),
         allow_http: stores.allow_http,
         sqlite,
+        walk,
     };
     let source: Arc<dyn Source> = crate::source::open(loc, &opts, pacer.clone()).await?.into();
     Ok((source, pacer))

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{open_source, open_target, Output, TargetIndex};
+use super::{open_source, open_target, walk_rules, Output, TargetIndex};
 use crate::checksum::Hasher;
 use crate::config::VerifyConfig;
 use crate::delta::{change_since, Change};
@@ -19,7 +19,7 @@ use crate::error::{Exit, StoreError};
 use crate::filter::Filter;
 use crate::location::{Location, Role};
 use crate::manifest::{Header, Manifest, ObjectRecord, Status};
-use crate::selection::{Selected, Selector};
+use crate::selection::{RejectKind, Selected, Selector};
 use crate::shard::Shard;
 use crate::source::ObjectInfo;
 use crate::target::Target;
@@ -210,7 +210,9 @@ async fn against_source(
     records: &[ObjectRecord],
 ) -> anyhow::Result<Vec<Problem>> {
     let source_loc = Location::parse(&header.source, Role::Source)?;
-    let (source, _) = open_source(&source_loc, &args.stores, header.sqlite.clone()).await?;
+    let target_loc = Location::parse(&header.target, Role::Target)?;
+    let walk = walk_rules(&target_loc, &args.manifests, header.selection.copy_links);
+    let (source, _) = open_source(&source_loc, &args.stores, header.sqlite.clone(), walk).await?;
     source.check_access().await.map_err(anyhow::Error::new)?;
     let index = TargetIndex::build(target)
         .await
@@ -225,6 +227,15 @@ async fn against_source(
         let item = item.map_err(|e| anyhow::Error::new(e.context("listing the source")))?;
         let (key, target_key, info) = match selector.select(item) {
             Selected::Excluded => continue,
+            // Left out on purpose: its `skipped` record says so; not a gap.
+            Selected::Reject {
+                kind: RejectKind::Skipped,
+                source_key,
+                ..
+            } => {
+                seen.insert(source_key);
+                continue;
+            }
             Selected::Take { info, target_key } => (info.key.clone(), target_key, Some(info)),
             Selected::Reject {
                 source_key,

@@ -15,6 +15,9 @@ pub struct Selection {
     pub key_template: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// `--copy-links`: links out of a local source tree were followed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub copy_links: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

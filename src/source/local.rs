@@ -1,6 +1,8 @@
 //! A local directory as a source. Walks the tree on a blocking thread (sorted by name, so
-//! the order is stable), follows symlinks like `aws s3 sync` does, and reports symlink
-//! loops, broken links and unreadable entries as failed items instead of stopping.
+//! the order is stable) and follows symlinks inside it like `aws s3 sync` does; a link
+//! that leaves the tree is skipped (recorded) unless `--copy-links`, and so are FIFOs,
+//! sockets and devices. Symlink loops, broken links and unreadable entries are failed
+//! items, not a stopped walk. The rehearsal target and the manifest are never read.
 
 use std::path::{Path, PathBuf};
 
@@ -16,11 +18,27 @@ use crate::object::{channel_stream, fused, ByteRange, ByteStream};
 
 pub struct LocalSource {
     root: PathBuf,
+    rules: WalkRules,
+}
+
+/// What the walk may follow and must leave out.
+#[derive(Debug, Clone, Default)]
+pub struct WalkRules {
+    /// Follow symlinks that leave the source tree (`--copy-links`); links inside it are
+    /// always followed.
+    pub copy_links: bool,
+    /// Paths never read as source even when inside it: the rehearsal target, the
+    /// manifest and its lock.
+    pub excluded: Vec<PathBuf>,
 }
 
 impl LocalSource {
     pub fn new(root: PathBuf) -> LocalSource {
-        LocalSource { root }
+        LocalSource::with_rules(root, WalkRules::default())
+    }
+
+    pub fn with_rules(root: PathBuf, rules: WalkRules) -> LocalSource {
+        LocalSource { root, rules }
     }
 
     fn path_of(&self, key: &str) -> PathBuf {
@@ -44,76 +62,54 @@ pub fn local_version(size: u64, modified: Option<time::OffsetDateTime>) -> Strin
     format!("{size}:{ns}")
 }
 
-fn walk(root: PathBuf, tx: tokio::sync::mpsc::Sender<Result<ListItem, StoreError>>) {
-    let walker = walkdir::WalkDir::new(&root)
+/// What the walk found at one entry, before it becomes a list item.
+enum Found {
+    Item(ListItem),
+    /// Not part of the source: left out without a record.
+    Leave,
+    /// A directory not to descend into, with the item that says why (if any).
+    Prune(Option<ListItem>),
+}
+
+fn walk(
+    root: PathBuf,
+    rules: WalkRules,
+    tx: tokio::sync::mpsc::Sender<Result<ListItem, StoreError>>,
+) {
+    let inside = std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
+    let excluded: Vec<PathBuf> = rules
+        .excluded
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    let mut walker = walkdir::WalkDir::new(&root)
         .follow_links(true)
-        .sort_by_file_name();
-    for entry in walker {
-        let item = match entry {
-            Ok(entry) if entry.file_type().is_file() => {
-                let key = key_of(&root, entry.path());
-                if key.contains('\u{FFFD}') && entry.path().to_str().is_none() {
-                    ListItem::Unreadable {
-                        key,
-                        problem: Problem::BadName,
-                        reason: "file name is not valid UTF-8; R2 keys must be UTF-8: rename it"
-                            .into(),
-                    }
-                } else {
-                    match entry.metadata() {
-                        Ok(md) => {
-                            let mut info = ObjectInfo::new(key.clone(), md.len());
-                            info.modified = md.modified().ok().map(time::OffsetDateTime::from);
-                            info.version = Some(local_version(md.len(), info.modified));
-                            info.meta.content_type = mime_guess::from_path(entry.path())
-                                .first()
-                                .map(|m| m.essence_str().to_string());
-                            ListItem::Object(info)
-                        }
-                        Err(e) => ListItem::Unreadable {
-                            key,
-                            problem: Problem::CannotRead,
-                            reason: format!("cannot read file metadata: {e}"),
-                        },
-                    }
-                }
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(entry) = walker.next() {
+        let found = match entry {
+            Ok(entry) => look_at(&root, &inside, &rules, &excluded, &entry),
+            Err(err) if err.depth() == 0 => {
+                let msg = format!(
+                    "source directory {} cannot be read: {}",
+                    root.display(),
+                    err.io_error()
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| err.to_string())
+                );
+                let _ = tx.blocking_send(Err(StoreError::Fatal(msg)));
+                return;
             }
-            Ok(_) => continue, // directories, sockets, fifos
-            Err(err) => {
-                let path = err
-                    .path()
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|| root.clone());
-                if err.depth() == 0 {
-                    let msg = format!(
-                        "source directory {} cannot be read: {}",
-                        root.display(),
-                        err.io_error()
-                            .map(|e| e.to_string())
-                            .unwrap_or_else(|| err.to_string())
-                    );
-                    let _ = tx.blocking_send(Err(StoreError::Fatal(msg)));
-                    return;
-                }
-                let reason = if let Some(ancestor) = err.loop_ancestor() {
-                    format!(
-                        "symlink loop: points back to {}; remove the link or exclude it",
-                        ancestor.display()
-                    )
-                } else if path.is_symlink() && !path.exists() {
-                    "broken symlink: its target does not exist".to_string()
-                } else {
-                    format!(
-                        "cannot read: {}; check its permissions",
-                        err.io_error()
-                            .map(|e| e.to_string())
-                            .unwrap_or_else(|| err.to_string())
-                    )
-                };
-                ListItem::Unreadable {
-                    key: key_of(&root, &path),
-                    problem: Problem::CannotRead,
-                    reason,
+            Err(err) => Found::Item(walk_error(&root, &err)),
+        };
+        let item = match found {
+            Found::Item(item) => item,
+            Found::Leave => continue,
+            Found::Prune(item) => {
+                walker.skip_current_dir();
+                match item {
+                    Some(item) => item,
+                    None => continue,
                 }
             }
         };
@@ -123,12 +119,133 @@ fn walk(root: PathBuf, tx: tokio::sync::mpsc::Sender<Result<ListItem, StoreError
     }
 }
 
+/// One entry of the walk: a file to list, a link or special file to skip (recorded),
+/// or something that is not part of the source.
+fn look_at(
+    root: &Path,
+    inside: &Path,
+    rules: &WalkRules,
+    excluded: &[PathBuf],
+    entry: &walkdir::DirEntry,
+) -> Found {
+    let is_dir = entry.file_type().is_dir();
+    let real = std::fs::canonicalize(entry.path()).ok();
+    if real
+        .as_ref()
+        .is_some_and(|r| excluded.iter().any(|x| r.starts_with(x)))
+    {
+        return if is_dir {
+            Found::Prune(None)
+        } else {
+            Found::Leave
+        };
+    }
+    let key = key_of(root, entry.path());
+    if entry.path_is_symlink() && !rules.copy_links {
+        if let Some(real) = real.filter(|r| !r.starts_with(inside)) {
+            let skipped = ListItem::Skipped {
+                key,
+                reason: format!(
+                    "a symbolic link to {}, outside the source tree: not followed (pass --copy-links to copy what it points to)",
+                    real.display()
+                ),
+            };
+            return if is_dir {
+                Found::Prune(Some(skipped))
+            } else {
+                Found::Item(skipped)
+            };
+        }
+    }
+    if is_dir {
+        return Found::Leave;
+    }
+    if !entry.file_type().is_file() {
+        return Found::Item(ListItem::Skipped {
+            key,
+            reason: format!(
+                "not a regular file ({}); left out",
+                special_kind(entry.file_type())
+            ),
+        });
+    }
+    Found::Item(file_item(key, entry))
+}
+
+fn special_kind(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a file or a directory"
+    }
+}
+
+fn file_item(key: String, entry: &walkdir::DirEntry) -> ListItem {
+    if key.contains('\u{FFFD}') && entry.path().to_str().is_none() {
+        return ListItem::Unreadable {
+            key,
+            problem: Problem::BadName,
+            reason: "file name is not valid UTF-8; R2 keys must be UTF-8: rename it".into(),
+        };
+    }
+    match entry.metadata() {
+        Ok(md) => {
+            let mut info = ObjectInfo::new(key, md.len());
+            info.modified = md.modified().ok().map(time::OffsetDateTime::from);
+            info.version = Some(local_version(md.len(), info.modified));
+            info.meta.content_type = mime_guess::from_path(entry.path())
+                .first()
+                .map(|m| m.essence_str().to_string());
+            ListItem::Object(info)
+        }
+        Err(e) => ListItem::Unreadable {
+            key,
+            problem: Problem::CannotRead,
+            reason: format!("cannot read file metadata: {e}"),
+        },
+    }
+}
+
+/// A walk error below the root: a symlink loop, a broken link, or an entry it could
+/// not read — each a failed item with the reason.
+fn walk_error(root: &Path, err: &walkdir::Error) -> ListItem {
+    let path = err
+        .path()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| root.to_path_buf());
+    let reason = if let Some(ancestor) = err.loop_ancestor() {
+        format!(
+            "symlink loop: points back to {}; remove the link or exclude it",
+            ancestor.display()
+        )
+    } else if path.is_symlink() && !path.exists() {
+        "broken symlink: its target does not exist".to_string()
+    } else {
+        format!(
+            "cannot read: {}; check its permissions",
+            err.io_error()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| err.to_string())
+        )
+    };
+    ListItem::Unreadable {
+        key: key_of(root, &path),
+        problem: Problem::CannotRead,
+        reason,
+    }
+}
+
 #[async_trait]
 impl Source for LocalSource {
     fn list(&self) -> BoxStream<'_, Result<ListItem, StoreError>> {
         let (tx, rx) = tokio::sync::mpsc::channel(256);
-        let root = self.root.clone();
-        tokio::task::spawn_blocking(move || walk(root, tx));
+        let (root, rules) = (self.root.clone(), self.rules.clone());
+        tokio::task::spawn_blocking(move || walk(root, rules, tx));
         channel_stream(rx)
     }
 

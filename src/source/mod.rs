@@ -94,6 +94,12 @@ pub enum ListItem {
         /// In words, for the manifest: what is wrong and what to do.
         reason: String,
     },
+    /// An item deliberately not copied (a link out of the tree, a FIFO): recorded
+    /// `skipped` with the reason; the exit code is unaffected.
+    Skipped {
+        key: String,
+        reason: String,
+    },
 }
 
 /// Why a listed item cannot be copied: typed, so `plan` counts rows by kind without
@@ -153,6 +159,8 @@ pub struct SourceOptions {
     pub allow_http: bool,
     /// A sqlite:// source's table and columns.
     pub sqlite: Option<sqlite::SqliteSettings>,
+    /// A local source: which links to follow, which paths to leave out.
+    pub walk: local::WalkRules,
 }
 
 /// Builds the source a location names.
@@ -163,7 +171,10 @@ pub async fn open(
 ) -> anyhow::Result<Box<dyn Source>> {
     use crate::location::Location;
     match loc {
-        Location::Local { root } => Ok(Box::new(local::LocalSource::new(root.clone()))),
+        Location::Local { root } => Ok(Box::new(local::LocalSource::with_rules(
+            root.clone(),
+            opts.walk.clone(),
+        ))),
         Location::S3 { bucket, prefix } => Ok(Box::new(
             s3::S3Source::new(bucket, prefix, opts, pacer).await?,
         )),

@@ -38,7 +38,9 @@ pub async fn check_items(source: &dyn Source, want: Vec<(String, Vec<u8>)>) {
             .iter()
             .map(|i| match i {
                 ListItem::Object(o) => o.key.clone(),
-                ListItem::Unreadable { key, reason, .. } => panic!("{key} unreadable: {reason}"),
+                ListItem::Unreadable { key, reason, .. } | ListItem::Skipped { key, reason } => {
+                    panic!("{key} not listed as an object: {reason}")
+                }
             })
             .collect()
     };
@@ -57,7 +59,7 @@ pub async fn check_items(source: &dyn Source, want: Vec<(String, Vec<u8>)>) {
             .iter()
             .map(|i| match i {
                 ListItem::Object(o) => o.version.clone(),
-                ListItem::Unreadable { .. } => None,
+                ListItem::Unreadable { .. } | ListItem::Skipped { .. } => None,
             })
             .collect()
     };

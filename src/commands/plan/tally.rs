@@ -68,6 +68,8 @@ pub(super) struct Counts {
     pub collisions: u64,
     pub unreadable: u64,
     pub unstorable: u64,
+    /// Left out on purpose (links out of the tree, special files): exit unaffected.
+    pub skipped: u64,
     pub excluded: u64,
     /// Selected objects by the source's storage class (sources that have one).
     pub by_storage_class: BTreeMap<String, ClassTotal>,
@@ -94,6 +96,7 @@ pub(super) struct Lists {
     pub collisions: Vec<Item>,
     pub unreadable: Vec<Item>,
     pub unstorable: Vec<Item>,
+    pub skipped: Vec<Item>,
 }
 
 pub(super) struct PlanTally {
@@ -142,6 +145,7 @@ impl PlanTally {
                 self.lists.unreadable.push(item)
             }
             RejectKind::Unstorable => self.lists.unstorable.push(item),
+            RejectKind::Skipped => self.lists.skipped.push(item),
         }
     }
 
@@ -239,6 +243,7 @@ impl PlanTally {
         c.collisions = l.collisions.len() as u64;
         c.unreadable = l.unreadable.len() as u64;
         c.unstorable = l.unstorable.len() as u64;
+        c.skipped = l.skipped.len() as u64;
         if self.is_sqlite {
             self.rows.rows = self.rows.decodable + l.unreadable.len() as u64;
         }

@@ -36,8 +36,8 @@ impl PlanTally {
             c.already_verified
         ));
         out.say(&format!(
-            "  conflicts {}, collisions {}, unreadable {}, keys R2 cannot store {}",
-            c.conflicts, c.collisions, c.unreadable, c.unstorable
+            "  conflicts {}, collisions {}, unreadable {}, keys R2 cannot store {}, skipped {}",
+            c.conflicts, c.collisions, c.unreadable, c.unstorable, c.skipped
         ));
         let cost = estimate(c.selected_bytes, &self.ops);
         out.say(&format!(
@@ -98,6 +98,7 @@ impl PlanTally {
             ("collision", &l.collisions),
             ("unreadable", &l.unreadable),
             ("unstorable", &l.unstorable),
+            ("skipped", &l.skipped),
         ] {
             for i in list.iter() {
                 out.say(&format!(
@@ -124,6 +125,7 @@ impl PlanTally {
             "collisions": l.collisions,
             "unreadable": l.unreadable,
             "unstorable": l.unstorable,
+            "skipped": l.skipped,
             "estimate": estimate(self.counts.selected_bytes, &self.ops),
             "delta": (!previous.records.is_empty()).then_some(&self.delta),
             "changed_at_source": l.changed,

@@ -23,7 +23,9 @@ use super::{open_stores, Output, Stores, TargetIndex};
 use crate::config::CopyConfig;
 use crate::error::{Exit, Interrupted, StoreError};
 use crate::manifest::lock::ManifestLock;
-use crate::manifest::{now_rfc3339, Header, ManifestWriter, ObjectRecord, SourceDeleted, VERSION};
+use crate::manifest::{
+    now_rfc3339, Header, ManifestWriter, ObjectRecord, Selection, SourceDeleted, VERSION,
+};
 use crate::progress::Progress;
 use crate::selection::Selector;
 use crate::source::sqlite::RowRef;
@@ -163,7 +165,10 @@ async fn open(cfg: &CopyConfig, out: &Output) -> anyhow::Result<Opened> {
         source: cfg.source.canonical(),
         target: cfg.target.canonical(),
         started_at: now_rfc3339(),
-        selection: selector.describe(),
+        selection: Selection {
+            copy_links: cfg.copy_links,
+            ..selector.describe()
+        },
         command: Some("run".into()),
         sqlite: cfg.sqlite.clone(),
     };

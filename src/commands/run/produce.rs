@@ -15,7 +15,7 @@ use super::previous::{already_done, deleted_at_source, Previous};
 use super::{Msg, RunState};
 use crate::commands::TargetIndex;
 use crate::manifest::{ObjectRecord, Status};
-use crate::selection::{Selected, Selector};
+use crate::selection::{RejectKind, Selected, Selector};
 use crate::source::{ObjectInfo, Source};
 use crate::transfer::{Copier, WorkItem};
 
@@ -97,14 +97,18 @@ impl Producer {
         match selected {
             Selected::Excluded => None,
             Selected::Reject {
+                kind,
                 source_key,
                 target_key,
                 size,
                 reason,
-                ..
             } => {
-                let mut rec = ObjectRecord::new(&source_key, &target_key, size, Status::Failed)
-                    .with_error(reason);
+                let status = match kind {
+                    RejectKind::Skipped => Status::Skipped,
+                    _ => Status::Failed,
+                };
+                let mut rec =
+                    ObjectRecord::new(&source_key, &target_key, size, status).with_error(reason);
                 rec.run_id = Some(self.run_id.clone());
                 let _ = self.records.send(Msg::Record(rec, None)).await;
                 None
