@@ -357,16 +357,24 @@ async fn source_errors_are_fatal_with_one_message() {
     )
     .unwrap();
     let home = tempfile::tempdir().unwrap();
-    let err = fatal(
-        r2migrate_to(p.work.path(), &p.r2)
-            .env("HOME", home.path())
-            .env("GOOGLE_APPLICATION_CREDENTIALS", &key_file),
-    );
-    assert!(err.contains("GOOGLE_APPLICATION_CREDENTIALS"), "{err}");
-    assert!(
-        !err.contains("Tm90QVJlYWxLZXlEb05vdExvZw"),
-        "the key leaked: {err}"
-    );
+    // At every log level, the SDKs' debug output included: the failing token request must
+    // not carry the key into a log line.
+    for verbosity in [None, Some("-vvv")] {
+        let mut cmd = r2migrate_to(p.work.path(), &p.r2);
+        cmd.env("HOME", home.path())
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &key_file);
+        if let Some(v) = verbosity {
+            cmd.arg(v);
+        }
+        let err = fatal(&mut cmd);
+        assert!(err.contains("GOOGLE_APPLICATION_CREDENTIALS"), "{err}");
+        for part in ["Tm90QVJlYWxLZXlEb05vdExvZw", "BEGIN PRIVATE KEY"] {
+            assert!(
+                !err.contains(part),
+                "the key leaked at {verbosity:?}: {err}"
+            );
+        }
+    }
 
     // No credentials anywhere: no key file, no gcloud login, no metadata server.
     let err = fatal(r2migrate_to(p.work.path(), &p.r2).env("HOME", home.path()));

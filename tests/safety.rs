@@ -189,3 +189,65 @@ fn a_second_interrupt_exits_at_once_leaving_a_readable_manifest() {
     assert_exit(&out, 0);
     assert_eq!(json_of(&out)["counts"]["copied"], 1);
 }
+
+#[test]
+fn a_rollback_killed_halfway_finishes_when_run_again_and_keeps_what_changed() {
+    let r2 = S3Server::start();
+    r2.create_bucket("media");
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..30 {
+        write(
+            src.path(),
+            &format!("f{i:02}.txt"),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    let work = tempfile::tempdir().unwrap();
+    let out = r2migrate_to(work.path(), &r2)
+        .args(["run", "--from"])
+        .arg(src.path())
+        .args(["--to", "r2://media/"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // The application changed one object after the migration: rollback must keep it.
+    rt.block_on(put_bytes(
+        &r2.client(),
+        "media",
+        "f29.txt",
+        b"changed by the app",
+    ));
+    let keys = || rt.block_on(list_keys(&r2.client(), "media", ""));
+
+    let first = Command::new(assert_cmd::cargo::cargo_bin("r2migrate"))
+        .current_dir(work.path())
+        .env("R2_ENDPOINT_URL", r2.endpoint())
+        .env("R2_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("R2_SECRET_ACCESS_KEY", SECRET_KEY)
+        .args(["rollback", "--yes", "--max-rate", "6", "--concurrency", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("a few deletes", || keys().len() <= 25);
+    signal(&first, "KILL");
+    let mut first = first;
+    first.wait().unwrap();
+    let left = keys().len();
+    assert!(left > 1 && left < 30, "{left} left when killed");
+
+    // Run again: the stale lock is taken over and the job finished; the changed one stays.
+    let out = r2migrate_to(work.path(), &r2)
+        .args(["rollback", "--yes", "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stale lock"));
+    assert_eq!(json_of(&out)["kept"], 1);
+    assert_eq!(keys(), vec!["f29.txt".to_string()]);
+    assert_eq!(
+        rt.block_on(get_bytes(&r2.client(), "media", "f29.txt")),
+        b"changed by the app"
+    );
+}
