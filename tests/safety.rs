@@ -53,6 +53,21 @@ fn signal(child: &Child, name: &str) {
         .unwrap();
 }
 
+/// A server playing R2 with an empty `media` bucket, and a source of `n` small files.
+fn r2_and_files(n: usize) -> (S3Server, tempfile::TempDir) {
+    let r2 = S3Server::start();
+    r2.create_bucket("media");
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..n {
+        write(
+            src.path(),
+            &format!("f{i:02}.txt"),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    (r2, src)
+}
+
 fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
@@ -60,16 +75,7 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn a_second_writer_is_refused_naming_the_holder_and_sigterm_stops_the_first() {
-    let r2 = S3Server::start();
-    r2.create_bucket("media");
-    let src = tempfile::tempdir().unwrap();
-    for i in 0..40 {
-        write(
-            src.path(),
-            &format!("f{i:02}.txt"),
-            format!("file {i}").as_bytes(),
-        );
-    }
+    let (r2, src) = r2_and_files(40);
     let work = tempfile::tempdir().unwrap();
     let manifest = work.path().join("r2migrate-manifest.jsonl");
     let lock = work.path().join("r2migrate-manifest.jsonl.lock");
@@ -111,12 +117,7 @@ fn a_second_writer_is_refused_naming_the_holder_and_sigterm_stops_the_first() {
     assert!((2..40).contains(&recorded), "recorded {recorded}");
 
     // Resume finishes the job; every object is recorded once as copied.
-    let out = r2migrate_to(work.path(), &r2)
-        .args(["run", "--json", "--from"])
-        .arg(src.path())
-        .args(["--to", "r2://media/"])
-        .output()
-        .unwrap();
+    let out = run_to_r2(work.path(), &r2, src.path(), "r2://media/");
     assert_exit(&out, 0);
     let doc = json_of(&out);
     assert_eq!(
@@ -192,23 +193,9 @@ fn a_second_interrupt_exits_at_once_leaving_a_readable_manifest() {
 
 #[test]
 fn a_rollback_killed_halfway_finishes_when_run_again_and_keeps_what_changed() {
-    let r2 = S3Server::start();
-    r2.create_bucket("media");
-    let src = tempfile::tempdir().unwrap();
-    for i in 0..30 {
-        write(
-            src.path(),
-            &format!("f{i:02}.txt"),
-            format!("file {i}").as_bytes(),
-        );
-    }
+    let (r2, src) = r2_and_files(30);
     let work = tempfile::tempdir().unwrap();
-    let out = r2migrate_to(work.path(), &r2)
-        .args(["run", "--from"])
-        .arg(src.path())
-        .args(["--to", "r2://media/"])
-        .output()
-        .unwrap();
+    let out = run_to_r2(work.path(), &r2, src.path(), "r2://media/");
     assert_exit(&out, 0);
     let rt = tokio::runtime::Runtime::new().unwrap();
     // The application changed one object after the migration: rollback must keep it.

@@ -14,12 +14,7 @@ fn migrated(r2: &S3Server) -> tempfile::TempDir {
         write(src.path(), k, k.as_bytes());
     }
     let work = tempfile::tempdir().unwrap();
-    let out = r2migrate_to(work.path(), r2)
-        .args(["run", "--from"])
-        .arg(src.path())
-        .args(["--to", "r2://media/"])
-        .output()
-        .unwrap();
+    let out = run_to_r2(work.path(), r2, src.path(), "r2://media/");
     assert_exit(&out, 0);
     work
 }

@@ -501,6 +501,16 @@ pub fn r2migrate_to(cwd: &Path, r2: &S3Server) -> assert_cmd::Command {
     cmd
 }
 
+/// `run --json` from a local directory into `to` on the server playing R2.
+pub fn run_to_r2(cwd: &Path, r2: &S3Server, src: &Path, to: &str) -> std::process::Output {
+    r2migrate_to(cwd, r2)
+        .args(["run", "--json", "--from"])
+        .arg(src)
+        .args(["--to", to])
+        .output()
+        .unwrap()
+}
+
 /// Asserts the binary's exit code, showing what it said on stderr when it differs.
 pub fn assert_exit(output: &std::process::Output, code: i32) {
     assert_eq!(
