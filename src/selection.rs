@@ -31,13 +31,32 @@ pub enum Selected {
         info: ObjectInfo,
         target_key: String,
     },
-    Reject {
-        kind: RejectKind,
-        source_key: String,
-        target_key: String,
-        size: u64,
-        reason: String,
-    },
+    Reject(Rejected),
+}
+
+/// A source item the selection refuses, and why; it is recorded, never copied.
+#[derive(Debug)]
+pub struct Rejected {
+    pub kind: RejectKind,
+    pub source_key: String,
+    pub target_key: String,
+    pub size: u64,
+    pub reason: String,
+}
+
+impl Rejected {
+    /// Its manifest record: `skipped` when left out on purpose, else `failed`.
+    pub fn record(self, run_id: &str) -> crate::manifest::ObjectRecord {
+        use crate::manifest::{ObjectRecord, Status};
+        let status = match self.kind {
+            RejectKind::Skipped => Status::Skipped,
+            _ => Status::Failed,
+        };
+        let mut rec = ObjectRecord::new(&self.source_key, &self.target_key, self.size, status)
+            .with_error(self.reason);
+        rec.run_id = Some(run_id.to_string());
+        rec
+    }
 }
 
 pub struct Selector {
@@ -82,13 +101,13 @@ impl Selector {
             return Selected::Excluded;
         }
         let target_key = self.keymap.target_key(&key, &BTreeMap::new());
-        Selected::Reject {
+        Selected::Reject(Rejected {
             kind,
             source_key: key,
             target_key,
             size: 0,
             reason,
-        }
+        })
     }
 
     pub fn select(&mut self, item: ListItem) -> Selected {
@@ -107,12 +126,14 @@ impl Selector {
             return Selected::Excluded;
         }
         let target_key = self.keymap.target_key(&info.key, &template_values(&info));
-        let reject = |kind, reason: String| Selected::Reject {
-            kind,
-            source_key: info.key.clone(),
-            target_key: target_key.clone(),
-            size: info.size,
-            reason,
+        let reject = |kind, reason: String| {
+            Selected::Reject(Rejected {
+                kind,
+                source_key: info.key.clone(),
+                target_key: target_key.clone(),
+                size: info.size,
+                reason,
+            })
         };
         if let Some(reason) = unstorable(&target_key) {
             return reject(RejectKind::Unstorable, reason);
@@ -167,11 +188,11 @@ mod tests {
             Selected::Take { .. }
         ));
         match take(&mut sel, "cafe\u{301}.jpg") {
-            Selected::Reject {
+            Selected::Reject(Rejected {
                 kind: RejectKind::Collision,
                 reason,
                 ..
-            } => assert!(reason.contains("caf\u{e9}.jpg")),
+            }) => assert!(reason.contains("caf\u{e9}.jpg")),
             other => panic!("{other:?}"),
         }
     }
@@ -182,10 +203,10 @@ mod tests {
         assert!(matches!(take(&mut sel, "a/x.jpg"), Selected::Take { .. }));
         assert!(matches!(
             take(&mut sel, "b/x.jpg"),
-            Selected::Reject {
+            Selected::Reject(Rejected {
                 kind: RejectKind::Collision,
                 ..
-            }
+            })
         ));
     }
 
@@ -194,19 +215,19 @@ mod tests {
         let mut sel = Selector::new(open(), None, "", None);
         assert!(matches!(
             take(&mut sel, &"k".repeat(1100)),
-            Selected::Reject {
+            Selected::Reject(Rejected {
                 kind: RejectKind::Unstorable,
                 ..
-            }
+            })
         ));
         let mut info = ObjectInfo::new("m", 1);
         info.meta.custom.insert("big".into(), "v".repeat(9000));
         assert!(matches!(
             sel.select(ListItem::Object(info)),
-            Selected::Reject {
+            Selected::Reject(Rejected {
                 kind: RejectKind::Unstorable,
                 ..
-            }
+            })
         ));
     }
 

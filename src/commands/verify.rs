@@ -228,20 +228,12 @@ async fn against_source(
         let (key, target_key, info) = match selector.select(item) {
             Selected::Excluded => continue,
             // Left out on purpose: its `skipped` record says so; not a gap.
-            Selected::Reject {
-                kind: RejectKind::Skipped,
-                source_key,
-                ..
-            } => {
-                seen.insert(source_key);
+            Selected::Reject(r) if r.kind == RejectKind::Skipped => {
+                seen.insert(r.source_key);
                 continue;
             }
             Selected::Take { info, target_key } => (info.key.clone(), target_key, Some(info)),
-            Selected::Reject {
-                source_key,
-                target_key,
-                ..
-            } => (source_key, target_key, None),
+            Selected::Reject(r) => (r.source_key, r.target_key, None),
         };
         seen.insert(key.clone());
         let recorded = by_key.get(key.as_str()).filter(|r| r.status.is_verified());

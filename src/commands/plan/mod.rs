@@ -78,15 +78,12 @@ async fn walk(
         let item = item.map_err(|e| anyhow::Error::new(e.context("listing the source")))?;
         match selector.select(item) {
             Selected::Excluded => tally.counts.excluded += 1,
-            Selected::Reject {
-                kind,
-                source_key,
-                target_key,
-                size,
-                reason,
-            } => {
-                seen.insert(source_key.clone());
-                tally.rejected(kind, Item::new(source_key, target_key, size, reason));
+            Selected::Reject(r) => {
+                seen.insert(r.source_key.clone());
+                tally.rejected(
+                    r.kind,
+                    Item::new(r.source_key, r.target_key, r.size, r.reason),
+                );
             }
             Selected::Take { info, target_key } => {
                 seen.insert(info.key.clone());

@@ -14,8 +14,8 @@ use tokio::task::JoinSet;
 use super::previous::{already_done, deleted_at_source, Previous};
 use super::{Msg, RunState};
 use crate::commands::TargetIndex;
-use crate::manifest::{ObjectRecord, Status};
-use crate::selection::{RejectKind, Selected, Selector};
+use crate::manifest::Status;
+use crate::selection::{Selected, Selector};
 use crate::source::{ObjectInfo, Source};
 use crate::transfer::{Copier, WorkItem};
 
@@ -88,7 +88,7 @@ impl Producer {
         let kept = match &selected {
             Selected::Excluded => None,
             Selected::Take { info, .. } => Some(&info.key),
-            Selected::Reject { source_key, .. } => Some(source_key),
+            Selected::Reject(r) => Some(&r.source_key),
         };
         if let Some(key) = kept {
             seen.insert(key.clone());
@@ -96,20 +96,8 @@ impl Producer {
         }
         match selected {
             Selected::Excluded => None,
-            Selected::Reject {
-                kind,
-                source_key,
-                target_key,
-                size,
-                reason,
-            } => {
-                let status = match kind {
-                    RejectKind::Skipped => Status::Skipped,
-                    _ => Status::Failed,
-                };
-                let mut rec =
-                    ObjectRecord::new(&source_key, &target_key, size, status).with_error(reason);
-                rec.run_id = Some(self.run_id.clone());
+            Selected::Reject(rejected) => {
+                let rec = rejected.record(&self.run_id);
                 let _ = self.records.send(Msg::Record(rec, None)).await;
                 None
             }
