@@ -112,3 +112,36 @@ fn copy_links_follows_a_link_out_of_the_tree() {
         b"outside the tree"
     );
 }
+
+#[test]
+fn an_empty_source_or_one_the_filters_empty_warns_and_exits_0() {
+    let src = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    for command in ["plan", "run"] {
+        let out = r2migrate(work.path())
+            .args([command, "--from"])
+            .arg(src.path())
+            .args(["--to", "./rehearsal"])
+            .output()
+            .unwrap();
+        assert_exit(&out, 0);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("nothing to migrate") && err.contains("check the URL"),
+            "{command}: {err}"
+        );
+    }
+    write(src.path(), "a.txt", b"a");
+    let out = r2migrate(work.path())
+        .args(["plan", "--include", "*.jpg", "--from"])
+        .arg(src.path())
+        .args(["--to", "./rehearsal"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the filters and shard leave none of the 1 listed"),
+        "{err}"
+    );
+}

@@ -21,6 +21,17 @@ impl PlanTally {
             human_bytes(c.selected_bytes),
             c.excluded
         ));
+        if c.selected == 0 {
+            let why = if c.excluded == 0 {
+                "the source lists no object under its prefix; check the URL (a prefix names a folder: s3://bucket/photos/)".to_string()
+            } else {
+                format!(
+                    "the filters and shard leave none of the {} listed",
+                    c.excluded
+                )
+            };
+            out.warn(&format!("  warning: nothing to migrate: {why}"));
+        }
         for (class, t) in &c.by_storage_class {
             out.say(&format!(
                 "    storage class {class}: {} objects, {}",

@@ -66,6 +66,12 @@ impl Summary<'_> {
         out.say(&format!(
             "  listed {listed}, recorded {recorded} (this run, or verified by an earlier one)"
         ));
+        if listed == 0 {
+            out.warn(&format!(
+                "  warning: nothing to migrate: {} lists no object the filters and shard keep; check the URL (a prefix names a folder: s3://bucket/photos/)",
+                cfg.source
+            ));
+        }
         if listed != recorded {
             out.warn(&format!(
                 "  internal error: {listed} objects were listed but {recorded} recorded; the run is not complete — re-run to resume, and report this bug"
