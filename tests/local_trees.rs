@@ -19,12 +19,7 @@ fn record<'a>(records: &'a [serde_json::Value], key: &str) -> &'a serde_json::Va
 }
 
 fn run_in(src: &Path, extra: &[&str]) -> std::process::Output {
-    r2migrate(src)
-        .args(["run", "--json", "--from", "."])
-        .args(["--to", "./rehearsal"])
-        .args(extra)
-        .output()
-        .unwrap()
+    to_rehearsal(src, &[&["run", "--json"], extra].concat(), Path::new("."))
 }
 
 #[test]
@@ -118,12 +113,7 @@ fn an_empty_source_or_one_the_filters_empty_warns_and_exits_0() {
     let src = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     for command in ["plan", "run"] {
-        let out = r2migrate(work.path())
-            .args([command, "--from"])
-            .arg(src.path())
-            .args(["--to", "./rehearsal"])
-            .output()
-            .unwrap();
+        let out = to_rehearsal(work.path(), &[command], src.path());
         assert_exit(&out, 0);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -132,12 +122,7 @@ fn an_empty_source_or_one_the_filters_empty_warns_and_exits_0() {
         );
     }
     write(src.path(), "a.txt", b"a");
-    let out = r2migrate(work.path())
-        .args(["plan", "--include", "*.jpg", "--from"])
-        .arg(src.path())
-        .args(["--to", "./rehearsal"])
-        .output()
-        .unwrap();
+    let out = to_rehearsal(work.path(), &["plan", "--include", "*.jpg"], src.path());
     assert_exit(&out, 0);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

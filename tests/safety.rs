@@ -143,12 +143,7 @@ fn a_stale_lock_is_taken_over_with_a_warning() {
         ),
     )
     .unwrap();
-    let out = r2migrate(work.path())
-        .args(["run", "--from"])
-        .arg(src.path())
-        .args(["--to", "./rehearsal"])
-        .output()
-        .unwrap();
+    let out = to_rehearsal(work.path(), &["run"], src.path());
     assert_exit(&out, 0);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -501,6 +501,17 @@ pub fn r2migrate_to(cwd: &Path, r2: &S3Server) -> assert_cmd::Command {
     cmd
 }
 
+/// `args` (a command and its flags) from `src` into `./rehearsal`, a local target.
+pub fn to_rehearsal(cwd: &Path, args: &[&str], src: &Path) -> std::process::Output {
+    r2migrate(cwd)
+        .args(args)
+        .arg("--from")
+        .arg(src)
+        .args(["--to", "./rehearsal"])
+        .output()
+        .unwrap()
+}
+
 /// `run --json` from a local directory into `to` on the server playing R2.
 pub fn run_to_r2(cwd: &Path, r2: &S3Server, src: &Path, to: &str) -> std::process::Output {
     r2migrate_to(cwd, r2)
