@@ -151,7 +151,7 @@ pub async fn verify(args: VerifyConfig, out: Output) -> anyhow::Result<Exit> {
     let mut problems = check_target(target.as_ref(), to_check, &args, &in_flight).await?;
     problems.sort_by(|a, b| a.source_key.cmp(&b.source_key));
     let source_gaps = if args.against_source {
-        against_source(&args, &header, target.as_ref(), &records).await?
+        against_source(&args, &header, (target.as_ref(), &target_loc), &records).await?
     } else {
         Vec::new()
     };
@@ -206,12 +206,11 @@ async fn check_target(
 async fn against_source(
     args: &VerifyConfig,
     header: &Header,
-    target: &dyn Target,
+    (target, target_loc): (&dyn Target, &Location),
     records: &[ObjectRecord],
 ) -> anyhow::Result<Vec<Problem>> {
     let source_loc = Location::parse(&header.source, Role::Source)?;
-    let target_loc = Location::parse(&header.target, Role::Target)?;
-    let walk = walk_rules(&target_loc, &args.manifests, header.selection.copy_links);
+    let walk = walk_rules(target_loc, &args.manifests, header.selection.copy_links);
     let (source, _) = open_source(&source_loc, &args.stores, header.sqlite.clone(), walk).await?;
     source.check_access().await.map_err(anyhow::Error::new)?;
     let index = TargetIndex::build(target)

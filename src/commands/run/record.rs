@@ -31,20 +31,14 @@ pub(super) struct RowWriter {
 impl RowWriter {
     pub fn start(cfg: &CopyConfig, run_id: &str) -> RowWriter {
         let (answer_tx, answers) = mpsc::channel(256);
-        let (Location::Sqlite { path }, Some(s)) = (&cfg.source, &cfg.sqlite) else {
+        let sqlite = cfg.sqlite.as_ref().filter(|s| s.write_back.is_some());
+        let (Location::Sqlite { path }, Some(s)) = (&cfg.source, sqlite) else {
             return RowWriter {
                 jobs: None,
                 answers,
                 db_backup: None,
             };
         };
-        if s.write_back.is_none() {
-            return RowWriter {
-                jobs: None,
-                answers,
-                db_backup: None,
-            };
-        }
         let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
         let db_backup = (!cfg.no_db_backup).then(|| backup_path(path, run_id));
         let writer = Writer {
