@@ -290,12 +290,15 @@ async fn on_conflict_overwrite_backs_up_and_rollback_restores() {
         .unwrap();
     assert_eq!(last_c["status"], "kept");
 
-    // Resumable: a second rollback has nothing left to do but the kept object.
+    // Resumable: a second rollback has nothing left to do but the kept object, which it
+    // still reports (and exits 1 for), however the first one ended.
     let again = r2migrate_to(work.path(), &r2)
         .args(["rollback", "--yes", "--json"])
         .output()
         .unwrap();
+    assert_eq!(again.status.code(), Some(1));
     assert_eq!(json_of(&again)["rolled_back"], 0);
+    assert_eq!(json_of(&again)["kept"], 1);
 }
 
 #[tokio::test]

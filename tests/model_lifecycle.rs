@@ -568,10 +568,13 @@ async fn run_case(kind: Kind, seed: u64, r2: Option<&S3Server>) {
             }
             _ => {
                 case.log.push("rollback".into());
-                let kept = m
-                    .tampered
-                    .iter()
-                    .any(|k| m.verified.get(k).is_some_and(|(s, _)| s == "copied"));
+                // Ours and changed since: kept, by this rollback or again after one.
+                let latest = case.latest();
+                let kept = m.tampered.iter().any(|k| {
+                    latest
+                        .get(k)
+                        .is_some_and(|(s, _)| s == "copied" || s == "kept")
+                });
                 let out = case.cmd(&["rollback", "--yes", "--json"], &[]);
                 if !case.has_manifest() {
                     case.expect_exit(&out, &[2], "rollback with no manifest");

@@ -62,8 +62,9 @@ pub(super) async fn restore(
                 ledger.record(&r, &why)?;
                 kept.insert(rec.source_key.clone(), why);
             }
-            // Identical objects stay; only their rows come back.
-            Ok(()) if rec.status != Status::Copied => {
+            // Identical objects stay; only their rows come back. (Our objects, copied or
+            // kept before, get their record from undoing the object.)
+            Ok(()) if !matches!(rec.status, Status::Copied | Status::Kept) => {
                 ledger.record(
                     &super::row_restored(rec, Status::RolledBack),
                     "row restored",

@@ -141,7 +141,9 @@ pub(super) async fn undo(
 }
 
 /// Everything to undo: each `copied` record, with a crash's unrecorded writes in place
-/// of the record of the same key.
+/// of the record of the same key. Objects an earlier rollback `kept` are looked at
+/// again, so a resumed rollback still reports (and exits 1 for) what it leaves alone,
+/// and deletes one that holds our bytes again.
 pub(super) async fn all_work(
     target: &dyn Target,
     manifest: &Manifest,
@@ -158,7 +160,8 @@ pub(super) async fn all_work(
         .collect();
     Ok(records
         .iter()
-        .filter(|r| r.status == Status::Copied && !taken.contains(&r.source_key))
+        .filter(|r| matches!(r.status, Status::Copied | Status::Kept))
+        .filter(|r| !taken.contains(&r.source_key))
         .map(|r| ((*r).clone(), Action::for_record(r)))
         .chain(unfinished)
         .collect())
