@@ -173,6 +173,10 @@ pub struct StoreArgs {
     /// Accept plain http:// endpoints that are not on this machine
     #[arg(long)]
     pub allow_http: bool,
+
+    /// Abandon (and retry) a request that moves no byte for this long: 60s, 500ms, 5m [default: 60s]
+    #[arg(long, value_name = "DURATION")]
+    pub io_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -142,6 +142,8 @@ pub struct TransferSection {
     pub max_bandwidth: Option<SizeValue>,
     pub retries: Option<u32>,
     pub allow_http: Option<bool>,
+    /// `--io-timeout` in the file: "60s", "2m", or seconds.
+    pub io_timeout: Option<SizeValue>,
 }
 
 /// A size in the file: a number of bytes or a string such as "64 MiB".
@@ -194,6 +196,8 @@ pub struct StoreSettings {
     /// Bytes per second uploaded.
     pub max_bandwidth: Option<u64>,
     pub allow_http: bool,
+    /// A request that moves no byte this long is abandoned and retried.
+    pub io_timeout: std::time::Duration,
     pub source_endpoint: Option<String>,
     pub source_region: Option<String>,
 }
@@ -233,6 +237,34 @@ pub fn parse_size(text: &str, what: &str) -> anyhow::Result<u64> {
                 "{what}: {text:?} is not a size (try 64MiB, 1.5GB or a number of bytes)"
             ))
         })
+}
+
+/// Parses "60s", "2s", "500ms", "5m", "1h", or a bare number of seconds; never zero.
+pub fn parse_duration(text: &str, what: &str) -> anyhow::Result<std::time::Duration> {
+    use std::time::Duration;
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| bad_duration(text, what))?;
+    let d = match unit.trim() {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(bad_duration(text, what)),
+    };
+    if d.is_zero() {
+        return Err(usage(format!(
+            "{what}: {text:?} would abandon every request; give a positive duration such as 60s"
+        )));
+    }
+    Ok(d)
+}
+
+fn bad_duration(text: &str, what: &str) -> anyhow::Error {
+    usage(format!(
+        "{what}: {text:?} is not a duration (try 60s, 500ms, 5m or a number of seconds)"
+    ))
 }
 
 /// Parses RFC 3339 or a bare date (midnight UTC).

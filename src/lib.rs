@@ -23,6 +23,7 @@ pub mod s3api;
 pub mod selection;
 pub mod shard;
 pub mod source;
+pub mod stall;
 pub mod tally;
 pub mod target;
 pub mod testhooks;

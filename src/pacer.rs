@@ -29,6 +29,8 @@ pub struct Pacer {
     base_delay: Duration,
     requests: Option<DefaultDirectRateLimiter>,
     bandwidth: Option<(DefaultDirectRateLimiter, u32)>,
+    /// `--io-timeout`: an attempt that moves no byte this long is abandoned.
+    io_timeout: Duration,
     /// Retries made so far, for the report.
     pub retried: AtomicU64,
 }
@@ -48,8 +50,19 @@ impl Pacer {
             base_delay: Duration::from_millis(200),
             requests,
             bandwidth,
+            io_timeout: crate::stall::DEFAULT_IO_TIMEOUT,
             retried: AtomicU64::new(0),
         }
+    }
+
+    /// The same policy with another `--io-timeout`.
+    pub fn with_io_timeout(mut self, limit: Duration) -> Pacer {
+        self.io_timeout = limit;
+        self
+    }
+
+    pub fn io_timeout(&self) -> Duration {
+        self.io_timeout
     }
 
     /// Same policy with a short first delay, for tests of the retry path.
@@ -58,11 +71,22 @@ impl Pacer {
         self
     }
 
-    /// Runs one request, paced and retried. Its errors name the request, so the
-    /// retry log line needs nothing more.
-    pub async fn call<T, F, Fut>(&self, mut f: F) -> Result<T, StoreError>
+    /// Runs one request, paced and retried, each attempt abandoned when it moves no
+    /// byte for `--io-timeout`. Its errors name the request (`what`), so the retry log
+    /// line needs nothing more.
+    pub async fn call<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, StoreError>
     where
         F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.call_watched(what, |_| f()).await
+    }
+
+    /// [`Pacer::call`] for a request whose body reports its own progress: `f` gets the
+    /// attempt's [`Activity`](crate::stall::Activity) to hand to it.
+    pub async fn call_watched<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, StoreError>
+    where
+        F: FnMut(crate::stall::Activity) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let policy = ExponentialBuilder::default()
@@ -71,12 +95,14 @@ impl Pacer {
             .with_max_times(self.retries)
             .with_jitter();
         let attempt = || {
-            let fut = f();
+            let activity = crate::stall::Activity::new();
+            let fut = f(activity.clone());
             async move {
                 if let Some(limit) = &self.requests {
                     limit.until_ready().await;
                 }
-                fut.await
+                // The clock starts once the request may go.
+                crate::stall::watched(what, self.io_timeout, &activity, fut).await
             }
         };
         attempt
@@ -150,7 +176,7 @@ mod tests {
         let pacer = Pacer::new(5, None, None).with_base_delay(Duration::from_millis(1));
         let tries = AtomicU32::new(0);
         let out = pacer
-            .call(|| async {
+            .call("a test request", || async {
                 if tries.fetch_add(1, Ordering::SeqCst) < 2 {
                     Err(StoreError::Transient("503".into()))
                 } else {
@@ -172,7 +198,7 @@ mod tests {
             let pacer = Pacer::new(retries, None, None).with_base_delay(Duration::from_millis(1));
             let tries = AtomicU32::new(0);
             let out: Result<(), _> = pacer
-                .call(|| async {
+                .call("a test request", || async {
                     tries.fetch_add(1, Ordering::SeqCst);
                     Err(again())
                 })

@@ -11,9 +11,9 @@ use crate::cli::{
     CopyArgs, ManifestArgs, ReportArgs, RollbackArgs, SourceArgs, StoreArgs, VerifyArgs,
 };
 use crate::config::{
-    check_concurrency, parse_size, parse_time, sqlite_settings, CopyConfig, FileConfig, OnConflict,
-    ReportConfig, RollbackConfig, SizeValue, StoreSettings, VerifyConfig, DEFAULT_CONCURRENCY,
-    DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, DEFAULT_RETRIES,
+    check_concurrency, parse_duration, parse_size, parse_time, sqlite_settings, CopyConfig,
+    FileConfig, OnConflict, ReportConfig, RollbackConfig, SizeValue, StoreSettings, VerifyConfig,
+    DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, DEFAULT_RETRIES,
 };
 use crate::error::usage;
 use crate::filter::Filter;
@@ -65,6 +65,14 @@ fn stores(
         .clone()
         .or_else(|| file.source.endpoint.clone());
     let allow_http = flags.allow_http || t.allow_http.unwrap_or(false);
+    let io_timeout = match flags
+        .io_timeout
+        .clone()
+        .or_else(|| t.io_timeout.as_ref().map(SizeValue::text))
+    {
+        Some(text) => parse_duration(&text, "--io-timeout")?,
+        None => crate::stall::DEFAULT_IO_TIMEOUT,
+    };
     if let Some(ep) = &source_endpoint {
         crate::location::check_endpoint(ep, allow_http)?;
     }
@@ -74,6 +82,7 @@ fn stores(
         max_rate: flags.max_rate.or(t.max_rate).filter(|r| *r > 0),
         max_bandwidth: max_bandwidth.filter(|b| *b > 0),
         allow_http,
+        io_timeout,
         source_endpoint,
         source_region: source
             .source_region
@@ -386,7 +395,7 @@ mod tests {
 
     #[test]
     fn every_command_reads_the_same_file_settings() {
-        let file = file_of("manifest = \"m.jsonl\"\n[source]\nendpoint = \"http://10.0.0.9:9000\"\nregion = \"eu-west-1\"\n[transfer]\nconcurrency = 3\nretries = 0\nmax_rate = 7\nallow_http = true\n");
+        let file = file_of("manifest = \"m.jsonl\"\n[source]\nendpoint = \"http://10.0.0.9:9000\"\nregion = \"eu-west-1\"\n[transfer]\nconcurrency = 3\nretries = 0\nmax_rate = 7\nallow_http = true\nio_timeout = \"7s\"\n");
         let verify_args = VerifyArgs {
             manifests: ManifestArgs::default(),
             deep: false,
@@ -408,6 +417,7 @@ mod tests {
         for s in [&v.stores, &r.stores] {
             assert_eq!((s.concurrency, s.retries, s.max_rate), (3, 0, Some(7)));
             assert!(s.allow_http);
+            assert_eq!(s.io_timeout, std::time::Duration::from_secs(7));
         }
         assert_eq!(v.stores.source_region.as_deref(), Some("eu-west-1"));
         assert_eq!(v.manifests, vec![PathBuf::from("m.jsonl")]);
@@ -432,5 +442,18 @@ mod tests {
             ..verify_args.clone()
         };
         assert_eq!(verify(&flagged, &strict).unwrap().stores.retries, 2);
+        let quick = VerifyArgs {
+            stores: StoreArgs {
+                io_timeout: Some("500ms".into()),
+                ..Default::default()
+            },
+            ..verify_args.clone()
+        };
+        let resolved = verify(&quick, &file).unwrap().stores.io_timeout;
+        assert_eq!(
+            resolved,
+            std::time::Duration::from_millis(500),
+            "the flag wins"
+        );
     }
 }

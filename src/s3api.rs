@@ -86,7 +86,9 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 
 /// What every S3 client of ours is set to: checksums only where we send them (the SDK's
 /// default CRC32 trailers and R2 disagree in places; we send SHA-256 ourselves), no SDK
-/// retries (the pacer is the one retry rule), and timeouts so a stalled call ends.
+/// retries (the pacer is the one retry rule), and a connect timeout. No read timeout: the
+/// SDK's bounds the whole exchange, upload included, so it would cut a big part on a
+/// slow link; the pacer's `--io-timeout` (see [`crate::stall`]) bounds silence instead.
 pub fn with_our_policy(config: aws_sdk_s3::config::Builder) -> aws_sdk_s3::config::Builder {
     use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
     config
@@ -96,7 +98,6 @@ pub fn with_our_policy(config: aws_sdk_s3::config::Builder) -> aws_sdk_s3::confi
         .timeout_config(
             aws_sdk_s3::config::timeout::TimeoutConfig::builder()
                 .connect_timeout(std::time::Duration::from_secs(10))
-                .read_timeout(std::time::Duration::from_secs(120))
                 .build(),
         )
 }
@@ -114,8 +115,30 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     pacer
-        .call(|| {
+        .call(what, || {
             let sent = request();
+            async move { sent.await.map_err(|e| classify(e, what)) }
+        })
+        .await
+}
+
+/// [`send`] for a request that uploads `bytes`: each attempt gets a fresh body that
+/// reports its progress, so a slow upload whose bytes keep moving is never cut by
+/// `--io-timeout`, and a stalled one is.
+pub async fn send_upload<T, E, Fut>(
+    pacer: &Pacer,
+    what: &str,
+    bytes: &bytes::Bytes,
+    mut request: impl FnMut(SdkBody) -> Fut,
+) -> Result<T, StoreError>
+where
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    pacer
+        .call_watched(what, |activity| {
+            let body = crate::stall::ProgressBody::new(bytes.clone(), activity);
+            let sent = request(SdkBody::from_body_1_x(body));
             async move { sent.await.map_err(|e| classify(e, what)) }
         })
         .await
@@ -181,10 +204,11 @@ pub fn unquote(etag: Option<&str>) -> Option<String> {
     etag.map(|e| e.trim_matches('"').to_string())
 }
 
-/// Reads an SDK body as our chunk stream.
-pub fn body_stream(body: SdkBody, what: String) -> ByteStream {
+/// Reads an SDK body as our chunk stream; no chunk for `io_timeout` fails it retryably.
+pub fn body_stream(body: SdkBody, what: String, io_timeout: std::time::Duration) -> ByteStream {
+    let named = what.clone();
     let stream = futures::stream::unfold(Some(body), move |state| {
-        let what = what.clone();
+        let what = named.clone();
         async move {
             let mut body = state?;
             match body.next().await {
@@ -199,7 +223,7 @@ pub fn body_stream(body: SdkBody, what: String) -> ByteStream {
             }
         }
     });
-    crate::object::fused(stream)
+    crate::stall::guard_stream(stream, what, io_timeout)
 }
 
 /// Metadata as S3 states it on HEAD/GET.
@@ -282,7 +306,7 @@ pub async fn probe_bucket(
 ) -> Result<(), StoreError> {
     let what = format!("listing {url}");
     let result = pacer
-        .call(|| async {
+        .call(&what, || async {
             client
                 .list_objects_v2()
                 .bucket(bucket)

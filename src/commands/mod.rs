@@ -84,7 +84,9 @@ pub async fn open_source(
     sqlite: Option<SqliteSettings>,
     walk: WalkRules,
 ) -> anyhow::Result<(Arc<dyn Source>, Arc<Pacer>)> {
-    let pacer = Arc::new(Pacer::new(stores.retries, stores.max_rate, None));
+    let pacer = Arc::new(
+        Pacer::new(stores.retries, stores.max_rate, None).with_io_timeout(stores.io_timeout),
+    );
     let opts = SourceOptions {
         endpoint: stores.source_endpoint.clone(),
         region: stores.source_region.clone(),
@@ -102,7 +104,10 @@ pub fn open_target(
     stores: &StoreSettings,
     max_bandwidth: Option<u64>,
 ) -> anyhow::Result<(Arc<dyn Target>, Arc<Pacer>)> {
-    let pacer = Arc::new(Pacer::new(stores.retries, stores.max_rate, max_bandwidth));
+    let pacer = Arc::new(
+        Pacer::new(stores.retries, stores.max_rate, max_bandwidth)
+            .with_io_timeout(stores.io_timeout),
+    );
     let target = crate::target::open(loc, stores.allow_http, pacer.clone())?.into();
     Ok((target, pacer))
 }

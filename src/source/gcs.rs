@@ -164,7 +164,7 @@ impl GcsSource {
         let what = format!("listing gs://{}/{}", self.bucket, self.prefix);
         let out = self
             .pacer
-            .call(|| async {
+            .call(&what, || async {
                 self.client
                     .list_objects(&ListObjectsRequest {
                         bucket: self.bucket.clone(),
@@ -247,7 +247,7 @@ impl Source for GcsSource {
         };
         let stream = self
             .pacer
-            .call(|| async {
+            .call(&what, || async {
                 let r = match &range {
                     Some(r) => Range(Some(r.start), Some(r.end.saturating_sub(1))),
                     None => Range::default(),
@@ -259,8 +259,8 @@ impl Source for GcsSource {
             })
             .await?;
         let what2 = what.clone();
-        let body =
-            crate::object::fused(stream.map(move |chunk| chunk.map_err(|e| classify(e, &what2))));
+        let chunks = stream.map(move |chunk| chunk.map_err(|e| classify(e, &what2)));
+        let body = crate::stall::guard_stream(chunks, what, self.pacer.io_timeout());
         Ok(Opened::body(body))
     }
 

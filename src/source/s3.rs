@@ -228,7 +228,7 @@ impl Source for S3Source {
             )
         };
         Ok(Opened {
-            body: body_stream(out.body, what),
+            body: body_stream(out.body, what, self.pacer.io_timeout()),
             meta: Some(meta),
             digests: Some(digests),
         })

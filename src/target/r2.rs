@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_s3::primitives::ByteStream as SdkBody;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use futures::stream::BoxStream;
@@ -20,7 +19,7 @@ use crate::object::{Body, ByteStream, ObjectMeta};
 use crate::pacer::Pacer;
 use crate::s3api::{
     body_stream, copy_source, get_object, head_object, list_page, meta_from_parts, probe_bucket,
-    send, unquote, with_our_policy,
+    send, send_upload, unquote, with_our_policy,
 };
 
 pub struct R2Target {
@@ -211,7 +210,7 @@ impl Target for R2Target {
         let what = format!("GET r2://{}/{key}", self.bucket);
         let at = (self.bucket.as_str(), key);
         let out = get_object(&self.client, &self.pacer, at, None, false, &what).await?;
-        Ok(body_stream(out.body, what))
+        Ok(body_stream(out.body, what, self.pacer.io_timeout()))
     }
 
     async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<PutResult, StoreError> {
@@ -219,12 +218,12 @@ impl Target for R2Target {
         let what = format!("PUT r2://{}/{key}", self.bucket);
         let checksum = b64(&sha256);
         self.pacer.spend_bytes(body.len() as u64).await;
-        let out = send(&self.pacer, &what, || {
+        let out = send_upload(&self.pacer, &what, &body, |sdk_body| {
             let req = self.client.put_object().bucket(&self.bucket).key(key);
             apply_meta!(req, meta)
                 .content_length(body.len() as i64)
                 .checksum_sha256(&checksum)
-                .body(SdkBody::from(body.clone()))
+                .body(sdk_body)
                 .send()
         })
         .await?;
@@ -308,7 +307,7 @@ impl MultipartUpload for R2Upload {
         let what = format!("UploadPart {number} of r2://{}/{}", self.bucket, self.key);
         let checksum = b64(&sha256);
         self.pacer.spend_bytes(body.len() as u64).await;
-        let out = send(&self.pacer, &what, || {
+        let out = send_upload(&self.pacer, &what, &body, |sdk_body| {
             self.client
                 .upload_part()
                 .bucket(&self.bucket)
@@ -317,7 +316,7 @@ impl MultipartUpload for R2Upload {
                 .part_number(number)
                 .content_length(body.len() as i64)
                 .checksum_sha256(&checksum)
-                .body(SdkBody::from(body.clone()))
+                .body(sdk_body)
                 .send()
         })
         .await?;

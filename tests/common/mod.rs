@@ -572,3 +572,9 @@ pub fn bytes_for(seed: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The SHA-256 of `bytes` in hex, as the manifest keeps it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -1,12 +1,14 @@
 //! A fault-injecting HTTP proxy on loopback, between the tool and a test server: replies
-//! with 5xx / 429 / 403, resets connections, or flips a byte of a request body, for
-//! requests matching a rule, a set number of times. Runs on its own thread and runtime,
-//! so tests may block on the binary while it serves.
+//! with 5xx / 429 / 403, resets connections, flips a byte of a request body, never
+//! answers, or cuts / stalls a reply halfway through its body — for requests matching a
+//! rule, a set number of times (optionally after letting some through). Runs on its own
+//! thread and runtime, so tests may block on the binary while it serves.
 
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
@@ -23,11 +25,22 @@ pub enum Fault {
     /// Forward the request, then flip one bit of the reply's body (bytes rotted on the
     /// way back from a source).
     FlipReplyByte,
+    /// Accept the request and never answer (a hung server).
+    Hang,
+    /// Forward the request, send the reply's headers and half its body, then reset the
+    /// connection.
+    CutReplyBody,
+    /// Forward the request, send the reply's headers and half its body, then send
+    /// nothing more (a stalled stream).
+    StallReplyBody,
 }
 
 #[derive(Debug, Clone)]
 struct Rule {
+    /// "*" matches every method.
     method: &'static str,
+    /// Matching requests let through before the fault starts.
+    skip: usize,
     path_contains: String,
     query_contains: String,
     remaining: usize,
@@ -78,8 +91,23 @@ impl FaultProxy {
         times: usize,
         fault: Fault,
     ) {
+        self.inject_after(method, path_contains, query_contains, 0, times, fault);
+    }
+
+    /// Like [`FaultProxy::inject`], after letting `skip` matching requests through (a
+    /// token revoked after earlier successes). `method` "*" matches every method.
+    pub fn inject_after(
+        &self,
+        method: &'static str,
+        path_contains: &str,
+        query_contains: &str,
+        skip: usize,
+        times: usize,
+        fault: Fault,
+    ) {
         self.state.lock().unwrap().rules.push(Rule {
             method,
+            skip,
             path_contains: path_contains.to_string(),
             query_contains: query_contains.to_string(),
             remaining: times,
@@ -123,10 +151,14 @@ fn matching_fault(state: &Mutex<State>, method: &str, path: &str, query: &str) -
     s.log.push(format!("{method} {path}?{query}"));
     let rule = s.rules.iter_mut().find(|r| {
         r.remaining > 0
-            && r.method == method
+            && (r.method == "*" || r.method == method)
             && path.contains(&r.path_contains)
             && query.contains(&r.query_contains)
     })?;
+    if rule.skip > 0 {
+        rule.skip -= 1;
+        return None;
+    }
     rule.remaining -= 1;
     Some(rule.fault.clone())
 }
@@ -136,7 +168,7 @@ async fn handle(
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     state: Arc<Mutex<State>>,
     upstream_port: u16,
-) -> Result<Response<Full<Bytes>>, std::io::Error> {
+) -> Result<Response<BoxBody<Bytes, std::io::Error>>, std::io::Error> {
     let (mut parts, body) = req.into_parts();
     let path = percent_decode(parts.uri.path());
     let query = parts.uri.query().unwrap_or("").to_string();
@@ -153,7 +185,7 @@ async fn handle(
             return Ok(Response::builder()
                 .status(status)
                 .header("content-type", "application/xml")
-                .body(Full::new(Bytes::from(xml)))
+                .body(full(Bytes::from(xml)))
                 .unwrap());
         }
         Some(Fault::Reset) => {
@@ -162,6 +194,7 @@ async fn handle(
                 "injected reset",
             ))
         }
+        Some(Fault::Hang) => std::future::pending::<()>().await,
         Some(Fault::FlipBodyByte) if !body.is_empty() => {
             let mut v = body.to_vec();
             v[0] ^= 0x01;
@@ -178,6 +211,11 @@ async fn handle(
         .parse()
         .unwrap();
     let flip_reply = matches!(fault, Some(Fault::FlipReplyByte));
+    let cut = match fault {
+        Some(Fault::CutReplyBody) => Some(true),
+        Some(Fault::StallReplyBody) => Some(false),
+        _ => None,
+    };
     let upstream = Request::from_parts(parts, Full::new(body));
     match client.request(upstream).await {
         Ok(resp) => {
@@ -192,13 +230,39 @@ async fn handle(
                 v[0] ^= 0x01;
                 bytes = Bytes::from(v);
             }
-            Ok(Response::from_parts(parts, Full::new(bytes)))
+            let body = match cut {
+                Some(reset) => half_then(bytes, reset),
+                None => full(bytes),
+            };
+            Ok(Response::from_parts(parts, body))
         }
         Err(e) => Ok(Response::builder()
             .status(502)
-            .body(Full::new(Bytes::from(e.to_string())))
+            .body(full(Bytes::from(e.to_string())))
             .unwrap()),
     }
+}
+
+fn full(bytes: Bytes) -> BoxBody<Bytes, std::io::Error> {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+/// The first half of a reply's body, then a reset (`reset`) or silence. The reply keeps
+/// its Content-Length, so the client sees the body end early or stop.
+fn half_then(bytes: Bytes, reset: bool) -> BoxBody<Bytes, std::io::Error> {
+    use futures::StreamExt;
+    let half = bytes.slice(..bytes.len() / 2);
+    let first = futures::stream::iter([Ok(hyper::body::Frame::data(half))]);
+    let rest = futures::stream::once(async move {
+        if !reset {
+            std::future::pending::<()>().await;
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected: reply cut mid-body",
+        ))
+    });
+    BodyExt::boxed(StreamBody::new(first.chain(rest)))
 }
 
 fn percent_decode(s: &str) -> String {
