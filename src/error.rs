@@ -45,6 +45,12 @@ pub enum StoreError {
     /// The whole command must stop: credentials refused, bucket missing, endpoint down.
     #[error("{0}")]
     Fatal(String),
+    /// Access refused (HTTP 401/403) on one request: either this object's permissions
+    /// (a bucket policy, another account's ACL) or credentials revoked mid-run. Only a
+    /// second look tells which, so the copier asks the store again (see
+    /// `transfer::Copier::process`).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl StoreError {
@@ -63,6 +69,7 @@ impl StoreError {
             StoreError::Object(m) => StoreError::Object(format!("{what}: {m}")),
             StoreError::Digest(m) => StoreError::Digest(format!("{what}: {m}")),
             StoreError::Fatal(m) => StoreError::Fatal(format!("{what}: {m}")),
+            StoreError::Refused(m) => StoreError::Refused(format!("{what}: {m}")),
         }
     }
 }

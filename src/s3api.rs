@@ -65,6 +65,7 @@ where
         (Some(301), _) | (_, "PermanentRedirect" | "AuthorizationHeaderMalformed") => StoreError::Fatal(format!(
             "{words}: the bucket is in another region; set --source-region (or AWS_REGION) to its region"
         )),
+        (Some(401 | 403), _) => StoreError::Refused(words),
         _ => StoreError::Object(words),
     }
 }
@@ -318,7 +319,7 @@ pub async fn probe_bucket(
                     let status = e.raw_response().map(|r| r.status().as_u16());
                     match (status, classify(e, &what)) {
                         // A refusal here is about the whole bucket, not one object.
-                        (Some(403), StoreError::Object(m)) => {
+                        (Some(403), StoreError::Refused(m)) => {
                             StoreError::Fatal(format!("{m}: access refused; {refused}"))
                         }
                         (_, other) => other,
@@ -329,7 +330,7 @@ pub async fn probe_bucket(
     match result {
         Ok(_) => Ok(()),
         Err(StoreError::Transient(m)) => Err(StoreError::Fatal(format!("{m}; {unreachable}"))),
-        Err(StoreError::Object(m)) => Err(StoreError::Fatal(m)),
+        Err(StoreError::Object(m) | StoreError::Refused(m)) => Err(StoreError::Fatal(m)),
         Err(other) => Err(other),
     }
 }
@@ -356,10 +357,11 @@ mod tests {
             StoreError::Transient(_) => "transient",
             StoreError::Object(_) => "object",
             StoreError::Fatal(_) => "fatal",
+            StoreError::Refused(_) => "refused",
             _ => "other",
         };
         for (status, code, want) in [
-            (403, "AccessDenied", "object"), // one object; the run goes on
+            (403, "AccessDenied", "refused"), // one object, or revoked: the copier looks again
             (403, "InvalidAccessKeyId", "fatal"),
             (403, "SignatureDoesNotMatch", "fatal"),
             (404, "NoSuchBucket", "fatal"),

@@ -56,6 +56,7 @@ pub fn classify(err: GcsError, what: &str) -> StoreError {
             let words = format!("{what}: {} (HTTP {})", r.message, r.code);
             match r.code {
                 408 | 429 | 500..=599 => StoreError::Transient(words),
+                401 | 403 => StoreError::Refused(words),
                 _ => StoreError::Object(words),
             }
         }
@@ -66,6 +67,7 @@ pub fn classify(err: GcsError, what: &str) -> StoreError {
                 Some(408 | 429) | Some(500..=599) | None => {
                     StoreError::Transient(format!("{what}: could not reach the endpoint or read the reply: {e}"))
                 }
+                Some(code @ (401 | 403)) => StoreError::Refused(format!("{what}: HTTP {code}")),
                 Some(code) => StoreError::Object(format!("{what}: HTTP {code}")),
             }
         }
@@ -182,7 +184,7 @@ impl GcsSource {
                                 "{m}: bucket {:?} does not exist (or these credentials cannot see it)",
                                 self.bucket
                             )),
-                            (Some(401 | 403), StoreError::Object(m)) => StoreError::Fatal(format!(
+                            (Some(401 | 403), StoreError::Refused(m)) => StoreError::Fatal(format!(
                                 "{m}: permission denied; the credentials need storage.objects.list and storage.objects.get (roles/storage.objectViewer) on bucket {:?}",
                                 self.bucket
                             )),
@@ -270,7 +272,7 @@ impl Source for GcsSource {
             Err(StoreError::Transient(m)) => Err(StoreError::Fatal(format!(
                 "{m}; check STORAGE_EMULATOR_HOST / --source-endpoint and the network"
             ))),
-            Err(StoreError::Object(m)) => Err(StoreError::Fatal(m)),
+            Err(StoreError::Object(m) | StoreError::Refused(m)) => Err(StoreError::Fatal(m)),
             Err(other) => Err(other),
         }
     }
@@ -297,9 +299,16 @@ mod tests {
                 "{code}"
             );
         }
-        for code in [400, 403, 404] {
+        for code in [400, 404] {
             assert!(
                 matches!(classify(reply(code), "GET x"), StoreError::Object(_)),
+                "{code}"
+            );
+        }
+        // One object's permission, or credentials revoked: the copier looks again.
+        for code in [401, 403] {
+            assert!(
+                matches!(classify(reply(code), "GET x"), StoreError::Refused(_)),
                 "{code}"
             );
         }

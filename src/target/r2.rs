@@ -226,7 +226,8 @@ impl Target for R2Target {
                 .body(sdk_body)
                 .send()
         })
-        .await?;
+        .await
+        .map_err(|e| write_refused(e, &self.bucket))?;
         Ok(PutResult {
             etag: unquote(out.e_tag()),
         })
@@ -247,7 +248,8 @@ impl Target for R2Target {
                 .checksum_algorithm(ChecksumAlgorithm::Sha256);
             apply_meta!(req, meta).send()
         })
-        .await?;
+        .await
+        .map_err(|e| write_refused(e, &self.bucket))?;
         let upload_id = out
             .upload_id()
             .ok_or_else(|| StoreError::Object(format!("{what}: the target returned no upload id")))?
@@ -273,7 +275,8 @@ impl Target for R2Target {
                 .copy_source(&source)
                 .send()
         })
-        .await?;
+        .await
+        .map_err(|e| write_refused(e, &self.bucket))?;
         Ok(())
     }
 
@@ -286,8 +289,24 @@ impl Target for R2Target {
                 .key(key)
                 .send()
         })
-        .await?;
+        .await
+        .map_err(|e| write_refused(e, &self.bucket))?;
         Ok(())
+    }
+}
+
+/// R2 API tokens are granted per bucket, never per object: a refused write means this
+/// token cannot write to the bucket at all (revoked, rotated, or read-only), so the run
+/// must stop rather than fail every object in turn.
+fn write_refused(e: StoreError, bucket: &str) -> StoreError {
+    match e {
+        StoreError::Refused(m) => StoreError::Fatal(format!(
+            "{m}: R2 refused a write, so the API token no longer has Object Read & Write on \
+             bucket {bucket:?} (revoked, rotated or read-only). No new object was started and \
+             everything finished is recorded; fix the token and run the same command again to \
+             resume"
+        )),
+        other => other,
     }
 }
 
@@ -319,7 +338,8 @@ impl MultipartUpload for R2Upload {
                 .body(sdk_body)
                 .send()
         })
-        .await?;
+        .await
+        .map_err(|e| write_refused(e, &self.bucket))?;
         self.parts.push(
             CompletedPart::builder()
                 .part_number(number)
@@ -344,7 +364,8 @@ impl MultipartUpload for R2Upload {
                 .multipart_upload(done.clone())
                 .send()
         })
-        .await;
+        .await
+        .map_err(|e| write_refused(e, &self.bucket));
         match out {
             Ok(out) => Ok(PutResult {
                 etag: unquote(out.e_tag()),
@@ -366,7 +387,8 @@ impl MultipartUpload for R2Upload {
                 .upload_id(&self.upload_id)
                 .send()
         })
-        .await?;
+        .await
+        .map_err(|e| write_refused(e, &self.bucket))?;
         Ok(())
     }
 }

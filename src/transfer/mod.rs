@@ -198,8 +198,24 @@ impl Copier {
         match outcome {
             Ok(r) => Ok(r),
             Err(e) if e.is_fatal() => Err(e),
+            Err(StoreError::Refused(m)) => match self.credentials_still_accepted().await {
+                Ok(()) => Ok(self.failed(&item, &StoreError::Refused(m))),
+                Err(lost) => Err(StoreError::Fatal(format!(
+                    "{m}; then {lost}. These credentials were accepted when the run began, so \
+                     they were probably revoked or rotated: no new object was started and \
+                     everything finished is recorded. Fix the credentials and run the same \
+                     command again to resume"
+                ))),
+            },
             Err(e) => Ok(self.failed(&item, &e)),
         }
+    }
+
+    /// The second look after a refusal: the checks the run began with, on both sides.
+    /// They pass when one object is off limits; they fail when the credentials are gone.
+    async fn credentials_still_accepted(&self) -> Result<(), StoreError> {
+        self.target.check_access().await?;
+        self.source.check_access().await
     }
 
     async fn process_inner(&self, item: &WorkItem) -> Result<ObjectRecord, StoreError> {
@@ -317,7 +333,10 @@ impl Copier {
         let up = uploader.upload(&item.info, key).await?;
         crate::testhooks::after_upload();
         if let Err(e) = self.verify_uploaded(key, item.info.size, &up).await {
-            self.undo_bad_upload(key, plan.backup_key.as_deref()).await;
+            // Refused or fatal: nothing more can be written (a resume reads the intent).
+            if !matches!(e, StoreError::Refused(_) | StoreError::Fatal(_)) {
+                self.undo_bad_upload(key, plan.backup_key.as_deref()).await;
+            }
             return Err(e);
         }
         let mut r = self.record(item, Status::Copied);
