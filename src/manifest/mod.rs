@@ -249,7 +249,7 @@ impl ManifestWriter {
         buf.push(b'\n');
         self.file
             .write_all(&buf)
-            .map_err(|e| anyhow::anyhow!("cannot append to manifest {}: {e}", self.path.display()))
+            .map_err(|e| cannot(&self.path, "append to", &e))
     }
 
     /// Forces everything written so far to disk.
@@ -257,8 +257,22 @@ impl ManifestWriter {
         self.since_sync = 0;
         self.file
             .sync_data()
-            .map_err(|e| anyhow::anyhow!("cannot sync manifest {}: {e}", self.path.display()))
+            .map_err(|e| cannot(&self.path, "sync", &e))
     }
+}
+
+/// A manifest write failed: the run stops (exit 3) and says how to go on. What is in
+/// the file stays true; a torn last line is ignored when it is read again.
+fn cannot(path: &Path, doing: &str, e: &std::io::Error) -> anyhow::Error {
+    let hint = if e.raw_os_error() == Some(28) {
+        "free some space there (or move the manifest to a larger disk and pass --manifest), then"
+    } else {
+        "fix that, then"
+    };
+    anyhow::anyhow!(
+        "cannot {doing} manifest {}: {e}; the run stopped and every line already written is true. To resume, {hint} run the same command again",
+        path.display()
+    )
 }
 
 /// One line's JSON, to be read as the type its `type` names.
