@@ -233,3 +233,79 @@ fn a_rollback_killed_halfway_finishes_when_run_again_and_keeps_what_changed() {
         b"changed by the app"
     );
 }
+
+#[test]
+fn multipart_uploads_a_kill_9_left_open_are_aborted_by_the_next_run() {
+    let r2 = S3Server::start();
+    r2.create_bucket("media");
+    let src = tempfile::tempdir().unwrap();
+    // Above a 5 MiB threshold: three parts each.
+    let files: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| {
+            (
+                format!("video-{i}.mp4"),
+                bytes_for(i, 11 * 1024 * 1024 + i as usize),
+            )
+        })
+        .collect();
+    for (k, v) in &files {
+        write(src.path(), k, v);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let manifest = work.path().join("r2migrate-manifest.jsonl");
+    // slow_run's one-at-a-time, paced by bandwidth: some parts sent, none complete.
+    let first = slow_run(
+        work.path(),
+        src.path(),
+        &r2,
+        &[
+            "--max-bandwidth",
+            "4MiB",
+            "--multipart-threshold",
+            "5MiB",
+            "--part-size",
+            "5MiB",
+        ],
+    );
+    // Killed once uploads have started and before they can all finish.
+    wait_for("a multipart upload in flight", || r2.open_uploads() >= 1);
+    signal(&first, "KILL");
+    let mut first = first;
+    first.wait().unwrap();
+    assert!(r2.open_uploads() >= 1, "nothing left open to clean up");
+    let started = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"upload_id\""))
+        .count();
+    assert!(started >= 1, "upload ids are recorded as uploads start");
+
+    let out = r2migrate_to(work.path(), &r2)
+        .args([
+            "run",
+            "--multipart-threshold",
+            "5MiB",
+            "--part-size",
+            "5MiB",
+        ])
+        .arg("--from")
+        .arg(src.path())
+        .args(["--to", "r2://media/"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(r2.open_uploads(), 0, "an upload of ours is still open");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("left open"), "{said}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for (k, v) in &files {
+        assert!(
+            rt.block_on(get_bytes(&r2.client(), "media", k)) == *v,
+            "{k}"
+        );
+    }
+}

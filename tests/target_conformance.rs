@@ -152,6 +152,23 @@ async fn check(target: &dyn Target, gaps: &Gaps, open_uploads: impl Fn() -> usiz
     );
     assert_eq!(open_uploads(), 0, "aborted: no upload left open");
 
+    // An upload a killed process forgot: its recorded id is enough to abort it, and an
+    // id that is no longer open (or never was) is no error.
+    let key = format!("{p}multi/forgotten.bin");
+    let mut up = target.start_multipart(&key, &meta()).await.unwrap();
+    up.upload_part(1, Body::of(part.clone())).await.unwrap();
+    let id = up.id();
+    assert!(!id.is_empty(), "an upload has an id to record");
+    drop(up);
+    assert!(open_uploads() > 0, "the forgotten upload is open");
+    target.abort_upload(&key, &id).await.expect("abort by id");
+    assert_eq!(open_uploads(), 0, "aborted by id: no upload left open");
+    target
+        .abort_upload(&key, &id)
+        .await
+        .expect("again: already gone");
+    assert!(target.head(&key).await.unwrap().is_none());
+
     // Copy keeps bytes and metadata (backups before overwrite, restores in rollback).
     let from = format!("{p}single.png");
     let to = format!("{p}_backup/single.png");

@@ -174,6 +174,10 @@ pub struct Intent {
     pub checksum: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_key: Option<String>,
+    /// A multipart upload just started at the key (written before its first part): a
+    /// resume aborts it if no outcome for the object followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
     pub at: String,
@@ -190,6 +194,7 @@ impl Intent {
             sha256: None,
             checksum: None,
             backup_key: None,
+            upload_id: None,
             run_id: None,
             at: now_rfc3339(),
         }

@@ -346,6 +346,22 @@ impl Target for DirTarget {
         }))
     }
 
+    async fn abort_upload(&self, _key: &str, upload_id: &str) -> Result<(), StoreError> {
+        // An id is a temp file's bare name; anything else was never ours.
+        if upload_id.is_empty() || upload_id.contains('/') || upload_id.starts_with('.') {
+            return Ok(());
+        }
+        let temp = self.root.join(STATE_DIR).join("tmp").join(upload_id);
+        match tokio::fs::remove_file(&temp).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Object(format!(
+                "cannot remove {} (a part file a killed run left): {e}",
+                temp.display()
+            ))),
+        }
+    }
+
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
         let src = self.path_of(from)?;
         let dest = self.path_of(to)?;
@@ -400,6 +416,13 @@ struct DirUpload {
 
 #[async_trait]
 impl MultipartUpload for DirUpload {
+    fn id(&self) -> String {
+        self.temp
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     async fn upload_part(&mut self, number: i32, part: Body) -> Result<(), StoreError> {
         let (body, sha256) = (part.bytes, part.sha256);
         if number != self.next {

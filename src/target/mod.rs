@@ -32,6 +32,9 @@ pub struct PutResult {
 
 #[async_trait]
 pub trait MultipartUpload: Send {
+    /// The target's name for this upload, recorded in the manifest as it starts so a
+    /// run killed mid-upload (kill -9) leaves nothing open after the next run.
+    fn id(&self) -> String;
     /// Uploads part `number` (1-based), which the target checks against its SHA-256.
     async fn upload_part(&mut self, number: i32, part: Body) -> Result<(), StoreError>;
     async fn complete(self: Box<Self>) -> Result<PutResult, StoreError>;
@@ -64,6 +67,10 @@ pub trait Target: Send + Sync {
     ) -> Result<Box<dyn MultipartUpload>, StoreError>;
 
     /// Server-side copy within the bucket (backups before overwrite, restores in rollback).
+    /// Aborts an upload an earlier, killed run left open; one already completed or
+    /// aborted (unknown to the target) is fine.
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), StoreError>;
+
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError>;
 
     async fn delete(&self, key: &str) -> Result<(), StoreError>;

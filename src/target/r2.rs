@@ -264,6 +264,37 @@ impl Target for R2Target {
         }))
     }
 
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        let what = format!(
+            "AbortMultipartUpload r2://{}/{key} (upload {upload_id}, left open by a killed run)",
+            self.bucket
+        );
+        self.pacer
+            .call(&what, || async {
+                let sent = self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(_) => Ok(()),
+                    // Completed or aborted since: nothing is open.
+                    Err(e)
+                        if e.as_service_error().is_some_and(|s| s.is_no_such_upload())
+                            || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
+                    {
+                        Ok(())
+                    }
+                    Err(e) => Err(crate::s3api::classify(e, &what)),
+                }
+            })
+            .await
+            .map_err(|e| write_refused(e, &self.bucket))
+    }
+
     async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
         let what = format!("CopyObject r2://{}/{from} to {to}", self.bucket);
         let source = copy_source(&self.bucket, from);
@@ -321,6 +352,10 @@ struct R2Upload {
 
 #[async_trait]
 impl MultipartUpload for R2Upload {
+    fn id(&self) -> String {
+        self.upload_id.clone()
+    }
+
     async fn upload_part(&mut self, number: i32, part: Body) -> Result<(), StoreError> {
         let (body, sha256) = (part.bytes, part.sha256);
         let what = format!("UploadPart {number} of r2://{}/{}", self.bucket, self.key);

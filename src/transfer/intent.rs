@@ -86,3 +86,27 @@ pub fn written_under(obj: &TargetObject, intents: &[Intent]) -> bool {
         }
     })
 }
+
+/// Aborts the multipart uploads earlier runs started and never saw through (a kill -9
+/// leaves them open: R2 keeps, and bills, their parts for days). Returns how many were
+/// aborted; an upload finished or aborted since is no error.
+pub async fn abort_left_open(
+    target: &dyn crate::target::Target,
+    unfinished: &std::collections::HashMap<String, Vec<Intent>>,
+) -> Result<usize, StoreError> {
+    let mut aborted = 0;
+    for intent in unfinished.values().flatten() {
+        let Some(id) = &intent.upload_id else {
+            continue;
+        };
+        match target.abort_upload(&intent.target_key, id).await {
+            Ok(()) => aborted += 1,
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(e) => tracing::warn!(
+                "{}: could not abort upload {id} a killed run left open ({e}); R2 drops it after its lifecycle rule (7 days by default)",
+                intent.target_key
+            ),
+        }
+    }
+    Ok(aborted)
+}

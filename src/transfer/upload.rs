@@ -263,6 +263,16 @@ impl Uploader<'_> {
         let first = reader.read(part_size).await?.freeze();
         let meta = meta_for(obj, &first[..first.len().min(512)]);
         let mut upload = self.target.start_multipart(key, &meta).await?;
+        // Its id reaches the manifest before any part is sent: a kill -9 from here on
+        // leaves an upload the next run can find and abort.
+        let (log, template) = &self.announce;
+        let mut started = template.clone();
+        started.upload_id = Some(upload.id());
+        started.at = crate::manifest::now_rfc3339();
+        if let Err(e) = log.record(started).await {
+            let _ = upload.abort().await;
+            return Err(e);
+        }
         let parts = Parts {
             reader,
             part_size,

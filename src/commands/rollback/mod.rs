@@ -146,6 +146,12 @@ pub async fn rollback(args: RollbackConfig, out: Output) -> anyhow::Result<Exit>
 
     // The manifest's last word on each object, built once for everything below.
     let records = manifest.latest();
+    if !args.dry_run {
+        let unfinished = manifest.unfinished_intents();
+        crate::transfer::intent::abort_left_open(target.as_ref(), &unfinished)
+            .await
+            .map_err(anyhow::Error::new)?;
+    }
     let work = all_work(target.as_ref(), &manifest, &records)
         .await
         .map_err(anyhow::Error::new)?;

@@ -148,6 +148,15 @@ async fn open(cfg: &CopyConfig, out: &Output) -> anyhow::Result<Opened> {
     let stores = open_stores(cfg).await?;
     let lock = ManifestLock::acquire(&cfg.manifest, "run", |w| out.warn(w))?;
     let previous = Previous::load(cfg)?;
+    let aborted =
+        crate::transfer::intent::abort_left_open(stores.target.as_ref(), &previous.unfinished)
+            .await
+            .map_err(anyhow::Error::new)?;
+    if aborted > 0 {
+        out.say(&format!(
+            "aborted {aborted} multipart upload(s) an interrupted run left open"
+        ));
+    }
     let index = TargetIndex::build(stores.target.as_ref())
         .await
         .map_err(anyhow::Error::new)?;
