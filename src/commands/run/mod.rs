@@ -154,7 +154,7 @@ async fn open(cfg: &CopyConfig, out: &Output) -> anyhow::Result<Opened> {
             .map_err(anyhow::Error::new)?;
     if aborted > 0 {
         out.say(&format!(
-            "aborted {aborted} multipart upload(s) an interrupted run left open"
+            "closed {aborted} multipart upload(s) an interrupted run may have left open"
         ));
     }
     let index = TargetIndex::build(stores.target.as_ref())
