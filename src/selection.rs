@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::filter::Filter;
 use crate::keymap::{nfc, unstorable, KeyMap};
-use crate::limits::MAX_METADATA_BYTES;
+use crate::limits::{MAX_METADATA_BYTES, MAX_OBJECT};
 use crate::manifest::Selection;
 use crate::shard::Shard;
 use crate::source::{ListItem, ObjectInfo, Problem};
@@ -137,6 +137,15 @@ impl Selector {
         };
         if let Some(reason) = unstorable(&target_key) {
             return reject(RejectKind::Unstorable, reason);
+        }
+        if info.size > MAX_OBJECT {
+            return reject(
+                RejectKind::Unstorable,
+                format!(
+                    "{} bytes is larger than R2's largest object (about 4.995 TiB); split it, or leave it out with --max-size",
+                    info.size
+                ),
+            );
         }
         let meta_bytes = info.meta.header_bytes();
         if meta_bytes > MAX_METADATA_BYTES {
