@@ -52,6 +52,8 @@ struct State {
     rules: Vec<Rule>,
     /// "METHOD path?query" of every request seen.
     log: Vec<String>,
+    /// When each request arrived, its method, and its body's size.
+    timeline: Vec<(std::time::Instant, String, usize)>,
 }
 
 pub struct FaultProxy {
@@ -113,6 +115,25 @@ impl FaultProxy {
             remaining: times,
             fault,
         });
+    }
+
+    /// Requests of `method` ("*" for all) and their body bytes, that arrived between
+    /// `from` and `to` after `start`.
+    pub fn traffic(
+        &self,
+        method: &str,
+        start: std::time::Instant,
+        from: std::time::Duration,
+        to: std::time::Duration,
+    ) -> (usize, usize) {
+        let s = self.state.lock().unwrap();
+        s.timeline
+            .iter()
+            .filter(|(at, m, _)| {
+                let t = at.saturating_duration_since(start);
+                (method == "*" || m == method) && t >= from && t < to
+            })
+            .fold((0, 0), |(n, b), (_, _, len)| (n + 1, b + len))
     }
 
     /// Requests seen so far that match a method and a path fragment.
@@ -177,6 +198,11 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    state.lock().unwrap().timeline.push((
+        std::time::Instant::now(),
+        parts.method.to_string(),
+        body.len(),
+    ));
     let fault = matching_fault(&state, parts.method.as_str(), &path, &query);
     match &fault {
         Some(Fault::Reply(status, code)) => {
