@@ -161,6 +161,57 @@ async fn a_good_run_never_writes_a_secret_anywhere() {
     }
 }
 
+/// A panic (the supervisor's path, switched on by a debug-only hook) at -vvv with full
+/// backtraces, while the source and the target both hold credentials: neither secret is
+/// in anything the run prints or writes.
+#[tokio::test]
+async fn a_panic_at_full_verbosity_prints_no_secret() {
+    let source = S3Server::start_with_keys("src-key", "src-very-secret-value");
+    source.create_bucket("legacy");
+    let client = s3_client_with(&source.endpoint(), "src-key", "src-very-secret-value");
+    put_bytes(&client, "legacy", "boom.txt", b"hits the bug").await;
+    put_bytes(&client, "legacy", "fine.txt", b"fine").await;
+    let r2 = S3Server::start();
+    r2.create_bucket("media");
+    let work = tempfile::tempdir().unwrap();
+    let out = r2migrate_s3(
+        work.path(),
+        &source,
+        &r2,
+        "src-key",
+        "src-very-secret-value",
+    )
+    .env("R2MIGRATE_TEST_PANIC_KEY", "boom")
+    .env("RUST_BACKTRACE", "full")
+    .args([
+        "run",
+        "-vvv",
+        "--json",
+        "--from",
+        "s3://legacy/",
+        "--to",
+        "r2://media/",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("panicked") || err.contains("internal error"),
+        "{err}"
+    );
+    let manifest = std::fs::read_to_string(work.path().join("r2migrate-manifest.jsonl")).unwrap();
+    for text in [
+        err,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        manifest,
+    ] {
+        for secret in [SECRET_KEY, "src-very-secret-value"] {
+            assert!(!text.contains(secret), "a secret leaked: {secret}");
+        }
+    }
+}
+
 #[test]
 fn unreachable_endpoint_exits_3_with_a_message() {
     let work = tempfile::tempdir().unwrap();
