@@ -61,7 +61,7 @@ proptest! {
     }
 
     #[test]
-    fn the_config_parser_and_resolver_never_panic(text in "(\\[(source|target|filter|transfer|source\\.write_back)\\]\n|(url|endpoint|region|table|id_column|data_column|content_type_column|key_template|where|key_column|url_column|url_template|clear_data|include|exclude|min_size|max_size|modified_after|modified_before|shard|concurrency|part_size|multipart_threshold|max_rate|max_bandwidth|retries|allow_http|on_conflict|backup_prefix|manifest|[a-z_]{1,20}) = (\"[ -~]{0,20}\"|[0-9]{1,12}|true|\\[\"[*a-z/.]{0,8}\"\\])\n|[ -~]{0,30}\n){0,10}") {
+    fn the_config_parser_and_resolver_never_panic(text in "(\\[(source|target|filter|transfer|source\\.write_back)\\]\n|(url|endpoint|region|table|id_column|data_column|content_type_column|key_template|where|key_column|url_column|url_template|clear_data|include|exclude|min_size|max_size|modified_after|modified_before|shard|concurrency|part_size|multipart_threshold|max_rate|max_bandwidth|retries|allow_http|io_timeout|on_conflict|backup_prefix|manifest|[a-z_]{1,20}) = (\"[ -~]{0,20}\"|[0-9]{1,12}|true|\\[\"[*a-z/.]{0,8}\"\\])\n|[ -~]{0,30}\n){0,10}") {
         if let Ok(file) = toml::from_str::<FileConfig>(&text) {
             let args = r2migrate::cli::CopyArgs {
                 from: Some("/tmp/fuzz-source".into()),

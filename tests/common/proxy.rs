@@ -54,6 +54,28 @@ struct State {
     log: Vec<String>,
     /// When each request arrived, its method, and its body's size.
     timeline: Vec<(std::time::Instant, String, usize)>,
+    /// Faults injected so far.
+    injected: usize,
+    /// A fault campaign: each request not matched by a rule draws one of these faults
+    /// with this chance in a hundred, from a seeded generator.
+    random: Option<RandomFaults>,
+}
+
+struct RandomFaults {
+    percent: u64,
+    faults: Vec<Fault>,
+    state: u64,
+}
+
+impl RandomFaults {
+    /// splitmix64: small, seeded, good enough to pick faults reproducibly.
+    fn next(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
 }
 
 pub struct FaultProxy {
@@ -117,6 +139,21 @@ impl FaultProxy {
         });
     }
 
+    /// From now on, every request no rule matches gets one of `faults` with a chance of
+    /// `percent` in a hundred (seeded, so a campaign can be replayed).
+    pub fn inject_randomly(&self, percent: u64, faults: Vec<Fault>, seed: u64) {
+        self.state.lock().unwrap().random = Some(RandomFaults {
+            percent,
+            faults,
+            state: seed,
+        });
+    }
+
+    /// Faults injected so far.
+    pub fn injected(&self) -> usize {
+        self.state.lock().unwrap().injected
+    }
+
     /// Requests of `method` ("*" for all) and their body bytes, that arrived between
     /// `from` and `to` after `start`.
     pub fn traffic(
@@ -148,6 +185,27 @@ impl FaultProxy {
     }
 }
 
+/// With `R2MIGRATE_FAULT_TALLY=<file>`, each proxy appends "<faults injected> <requests
+/// seen>" to that file when dropped: how the closing numbers of a fault campaign are
+/// counted.
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let Ok(path) = std::env::var("R2MIGRATE_FAULT_TALLY") else {
+            return;
+        };
+        let s = self.state.lock().unwrap();
+        let line = format!("{} {}\n", s.injected, s.log.len());
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
 async fn serve(listener: std::net::TcpListener, upstream_port: u16, state: Arc<Mutex<State>>) {
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
@@ -175,13 +233,30 @@ fn matching_fault(state: &Mutex<State>, method: &str, path: &str, query: &str) -
             && (r.method == "*" || r.method == method)
             && path.contains(&r.path_contains)
             && query.contains(&r.query_contains)
-    })?;
+    });
+    let Some(rule) = rule else {
+        let random = s.random.as_mut()?;
+        if random.next() % 100 >= random.percent {
+            return None;
+        }
+        let pick = (random.next() % random.faults.len() as u64) as usize;
+        let fault = random.faults[pick].clone();
+        // s3s-fs ignores part checksums (a known gap of the server; R2 checks them), so
+        // a flipped part would be stored and prove nothing about us.
+        if matches!(fault, Fault::FlipBodyByte) && query.contains("uploadId") {
+            return None;
+        }
+        s.injected += 1;
+        return Some(fault);
+    };
     if rule.skip > 0 {
         rule.skip -= 1;
         return None;
     }
     rule.remaining -= 1;
-    Some(rule.fault.clone())
+    let fault = rule.fault.clone();
+    s.injected += 1;
+    Some(fault)
 }
 
 async fn handle(
