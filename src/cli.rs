@@ -47,6 +47,23 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Summarise one or more manifests
     Report(ReportArgs),
+    /// Point the application's stored URLs at R2 ([[rewrite]] tables of the config file)
+    #[command(name = "rewrite-urls")]
+    RewriteUrls(RewriteArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RewriteArgs {
+    #[command(flatten)]
+    pub manifests: ManifestArgs,
+
+    /// Count the rows and URLs that would change and list those not migrated; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not copy SQLite databases with VACUUM INTO before the first change
+    #[arg(long)]
+    pub no_db_backup: bool,
 }
 
 #[derive(Debug, Clone, Args, Default)]

@@ -35,6 +35,9 @@ pub struct FileConfig {
     pub filter: FilterSection,
     #[serde(default)]
     pub transfer: TransferSection,
+    /// `[[rewrite]]` tables for `rewrite-urls`.
+    #[serde(default)]
+    pub rewrite: Vec<crate::rewrite::Rule>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -315,6 +318,15 @@ pub struct RollbackConfig {
 #[derive(Debug, Clone)]
 pub struct ReportConfig {
     pub manifests: Vec<PathBuf>,
+}
+
+/// Everything `rewrite-urls` needs, validated.
+#[derive(Debug, Clone)]
+pub struct RewriteConfig {
+    pub manifests: Vec<PathBuf>,
+    pub rules: Vec<crate::rewrite::Rule>,
+    pub dry_run: bool,
+    pub no_db_backup: bool,
 }
 
 #[cfg(test)]

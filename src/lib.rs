@@ -19,6 +19,7 @@ pub mod paging;
 pub mod pricing;
 pub mod progress;
 pub mod resolve;
+pub mod rewrite;
 pub mod s3api;
 pub mod selection;
 pub mod shard;
@@ -57,5 +58,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<Exit> {
             commands::rollback::rollback(resolve::rollback(&args, &file)?, out).await
         }
         Command::Report(args) => commands::report::report(resolve::report(&args, &file), out),
+        Command::RewriteUrls(args) => {
+            commands::rewrite::rewrite_urls(resolve::rewrite(&args, &file)?, out).await
+        }
     }
 }

@@ -8,12 +8,14 @@ use std::path::PathBuf;
 use time::OffsetDateTime;
 
 use crate::cli::{
-    CopyArgs, ManifestArgs, ReportArgs, RollbackArgs, SourceArgs, StoreArgs, VerifyArgs,
+    CopyArgs, ManifestArgs, ReportArgs, RewriteArgs, RollbackArgs, SourceArgs, StoreArgs,
+    VerifyArgs,
 };
 use crate::config::{
     check_concurrency, parse_duration, parse_size, parse_time, sqlite_settings, CopyConfig,
-    FileConfig, OnConflict, ReportConfig, RollbackConfig, SizeValue, StoreSettings, VerifyConfig,
-    DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, DEFAULT_RETRIES,
+    FileConfig, OnConflict, ReportConfig, RewriteConfig, RollbackConfig, SizeValue, StoreSettings,
+    VerifyConfig, DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
+    DEFAULT_RETRIES,
 };
 use crate::error::usage;
 use crate::filter::Filter;
@@ -259,6 +261,28 @@ pub fn rollback(args: &RollbackArgs, file: &FileConfig) -> anyhow::Result<Rollba
         dry_run: args.dry_run,
         yes: args.yes,
         stores: stores(&args.stores, &SourceArgs::default(), None, file)?,
+    })
+}
+
+pub fn rewrite(args: &RewriteArgs, file: &FileConfig) -> anyhow::Result<RewriteConfig> {
+    if file.rewrite.is_empty() {
+        return Err(usage(
+            "rewrite-urls needs [[rewrite]] tables in the config file (--config FILE): database, table, id_column, columns, to",
+        ));
+    }
+    for rule in &file.rewrite {
+        if rule.columns.is_empty() || !rule.to.contains("{key}") {
+            return Err(usage(format!(
+                "[[rewrite]] for table {:?}: give at least one column, and a `to` template with {{key}}",
+                rule.table
+            )));
+        }
+    }
+    Ok(RewriteConfig {
+        manifests: manifests(&args.manifests, file),
+        rules: file.rewrite.clone(),
+        dry_run: args.dry_run,
+        no_db_backup: args.no_db_backup,
     })
 }
 

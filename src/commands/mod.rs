@@ -3,6 +3,7 @@
 
 pub mod plan;
 pub mod report;
+pub mod rewrite;
 pub mod rollback;
 pub mod run;
 pub mod verify;

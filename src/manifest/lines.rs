@@ -225,6 +225,23 @@ impl SourceDeleted {
     }
 }
 
+/// A stored value `rewrite-urls` changed, appended and flushed before its transaction
+/// commits; rollback puts `old` back where the row still holds `new`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RewriteLine {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub database: String,
+    pub table: String,
+    pub id_column: String,
+    pub id: serde_json::Value,
+    pub column: String,
+    pub old: String,
+    pub new: String,
+    pub run_id: String,
+    pub at: String,
+}
+
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

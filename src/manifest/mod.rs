@@ -29,6 +29,8 @@ pub struct Manifest {
     pub intents: Vec<(usize, Intent)>,
     /// Objects runs found deleted at the source, in order.
     pub source_deleted: Vec<SourceDeleted>,
+    /// Stored values `rewrite-urls` changed, in order.
+    pub rewrites: Vec<RewriteLine>,
 }
 
 impl Manifest {
@@ -86,6 +88,9 @@ impl Manifest {
             Some("intent") if !self.headers.is_empty() => {
                 let intent = parse(value, "intent record").read()?;
                 self.intents.push((self.records.len(), intent));
+            }
+            Some("rewrite") if !self.headers.is_empty() => {
+                self.rewrites.push(parse(value, "rewrite line").read()?);
             }
             Some("source_deleted") if !self.headers.is_empty() => {
                 self.source_deleted.push(parse(value, "source_deleted line").read()?);

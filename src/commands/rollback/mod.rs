@@ -6,6 +6,7 @@
 //! outcome is appended to the manifest, so a second rollback resumes.
 
 mod rows;
+mod urls;
 mod work;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -54,6 +55,10 @@ pub(super) struct Ledger {
     tally: Tally,
     lines: Vec<serde_json::Value>,
     errors: u64,
+    /// What became of each stored URL `rewrite-urls` changed.
+    url_lines: Vec<serde_json::Value>,
+    /// Of those, left as the application changed them.
+    urls_kept: u64,
 }
 
 impl Ledger {
@@ -76,6 +81,8 @@ impl Ledger {
             tally: Tally::default(),
             lines: Vec::new(),
             errors: 0,
+            url_lines: Vec::new(),
+            urls_kept: 0,
         })
     }
 
@@ -97,8 +104,16 @@ impl Ledger {
             .push(json!({"target_key": rec.target_key, "action": "error", "note": why}));
     }
 
+    /// A line for the report that is not about an object (a restored URL).
+    fn note(&mut self, line: serde_json::Value) {
+        if line["action"] == "url_kept" {
+            self.urls_kept += 1;
+        }
+        self.url_lines.push(line);
+    }
+
     fn exit(&self) -> Exit {
-        if self.tally.kept > 0 || self.errors > 0 {
+        if self.tally.kept > 0 || self.errors > 0 || self.urls_kept > 0 {
             Exit::Partial
         } else {
             Exit::Ok
@@ -160,6 +175,14 @@ pub async fn rollback(args: RollbackConfig, out: Output) -> anyhow::Result<Exit>
         return Ok(Exit::Ok);
     }
     let mut ledger = Ledger::open(&args, &first)?;
+    // The application's URLs first, so nothing points at an object about to go.
+    let urls = urls::restore(&manifest, args.dry_run, &mut ledger)?;
+    if urls.restored + urls.already + urls.kept > 0 {
+        out.say(&format!(
+            "stored URLs: {} put back, {} already as before, {} kept (changed since)",
+            urls.restored, urls.already, urls.kept
+        ));
+    }
     let rows_kept =
         rows::restore(&first, &records, &args.manifest, args.dry_run, &mut ledger).await?;
     let work: Vec<_> = work
@@ -225,6 +248,20 @@ fn say(args: &RollbackConfig, first: &Header, ledger: &Ledger, out: &Output) {
             ));
         }
     }
+    for l in ledger
+        .url_lines
+        .iter()
+        .filter(|l| l["action"] == "url_kept")
+    {
+        out.say(&format!(
+            "  {} {} id {} {}: {}",
+            l["database"].as_str().unwrap_or(""),
+            l["table"].as_str().unwrap_or(""),
+            l["id"],
+            l["column"].as_str().unwrap_or(""),
+            l["note"].as_str().unwrap_or("")
+        ));
+    }
     out.document(&json!({
         "command": "rollback",
         "dry_run": args.dry_run,
@@ -234,6 +271,8 @@ fn say(args: &RollbackConfig, first: &Header, ledger: &Ledger, out: &Output) {
         "kept": tally.kept,
         "errors": errors,
         "objects": ledger.lines,
+        "urls": ledger.url_lines,
+        "urls_kept": ledger.urls_kept,
         "exit_code": ledger.exit() as i32,
     }));
 }

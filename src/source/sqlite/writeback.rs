@@ -47,7 +47,7 @@ pub fn backup_path(db: &Path, run_id: &str) -> PathBuf {
 
 /// `VACUUM INTO` a file created first with the database's own permissions: the copy
 /// holds every row, so it must not be readable by more people than the database is.
-fn private_copy(conn: &Connection, db: &Path, to: &Path) -> Result<Option<String>, String> {
+pub fn private_copy(conn: &Connection, db: &Path, to: &Path) -> Result<Option<String>, String> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mode = std::fs::metadata(db)
         .map(|m| m.permissions().mode() & 0o777)

@@ -1,0 +1,255 @@
+//! `r2migrate rewrite-urls`: points the application's stored URLs at R2, table by table
+//! as the config's `[[rewrite]]` entries say. Only objects the manifests record `copied`
+//! or `identical` are pointed at R2; a URL of the source whose object is not migrated is
+//! left as it is and listed (exit 1). Each batch of changes goes into the manifest, and
+//! is flushed, before its transaction commits; `--dry-run` writes nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::verify::merged_latest;
+use super::Output;
+use crate::config::RewriteConfig;
+use crate::error::{usage, Exit};
+use crate::location::{Location, Role};
+use crate::manifest::lock::ManifestLock;
+use crate::manifest::{now_rfc3339, Header, Manifest, ManifestWriter, RewriteLine, VERSION};
+use crate::rewrite::sqlite::{Change, Table};
+use crate::rewrite::urls::SourceUrls;
+use crate::rewrite::{Rewriter, Rule};
+use crate::tally::new_run_id;
+
+/// At most this many not-migrated URLs are listed per table (all are counted).
+const LISTED: usize = 100;
+
+/// What one table's pass found and did.
+#[derive(Default)]
+struct TableTally {
+    rows_read: u64,
+    rows_changed: u64,
+    urls_changed: u64,
+    not_migrated: u64,
+    listed: Vec<serde_json::Value>,
+    backup: Option<String>,
+}
+
+pub async fn rewrite_urls(cfg: RewriteConfig, out: Output) -> anyhow::Result<Exit> {
+    // A dry run writes nothing, so it needs no lock.
+    let _lock = (!cfg.dry_run)
+        .then(|| ManifestLock::acquire(&cfg.manifests[0], "rewrite-urls", |w| out.warn(w)))
+        .transpose()?;
+    let manifests = Manifest::load_all(&cfg.manifests)?;
+    let first = manifests[0].headers[0].clone();
+    let source = Location::parse(&first.source, Role::Source)?;
+    let migrated: HashMap<String, String> = merged_latest(&manifests)
+        .into_iter()
+        .filter(|r| r.status.is_verified())
+        .map(|r| (r.source_key, r.target_key))
+        .collect();
+    let run_id = new_run_id();
+    let manifest_path = cfg.manifests[0].clone();
+    let mut writer = if cfg.dry_run {
+        None
+    } else {
+        let header = Header {
+            run_id: run_id.clone(),
+            started_at: now_rfc3339(),
+            command: Some("rewrite-urls".into()),
+            kind: "header".into(),
+            version: VERSION,
+            ..first.clone()
+        };
+        Some(ManifestWriter::open(&manifest_path, &header)?)
+    };
+    let mut tables = Vec::new();
+    let mut not_migrated = 0;
+    // One backup per database, however many rules name it.
+    let mut backed_up: HashSet<PathBuf> = HashSet::new();
+    for rule in &cfg.rules {
+        let urls = source_urls(&source, rule)?;
+        let db = sqlite_path(&rule.database)?;
+        let rewriter = Rewriter {
+            urls,
+            migrated: &migrated,
+            mode: rule.mode,
+            to: rule.to.clone(),
+        };
+        let backup = (!cfg.dry_run && !cfg.no_db_backup && !backed_up.contains(&db))
+            .then(|| crate::source::sqlite::writeback::backup_path(&db, &run_id));
+        let tally = rewrite_table(rule, &db, &rewriter, writer.as_mut(), backup, &run_id)?;
+        if tally.backup.is_some() {
+            backed_up.insert(db.clone());
+        }
+        say_table(&out, rule, &tally, cfg.dry_run);
+        not_migrated += tally.not_migrated;
+        tables.push(json!({
+            "database": rule.database,
+            "table": rule.table,
+            "rows_read": tally.rows_read,
+            "rows_changed": tally.rows_changed,
+            "urls_changed": tally.urls_changed,
+            "not_migrated": tally.not_migrated,
+            "not_migrated_urls": tally.listed,
+            "backup": tally.backup,
+        }));
+    }
+    if let Some(w) = writer.as_mut() {
+        w.sync()?;
+    }
+    let exit = if not_migrated > 0 {
+        Exit::Partial
+    } else {
+        Exit::Ok
+    };
+    out.document(&json!({
+        "command": "rewrite-urls",
+        "dry_run": cfg.dry_run,
+        "manifest": manifest_path,
+        "tables": tables,
+        "exit_code": exit as i32,
+    }));
+    Ok(exit)
+}
+
+/// The URL forms that mean this migration's source.
+fn source_urls(source: &Location, rule: &Rule) -> anyhow::Result<SourceUrls> {
+    Ok(match source {
+        Location::S3 { bucket, prefix } => SourceUrls::s3(bucket, prefix, &rule.from),
+        Location::Gcs { bucket, prefix } => SourceUrls::gcs(bucket, prefix, &rule.from),
+        _ if rule.from.is_empty() => {
+            return Err(usage(format!(
+                "[[rewrite]] for table {:?}: a {source} source has no URL of its own; list the bases its URLs start with in `from`",
+                rule.table
+            )))
+        }
+        _ => SourceUrls::bases(&rule.from),
+    })
+}
+
+/// The SQLite file a `database` names (`sqlite:///path` or a plain path).
+fn sqlite_path(database: &str) -> anyhow::Result<PathBuf> {
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        return Err(usage(format!(
+            "{database}: rewriting PostgreSQL tables is not supported by this version yet; only SQLite databases (sqlite:///path/app.db)"
+        )));
+    }
+    Ok(match database.strip_prefix("sqlite://") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(database),
+    })
+}
+
+fn rewrite_table(
+    rule: &Rule,
+    db: &Path,
+    rewriter: &Rewriter<'_>,
+    mut writer: Option<&mut ManifestWriter>,
+    backup: Option<PathBuf>,
+    run_id: &str,
+) -> anyhow::Result<TableTally> {
+    let mut table = Table::open(
+        db,
+        &rule.table,
+        &rule.id_column,
+        &rule.columns,
+        writer.is_none(),
+    )
+    .map_err(usage)?;
+    let mut tally = TableTally::default();
+    let mut backup = backup;
+    let mut after: Option<serde_json::Value> = None;
+    loop {
+        let rows = table.page(after.as_ref()).map_err(anyhow::Error::msg)?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id.clone());
+        let mut changes = Vec::new();
+        for row in &rows {
+            tally.rows_read += 1;
+            for (column, value) in rule.columns.iter().zip(&row.values) {
+                let Some(value) = value else { continue };
+                let done = rewriter.rewrite(value);
+                tally.not_migrated += done.not_migrated.len() as u64;
+                for url in done.not_migrated {
+                    if tally.listed.len() < LISTED {
+                        tally
+                            .listed
+                            .push(json!({"id": row.id, "column": column, "url": url}));
+                    }
+                }
+                if let Some(new) = done.new {
+                    tally.urls_changed += done.changed as u64;
+                    changes.push(Change {
+                        id: row.id.clone(),
+                        column: column.clone(),
+                        old: value.clone(),
+                        new,
+                    });
+                }
+            }
+        }
+        let Some(w) = writer.as_deref_mut() else {
+            tally.rows_changed += distinct_rows(&changes);
+            continue;
+        };
+        if changes.is_empty() {
+            continue;
+        }
+        if let Some(to) = backup.take() {
+            table.back_up(&to).map_err(|e| {
+                anyhow::anyhow!(
+                    "backing up {} to {} failed ({e}); nothing was changed. Free space there or pass --no-db-backup",
+                    db.display(),
+                    to.display()
+                )
+            })?;
+            tally.backup = Some(to.display().to_string());
+        }
+        let applied = table.apply(changes, |applied| {
+            for c in applied {
+                w.append_line(&RewriteLine {
+                    kind: "rewrite".into(),
+                    database: rule.database.clone(),
+                    table: rule.table.clone(),
+                    id_column: rule.id_column.clone(),
+                    id: c.id.clone(),
+                    column: c.column.clone(),
+                    old: c.old.clone(),
+                    new: c.new.clone(),
+                    run_id: run_id.to_string(),
+                    at: now_rfc3339(),
+                })?;
+            }
+            w.sync()
+        })?;
+        tally.rows_changed += distinct_rows(&applied);
+    }
+    Ok(tally)
+}
+
+fn distinct_rows(changes: &[Change]) -> u64 {
+    let mut ids: Vec<String> = changes.iter().map(|c| c.id.to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    ids.len() as u64
+}
+
+fn say_table(out: &Output, rule: &Rule, t: &TableTally, dry_run: bool) {
+    let verb = if dry_run { "would change" } else { "changed" };
+    out.say(&format!(
+        "rewrite-urls {} {}: read {} rows; {verb} {} rows ({} URLs); {} URLs of the source not migrated (left as they are)",
+        rule.database, rule.table, t.rows_read, t.rows_changed, t.urls_changed, t.not_migrated
+    ));
+    for item in &t.listed {
+        out.say(&format!(
+            "  not migrated: id {} {}: {}",
+            item["id"], item["column"], item["url"]
+        ));
+    }
+    if let Some(b) = &t.backup {
+        out.say(&format!(
+            "  backup of the database before the first change: {b}"
+        ));
+    }
+}

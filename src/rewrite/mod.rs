@@ -1,0 +1,173 @@
+//! Rewriting the application's stored URLs (SPEC.md "Rewriting stored URLs"): which URLs
+//! mean the source ([`urls`]), what each stored value becomes, and the database seam the
+//! `rewrite-urls` command drives ([`sqlite`]). A URL is pointed at R2 only when the
+//! manifests record its object `copied` or `identical`; one that names the source but an
+//! object not migrated is left as it is and reported.
+
+pub mod sqlite;
+pub mod urls;
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use urls::{render, spans, Named, SourceUrls};
+
+/// How a column holds URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The whole value is one URL.
+    #[default]
+    Url,
+    /// URLs inside text (HTML, Markdown, JSON); the rest is kept byte for byte.
+    Embedded,
+}
+
+/// One `[[rewrite]]` table of the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub database: String,
+    pub table: String,
+    pub id_column: String,
+    pub columns: Vec<String>,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub from: Vec<String>,
+    pub to: String,
+}
+
+/// What one stored value becomes.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rewritten {
+    /// The new text, when at least one URL changed.
+    pub new: Option<String>,
+    /// URLs pointed at R2.
+    pub changed: usize,
+    /// URLs of the source whose object is not migrated (left as they are).
+    pub not_migrated: Vec<String>,
+}
+
+/// Turns stored values into their R2 form.
+pub struct Rewriter<'a> {
+    pub urls: SourceUrls,
+    /// Source key → R2 key, for every object recorded `copied` or `identical`.
+    pub migrated: &'a HashMap<String, String>,
+    pub mode: Mode,
+    pub to: String,
+}
+
+impl Rewriter<'_> {
+    pub fn rewrite(&self, value: &str) -> Rewritten {
+        let mut out = Rewritten::default();
+        let ranges = match self.mode {
+            Mode::Url => {
+                let trimmed = value.trim();
+                let start = value.len() - value.trim_start().len();
+                std::iter::once(start..start + trimmed.len()).collect::<Vec<_>>()
+            }
+            Mode::Embedded => spans(value),
+        };
+        let mut text = String::with_capacity(value.len());
+        let mut at = 0;
+        for range in ranges {
+            let url = &value[range.clone()];
+            let replacement = match self.urls.name(url) {
+                None => None,
+                Some(Named::Key(key)) => match self.migrated.get(&key) {
+                    Some(target_key) => Some(render(&self.to, target_key)),
+                    None => {
+                        out.not_migrated.push(url.to_string());
+                        None
+                    }
+                },
+                Some(Named::OutsidePrefix(_)) => {
+                    out.not_migrated.push(url.to_string());
+                    None
+                }
+            };
+            if let Some(new_url) = replacement {
+                if new_url != url {
+                    text.push_str(&value[at..range.start]);
+                    text.push_str(&new_url);
+                    at = range.end;
+                    out.changed += 1;
+                }
+            }
+        }
+        if out.changed > 0 {
+            text.push_str(&value[at..]);
+            out.new = Some(text);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migrated() -> HashMap<String, String> {
+        HashMap::from([
+            ("42.png".to_string(), "avatars/42.png".to_string()),
+            ("a b.jpg".to_string(), "avatars/a b.jpg".to_string()),
+        ])
+    }
+
+    fn rewriter(map: &HashMap<String, String>, mode: Mode) -> Rewriter<'_> {
+        Rewriter {
+            urls: SourceUrls::s3("media", "avatars/", &[]),
+            migrated: map,
+            mode,
+            to: "https://cdn.example.com/{key}".into(),
+        }
+    }
+
+    #[test]
+    fn a_url_value_is_replaced_only_when_its_object_is_migrated() {
+        let map = migrated();
+        let r = rewriter(&map, Mode::Url);
+        let done = r.rewrite("https://media.s3.amazonaws.com/avatars/42.png");
+        assert_eq!(
+            done.new.as_deref(),
+            Some("https://cdn.example.com/avatars/42.png")
+        );
+        let missing = r.rewrite("https://media.s3.amazonaws.com/avatars/7.png");
+        assert_eq!(missing.new, None);
+        assert_eq!(missing.not_migrated.len(), 1);
+        let other = r.rewrite("https://example.com/avatars/42.png");
+        assert_eq!(other, Rewritten::default(), "other hosts are not counted");
+        // Already rewritten: nothing to do (idempotent).
+        assert_eq!(
+            r.rewrite("https://cdn.example.com/avatars/42.png"),
+            Rewritten::default()
+        );
+    }
+
+    #[test]
+    fn embedded_urls_are_replaced_and_every_other_byte_is_kept() {
+        let map = migrated();
+        let r = rewriter(&map, Mode::Embedded);
+        let html = "<p>Hi!</p><img src=\"https://media.s3.amazonaws.com/avatars/42.png\" alt='x'> \
+                    [pic](https://media.s3.eu-west-1.amazonaws.com/avatars/a%20b.jpg). \
+                    {\"u\": \"s3://media/avatars/42.png\"} https://example.com/avatars/42.png, \
+                    https://media.s3.amazonaws.com/avatars/gone.png!";
+        let done = r.rewrite(html);
+        assert_eq!(
+            done.new.as_deref(),
+            Some(
+                "<p>Hi!</p><img src=\"https://cdn.example.com/avatars/42.png\" alt='x'> \
+                 [pic](https://cdn.example.com/avatars/a%20b.jpg). \
+                 {\"u\": \"https://cdn.example.com/avatars/42.png\"} https://example.com/avatars/42.png, \
+                 https://media.s3.amazonaws.com/avatars/gone.png!"
+            )
+        );
+        assert_eq!(done.changed, 3);
+        assert_eq!(
+            done.not_migrated,
+            vec!["https://media.s3.amazonaws.com/avatars/gone.png".to_string()]
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! The SQLite side of `rewrite-urls`: a table paged by its id (keyset, so rows the
+//! application adds meanwhile are neither skipped nor read twice), and changes applied in
+//! one transaction per batch, each row only while it still holds what was read. The
+//! caller's `before_commit` runs inside the transaction, after the updates: that is where
+//! the manifest gets the changes and is flushed, so a crash can never leave a rewritten
+//! row the manifest does not know.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::source::sqlite::db::{connect, from_json, quote, to_json};
+
+/// Rows read per page, and changes written per transaction.
+pub const BATCH: usize = 256;
+
+/// One stored value and what it becomes.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The row's id as the manifest keeps it.
+    pub id: serde_json::Value,
+    pub column: String,
+    pub old: String,
+    pub new: String,
+}
+
+/// A row as read: its id and the text of each rewritten column (`None`: NULL or not text).
+pub struct Row {
+    pub id: serde_json::Value,
+    pub values: Vec<Option<String>>,
+}
+
+/// What putting a value back found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restore {
+    /// The row held what we wrote; it holds the original again.
+    Restored,
+    /// It already holds the original (restored before, or never committed).
+    AsBefore,
+    /// Someone changed it since: left alone.
+    Changed,
+}
+
+pub struct Table {
+    conn: Connection,
+    pub path: PathBuf,
+    table: String,
+    id_column: String,
+    columns: Vec<String>,
+}
+
+impl Table {
+    /// Opens the table and checks that it and its columns exist (a usage error if not).
+    pub fn open(
+        path: &Path,
+        table: &str,
+        id_column: &str,
+        columns: &[String],
+        read_only: bool,
+    ) -> Result<Table, String> {
+        if !path.exists() {
+            return Err(format!("database {} does not exist", path.display()));
+        }
+        let conn = connect(path, read_only).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info({})",
+                sql_text(table)
+            ))
+            .map_err(|e| e.to_string())?;
+        let known: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| e.to_string())?;
+        drop(stmt);
+        if known.is_empty() {
+            return Err(format!("{}: no table {table:?}", path.display()));
+        }
+        for col in std::iter::once(&id_column.to_string()).chain(columns) {
+            if !known.contains(col) {
+                return Err(format!(
+                    "{}: table {table:?} has no column {col:?} (it has {})",
+                    path.display(),
+                    known.join(", ")
+                ));
+            }
+        }
+        Ok(Table {
+            conn,
+            path: path.to_path_buf(),
+            table: table.to_string(),
+            id_column: id_column.to_string(),
+            columns: columns.to_vec(),
+        })
+    }
+
+    /// Up to [`BATCH`] rows with an id after `after`, in id order.
+    pub fn page(&self, after: Option<&serde_json::Value>) -> Result<Vec<Row>, String> {
+        let cols: Vec<String> = self.columns.iter().map(|c| quote(c)).collect();
+        let id = quote(&self.id_column);
+        let sql = format!(
+            "SELECT {id}, {} FROM {} WHERE (?1 IS NULL OR {id} > ?1) ORDER BY {id} LIMIT {BATCH}",
+            cols.join(", "),
+            quote(&self.table)
+        );
+        let after = after.map(from_json).unwrap_or(Value::Null);
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map([after], |r| {
+                let id = to_json(r.get_ref(0)?);
+                let values = (1..=self.columns.len())
+                    .map(|i| r.get::<_, Option<String>>(i).ok().flatten())
+                    .collect();
+                Ok(Row { id, values })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| e.to_string())?;
+        Ok(rows)
+    }
+
+    /// Copies the database with `VACUUM INTO` beside it, as private as the database.
+    pub fn back_up(&self, to: &Path) -> Result<(), String> {
+        crate::source::sqlite::writeback::private_copy(&self.conn, &self.path, to).map(|_| ())
+    }
+
+    /// Applies `changes` in one transaction: each only where the row still holds `old`.
+    /// `before_commit` gets the changes that applied and must make them durable (the
+    /// manifest); if it fails, nothing is committed. Returns the changes applied.
+    pub fn apply(
+        &mut self,
+        changes: Vec<Change>,
+        before_commit: impl FnOnce(&[Change]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Vec<Change>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut applied = Vec::new();
+        for c in changes {
+            let sql = format!(
+                "UPDATE {} SET {col} = ?1 WHERE {} = ?2 AND {col} = ?3",
+                quote(&self.table),
+                quote(&self.id_column),
+                col = quote(&c.column)
+            );
+            let n = tx.execute(
+                &sql,
+                params_from_iter([
+                    Value::Text(c.new.clone()),
+                    from_json(&c.id),
+                    Value::Text(c.old.clone()),
+                ]),
+            )?;
+            if n > 0 {
+                applied.push(c);
+            }
+        }
+        before_commit(&applied)?;
+        tx.commit()?;
+        Ok(applied)
+    }
+
+    /// Puts `old` back where the row still holds `new` (with `dry_run`, only says
+    /// whether it would).
+    pub fn restore(&mut self, c: &Change, dry_run: bool) -> Result<Restore, String> {
+        if !dry_run {
+            let sql = format!(
+                "UPDATE {} SET {col} = ?1 WHERE {} = ?2 AND {col} = ?3",
+                quote(&self.table),
+                quote(&self.id_column),
+                col = quote(&c.column)
+            );
+            let params = [
+                Value::Text(c.old.clone()),
+                from_json(&c.id),
+                Value::Text(c.new.clone()),
+            ];
+            let n = self
+                .conn
+                .execute(&sql, params_from_iter(params))
+                .map_err(|e| e.to_string())?;
+            if n > 0 {
+                return Ok(Restore::Restored);
+            }
+        }
+        let now: Option<Option<String>> = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {} FROM {} WHERE {} = ?1",
+                    quote(&c.column),
+                    quote(&self.table),
+                    quote(&self.id_column)
+                ),
+                [from_json(&c.id)],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| e.to_string())?;
+        let now = now.flatten();
+        Ok(match now.as_deref() {
+            Some(v) if v == c.old => Restore::AsBefore,
+            Some(v) if dry_run && v == c.new => Restore::Restored,
+            _ => Restore::Changed,
+        })
+    }
+}
+
+/// A string literal for SQL (table names passed to a pragma function).
+fn sql_text(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}

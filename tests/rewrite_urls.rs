@@ -1,0 +1,255 @@
+//! `rewrite-urls` on a real SQLite application database after an S3 → R2 migration:
+//! every S3 URL form of the bucket is pointed at R2 when its object is migrated, URLs of
+//! objects not migrated are listed (exit 1) and left alone, embedded URLs are replaced
+//! with every other byte kept, a dry run writes nothing, a second pass changes nothing,
+//! and rollback puts every value back except one the application changed since.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use rusqlite::Connection;
+
+const SRC_KEY: &str = "src-key";
+const SRC_SECRET: &str = "src-secret";
+
+/// (id, s3_url, body) as the application stored them, and what they must become.
+fn rows() -> Vec<(i64, &'static str, &'static str, &'static str, &'static str)> {
+    vec![
+        (
+            1,
+            "https://media.s3.amazonaws.com/avatars/1.png",
+            "https://cdn.example.test/avatars/1.png",
+            "<img src=\"https://media.s3.eu-west-1.amazonaws.com/avatars/2%20b.jpg\" alt='a'>",
+            "<img src=\"https://cdn.example.test/avatars/2%20b.jpg\" alt='a'>",
+        ),
+        (
+            2,
+            "https://s3.us-east-2.amazonaws.com/media/avatars/2%20b.jpg?X-Amz-Signature=abc",
+            "https://cdn.example.test/avatars/2%20b.jpg",
+            "See [it](https://media.s3-eu-west-1.amazonaws.com/avatars/1.png). And https://other.example.com/x.png, fine.",
+            "See [it](https://cdn.example.test/avatars/1.png). And https://other.example.com/x.png, fine.",
+        ),
+        (
+            3,
+            "s3://media/avatars/%C3%A9t%C3%A9.gif",
+            "https://cdn.example.test/avatars/%C3%A9t%C3%A9.gif",
+            "{\"hero\":\"https://media.s3.amazonaws.com/avatars/1.png\",\"n\":3}",
+            "{\"hero\":\"https://cdn.example.test/avatars/1.png\",\"n\":3}",
+        ),
+        // Not migrated: never in the source, and outside the migrated prefix.
+        (
+            4,
+            "https://media.s3.amazonaws.com/avatars/missing.png",
+            "https://media.s3.amazonaws.com/avatars/missing.png",
+            "plain text, no URL",
+            "plain text, no URL",
+        ),
+        (
+            5,
+            "https://media.s3.amazonaws.com/banners/top.png",
+            "https://media.s3.amazonaws.com/banners/top.png",
+            "",
+            "",
+        ),
+    ]
+}
+
+const CONFIG: &str = r#"
+[[rewrite]]
+database = "sqlite://DB"
+table = "media_files"
+id_column = "id"
+columns = ["s3_url"]
+mode = "url"
+to = "https://cdn.example.test/{key}"
+
+[[rewrite]]
+database = "sqlite://DB"
+table = "media_files"
+id_column = "id"
+columns = ["body"]
+mode = "embedded"
+to = "https://cdn.example.test/{key}"
+"#;
+
+fn app_db(dir: &Path) -> PathBuf {
+    let db = dir.join("app.db");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE media_files (id INTEGER PRIMARY KEY, s3_url TEXT, body TEXT);",
+    )
+    .unwrap();
+    for (id, url, _, body, _) in rows() {
+        conn.execute(
+            "INSERT INTO media_files VALUES (?1, ?2, ?3)",
+            rusqlite::params![id, url, body],
+        )
+        .unwrap();
+    }
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+    db
+}
+
+fn values(db: &Path) -> Vec<(i64, String, String)> {
+    let conn = Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id, s3_url, body FROM media_files ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+struct Setup {
+    _source: S3Server,
+    r2: S3Server,
+    work: tempfile::TempDir,
+    db: PathBuf,
+}
+
+async fn migrated() -> Setup {
+    let source = S3Server::start_with_keys(SRC_KEY, SRC_SECRET);
+    source.create_bucket("media");
+    let client = s3_client_with(&source.endpoint(), SRC_KEY, SRC_SECRET);
+    for key in [
+        "avatars/1.png",
+        "avatars/2 b.jpg",
+        "avatars/été.gif",
+        "banners/top.png",
+    ] {
+        put_bytes(&client, "media", key, key.as_bytes()).await;
+    }
+    let r2 = S3Server::start();
+    r2.create_bucket("media");
+    let work = tempfile::tempdir().unwrap();
+    let out = r2migrate_s3(work.path(), &source, &r2, SRC_KEY, SRC_SECRET)
+        .args([
+            "run",
+            "--from",
+            "s3://media/avatars/",
+            "--to",
+            "r2://media/avatars/",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let db = app_db(work.path());
+    std::fs::write(
+        work.path().join("rewrite.toml"),
+        CONFIG.replace("DB", &db.display().to_string()),
+    )
+    .unwrap();
+    Setup {
+        _source: source,
+        r2,
+        work,
+        db,
+    }
+}
+
+fn rewrite(s: &Setup, extra: &[&str]) -> std::process::Output {
+    r2migrate(s.work.path())
+        .args(["rewrite-urls", "--json", "--config", "rewrite.toml"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn totals(doc: &serde_json::Value, field: &str) -> u64 {
+    doc["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t[field].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn stored_urls_point_at_r2_only_where_migrated_and_roll_back_byte_exact() {
+    let s = migrated().await;
+    let before = values(&s.db);
+
+    // Dry run: counts, lists what is not migrated, writes nothing.
+    let dry = rewrite(&s, &["--dry-run"]);
+    assert_exit(&dry, 1);
+    let doc = json_of(&dry);
+    assert_eq!(totals(&doc, "urls_changed"), 6, "{doc}");
+    assert_eq!(totals(&doc, "not_migrated"), 2, "{doc}");
+    let listed = doc.to_string();
+    assert!(listed.contains("avatars/missing.png") && listed.contains("banners/top.png"));
+    assert_eq!(values(&s.db), before, "a dry run changed the database");
+
+    // The real pass: exactly the expected text, a private backup, lines in the manifest.
+    let out = rewrite(&s, &[]);
+    assert_exit(&out, 1);
+    let doc = json_of(&out);
+    assert_eq!(totals(&doc, "urls_changed"), 6, "{doc}");
+    let want: Vec<(i64, String, String)> = rows()
+        .into_iter()
+        .map(|(id, _, url, _, body)| (id, url.to_string(), body.to_string()))
+        .collect();
+    assert_eq!(values(&s.db), want);
+    let backup = doc["tables"][0]["backup"].as_str().unwrap();
+    let mode = std::fs::metadata(backup).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the backup is as private as the database");
+    let manifest = std::fs::read_to_string(s.work.path().join("r2migrate-manifest.jsonl")).unwrap();
+    assert_eq!(manifest.matches("\"type\":\"rewrite\"").count(), 6);
+
+    // Idempotent: a second pass changes nothing.
+    let again = json_of(&rewrite(&s, &[]));
+    assert_eq!(totals(&again, "urls_changed"), 0, "{again}");
+    assert_eq!(values(&s.db), want);
+
+    // The application edits one row; rollback puts every other value back, keeps that one.
+    Connection::open(&s.db)
+        .unwrap()
+        .execute(
+            "UPDATE media_files SET s3_url = 'https://cdn.example.test/edited.png' WHERE id = 3",
+            [],
+        )
+        .unwrap();
+    let rb = r2migrate_to(s.work.path(), &s.r2)
+        .args(["rollback", "--yes", "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&rb, 1);
+    let rdoc = json_of(&rb);
+    assert_eq!(rdoc["urls_kept"], 1, "{rdoc}");
+    let mut expected = before.clone();
+    expected[2].1 = "https://cdn.example.test/edited.png".into();
+    assert_eq!(values(&s.db), expected);
+    assert!(list_keys(&s.r2.client(), "media", "").await.is_empty());
+}
+
+#[tokio::test]
+async fn bad_rewrite_settings_exit_2_naming_what_to_fix() {
+    let s = migrated().await;
+    for (config, words) in [
+        ("", "[[rewrite]]"),
+        (
+            "[[rewrite]]\ndatabase = \"postgres://app@127.0.0.1/app\"\ntable = \"t\"\nid_column = \"id\"\ncolumns = [\"u\"]\nto = \"https://x/{key}\"\n",
+            "PostgreSQL",
+        ),
+        (
+            &CONFIG.replace("DB", &s.db.display().to_string()).replace("\"body\"", "\"no_such_column\""),
+            "no_such_column",
+        ),
+        (
+            "[[rewrite]]\ndatabase = \"sqlite://app.db\"\ntable = \"t\"\nid_column = \"id\"\ncolumns = [\"u\"]\nto = \"https://x/\"\n",
+            "{key}",
+        ),
+    ] {
+        std::fs::write(s.work.path().join("bad.toml"), config).unwrap();
+        let out = r2migrate(s.work.path())
+            .args(["rewrite-urls", "--config", "bad.toml"])
+            .output()
+            .unwrap();
+        assert_exit(&out, 2);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(words), "{words}: {err}");
+    }
+}
