@@ -231,8 +231,8 @@ async fn bad_rewrite_settings_exit_2_naming_what_to_fix() {
     for (config, words) in [
         ("", "[[rewrite]]"),
         (
-            "[[rewrite]]\ndatabase = \"postgres://app@127.0.0.1/app\"\ntable = \"t\"\nid_column = \"id\"\ncolumns = [\"u\"]\nto = \"https://x/{key}\"\n",
-            "PostgreSQL",
+            "[[rewrite]]\ndatabase = \"postgres://app:hunter2@127.0.0.1/app\"\ntable = \"t\"\nid_column = \"id\"\ncolumns = [\"u\"]\nto = \"https://x/{key}\"\n",
+            "PGPASSWORD",
         ),
         (
             &CONFIG.replace("DB", &s.db.display().to_string()).replace("\"body\"", "\"no_such_column\""),
@@ -251,5 +251,6 @@ async fn bad_rewrite_settings_exit_2_naming_what_to_fix() {
         assert_exit(&out, 2);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(words), "{words}: {err}");
+        assert!(!err.contains("hunter2"), "the password was repeated: {err}");
     }
 }

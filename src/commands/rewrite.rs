@@ -5,7 +5,7 @@
 //! is flushed, before its transaction commits; `--dry-run` writes nothing.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::json;
 
@@ -16,9 +16,9 @@ use crate::error::{usage, Exit};
 use crate::location::{Location, Role};
 use crate::manifest::lock::ManifestLock;
 use crate::manifest::{now_rfc3339, Header, Manifest, ManifestWriter, RewriteLine, VERSION};
-use crate::rewrite::sqlite::{Change, Table};
+use crate::rewrite::sqlite::Change;
 use crate::rewrite::urls::SourceUrls;
-use crate::rewrite::{Rewriter, Rule};
+use crate::rewrite::{Db, Rewriter, Rule};
 use crate::tally::new_run_id;
 
 /// At most this many not-migrated URLs are listed per table (all are counted).
@@ -69,18 +69,28 @@ pub async fn rewrite_urls(cfg: RewriteConfig, out: Output) -> anyhow::Result<Exi
     let mut backed_up: HashSet<PathBuf> = HashSet::new();
     for rule in &cfg.rules {
         let urls = source_urls(&source, rule)?;
-        let db = sqlite_path(&rule.database)?;
+        let mut db = Db::open(
+            &rule.database,
+            &rule.table,
+            &rule.id_column,
+            &rule.columns,
+            cfg.dry_run,
+        )
+        .await?;
         let rewriter = Rewriter {
             urls,
             migrated: &migrated,
             mode: rule.mode,
             to: rule.to.clone(),
         };
-        let backup = (!cfg.dry_run && !cfg.no_db_backup && !backed_up.contains(&db))
-            .then(|| crate::source::sqlite::writeback::backup_path(&db, &run_id));
-        let tally = rewrite_table(rule, &db, &rewriter, writer.as_mut(), backup, &run_id)?;
-        if tally.backup.is_some() {
-            backed_up.insert(db.clone());
+        let backup = db
+            .sqlite_file()
+            .filter(|f| !cfg.dry_run && !cfg.no_db_backup && !backed_up.contains(*f))
+            .map(|f| crate::source::sqlite::writeback::backup_path(f, &run_id));
+        let tally =
+            rewrite_table(rule, &mut db, &rewriter, writer.as_mut(), backup, &run_id).await?;
+        if let (Some(_), Some(f)) = (&tally.backup, db.sqlite_file()) {
+            backed_up.insert(f.to_path_buf());
         }
         say_table(&out, rule, &tally, cfg.dry_run);
         not_migrated += tally.not_migrated;
@@ -128,40 +138,19 @@ fn source_urls(source: &Location, rule: &Rule) -> anyhow::Result<SourceUrls> {
     })
 }
 
-/// The SQLite file a `database` names (`sqlite:///path` or a plain path).
-fn sqlite_path(database: &str) -> anyhow::Result<PathBuf> {
-    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        return Err(usage(format!(
-            "{database}: rewriting PostgreSQL tables is not supported by this version yet; only SQLite databases (sqlite:///path/app.db)"
-        )));
-    }
-    Ok(match database.strip_prefix("sqlite://") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(database),
-    })
-}
-
-fn rewrite_table(
+async fn rewrite_table(
     rule: &Rule,
-    db: &Path,
+    table: &mut Db,
     rewriter: &Rewriter<'_>,
     mut writer: Option<&mut ManifestWriter>,
     backup: Option<PathBuf>,
     run_id: &str,
 ) -> anyhow::Result<TableTally> {
-    let mut table = Table::open(
-        db,
-        &rule.table,
-        &rule.id_column,
-        &rule.columns,
-        writer.is_none(),
-    )
-    .map_err(usage)?;
     let mut tally = TableTally::default();
     let mut backup = backup;
     let mut after: Option<serde_json::Value> = None;
     loop {
-        let rows = table.page(after.as_ref()).map_err(anyhow::Error::msg)?;
+        let rows = table.page(after.as_ref()).await?;
         let Some(last) = rows.last() else { break };
         after = Some(last.id.clone());
         let mut changes = Vec::new();
@@ -200,29 +189,31 @@ fn rewrite_table(
             table.back_up(&to).map_err(|e| {
                 anyhow::anyhow!(
                     "backing up {} to {} failed ({e}); nothing was changed. Free space there or pass --no-db-backup",
-                    db.display(),
+                    rule.database,
                     to.display()
                 )
             })?;
             tally.backup = Some(to.display().to_string());
         }
-        let applied = table.apply(changes, |applied| {
-            for c in applied {
-                w.append_line(&RewriteLine {
-                    kind: "rewrite".into(),
-                    database: rule.database.clone(),
-                    table: rule.table.clone(),
-                    id_column: rule.id_column.clone(),
-                    id: c.id.clone(),
-                    column: c.column.clone(),
-                    old: c.old.clone(),
-                    new: c.new.clone(),
-                    run_id: run_id.to_string(),
-                    at: now_rfc3339(),
-                })?;
-            }
-            w.sync()
-        })?;
+        let applied = table
+            .apply(changes, |applied| {
+                for c in applied {
+                    w.append_line(&RewriteLine {
+                        kind: "rewrite".into(),
+                        database: rule.database.clone(),
+                        table: rule.table.clone(),
+                        id_column: rule.id_column.clone(),
+                        id: c.id.clone(),
+                        column: c.column.clone(),
+                        old: c.old.clone(),
+                        new: c.new.clone(),
+                        run_id: run_id.to_string(),
+                        at: now_rfc3339(),
+                    })?;
+                }
+                w.sync()
+            })
+            .await?;
         tally.rows_changed += distinct_rows(&applied);
     }
     Ok(tally)

@@ -4,10 +4,12 @@
 //! manifests record its object `copied` or `identical`; one that names the source but an
 //! object not migrated is left as it is and reported.
 
+pub mod postgres;
 pub mod sqlite;
 pub mod urls;
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -103,6 +105,89 @@ impl Rewriter<'_> {
         }
         out
     }
+}
+
+/// The database a rule names: a SQLite file (`sqlite:///path` or a path) or a
+/// PostgreSQL server (`postgres://user@host:port/db`).
+pub enum Db {
+    Sqlite(sqlite::Table),
+    Postgres(postgres::PgTable),
+}
+
+impl Db {
+    pub async fn open(
+        database: &str,
+        table: &str,
+        id_column: &str,
+        columns: &[String],
+        read_only: bool,
+    ) -> anyhow::Result<Db> {
+        if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+            return match postgres::PgTable::open(database, table, id_column, columns).await {
+                Ok(t) => Ok(Db::Postgres(t)),
+                Err(postgres::PgError::Usage(m)) => Err(crate::error::usage(m)),
+                Err(postgres::PgError::Connect(m)) => Err(anyhow::anyhow!(m)),
+            };
+        }
+        let path = sqlite_path(database);
+        sqlite::Table::open(&path, table, id_column, columns, read_only)
+            .map(Db::Sqlite)
+            .map_err(crate::error::usage)
+    }
+
+    /// The SQLite file, which `rewrite-urls` backs up before its first change.
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        match self {
+            Db::Sqlite(t) => Some(&t.path),
+            Db::Postgres(_) => None,
+        }
+    }
+
+    pub fn back_up(&self, to: &Path) -> Result<(), String> {
+        match self {
+            Db::Sqlite(t) => t.back_up(to),
+            Db::Postgres(_) => Ok(()),
+        }
+    }
+
+    pub async fn page(
+        &self,
+        after: Option<&serde_json::Value>,
+    ) -> anyhow::Result<Vec<sqlite::Row>> {
+        match self {
+            Db::Sqlite(t) => t.page(after),
+            Db::Postgres(t) => t.page(after).await,
+        }
+        .map_err(anyhow::Error::msg)
+    }
+
+    pub async fn apply(
+        &mut self,
+        changes: Vec<sqlite::Change>,
+        before_commit: impl FnOnce(&[sqlite::Change]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Vec<sqlite::Change>> {
+        match self {
+            Db::Sqlite(t) => t.apply(changes, before_commit),
+            Db::Postgres(t) => t.apply(changes, before_commit).await,
+        }
+    }
+
+    pub async fn restore(
+        &mut self,
+        change: &sqlite::Change,
+        dry_run: bool,
+    ) -> anyhow::Result<sqlite::Restore> {
+        match self {
+            Db::Sqlite(t) => t.restore(change, dry_run),
+            Db::Postgres(t) => t.restore(change, dry_run).await,
+        }
+        .map_err(anyhow::Error::msg)
+    }
+}
+
+/// The SQLite file a `database` names (`sqlite:///path` or a plain path).
+pub fn sqlite_path(database: &str) -> PathBuf {
+    PathBuf::from(database.strip_prefix("sqlite://").unwrap_or(database))
 }
 
 #[cfg(test)]

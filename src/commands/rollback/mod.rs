@@ -176,7 +176,7 @@ pub async fn rollback(args: RollbackConfig, out: Output) -> anyhow::Result<Exit>
     }
     let mut ledger = Ledger::open(&args, &first)?;
     // The application's URLs first, so nothing points at an object about to go.
-    let urls = urls::restore(&manifest, args.dry_run, &mut ledger)?;
+    let urls = urls::restore(&manifest, args.dry_run, &mut ledger).await?;
     if urls.restored + urls.already + urls.kept > 0 {
         out.say(&format!(
             "stored URLs: {} put back, {} already as before, {} kept (changed since)",

@@ -9,7 +9,8 @@ use serde_json::json;
 
 use super::Ledger;
 use crate::manifest::{Manifest, RewriteLine};
-use crate::rewrite::sqlite::{Change, Restore, Table};
+use crate::rewrite::sqlite::{Change, Restore};
+use crate::rewrite::Db;
 
 /// What the rows came to.
 #[derive(Debug, Default, Clone, Copy)]
@@ -19,7 +20,7 @@ pub(super) struct Restored {
     pub kept: u64,
 }
 
-pub(super) fn restore(
+pub(super) async fn restore(
     manifest: &Manifest,
     dry_run: bool,
     ledger: &mut Ledger,
@@ -50,18 +51,12 @@ pub(super) fn restore(
     let mut groups: Vec<_> = by_table.into_iter().collect();
     groups.sort_by(|a, b| a.0.cmp(&b.0));
     for ((database, table_name, id_column), lines) in groups {
-        let db = database.strip_prefix("sqlite://").unwrap_or(&database);
         let mut columns: Vec<String> = lines.iter().map(|l| l.column.clone()).collect();
         columns.sort();
         columns.dedup();
-        let mut table = Table::open(
-            std::path::Path::new(db),
-            &table_name,
-            &id_column,
-            &columns,
-            dry_run,
-        )
-        .map_err(|e| anyhow::anyhow!("restoring the URLs rewrite-urls changed: {e}"))?;
+        let mut table = Db::open(&database, &table_name, &id_column, &columns, dry_run)
+            .await
+            .map_err(|e| e.context("restoring the URLs rewrite-urls changed"))?;
         for line in lines {
             let change = Change {
                 id: line.id.clone(),
@@ -71,7 +66,8 @@ pub(super) fn restore(
             };
             let outcome = table
                 .restore(&change, dry_run)
-                .map_err(|e| anyhow::anyhow!("{database} {table_name} id {}: {e}", line.id))?;
+                .await
+                .map_err(|e| e.context(format!("{database} {table_name} id {}", line.id)))?;
             let action = match outcome {
                 Restore::Restored => {
                     counts.restored += 1;
