@@ -254,3 +254,144 @@ async fn bad_rewrite_settings_exit_2_naming_what_to_fix() {
         assert!(!err.contains("hunter2"), "the password was repeated: {err}");
     }
 }
+
+/// The same application table in PostgreSQL (a real server, password and TLS on).
+async fn pg_app(pg: &common::pg::Postgres) {
+    let admin = pg.client("postgres").await;
+    admin.execute("CREATE DATABASE app", &[]).await.unwrap();
+    let app = pg.client("app").await;
+    app.batch_execute(
+        "CREATE TABLE media_files (id integer PRIMARY KEY, s3_url varchar(400), body text)",
+    )
+    .await
+    .unwrap();
+    for (id, url, _, body, _) in rows() {
+        app.execute(
+            "INSERT INTO media_files VALUES ($1, $2, $3)",
+            &[&(id as i32), &url, &body],
+        )
+        .await
+        .unwrap();
+    }
+}
+
+async fn pg_values(pg: &common::pg::Postgres) -> Vec<(i64, String, String)> {
+    let app = pg.client("app").await;
+    app.query("SELECT id, s3_url, body FROM media_files ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (i64::from(r.get::<_, i32>(0)), r.get(1), r.get(2)))
+        .collect()
+}
+
+#[tokio::test]
+async fn postgresql_urls_over_tls_are_rewritten_and_rolled_back_and_the_password_never_shows() {
+    let s = migrated().await;
+    let pg = common::pg::Postgres::start();
+    pg_app(&pg).await;
+    let before = pg_values(&pg).await;
+    let verified = format!(
+        "postgres://postgres@localhost:{}/app?sslmode=verify-full&sslrootcert={}",
+        pg.port,
+        pg.ca_file().display()
+    );
+    let encrypted = pg.url("app", "?sslmode=require");
+    std::fs::write(
+        s.work.path().join("pg.toml"),
+        CONFIG
+            .replacen("sqlite://DB", &verified, 1)
+            .replacen("sqlite://DB", &encrypted, 1),
+    )
+    .unwrap();
+    let cmd = |extra: &[&str]| {
+        r2migrate(s.work.path())
+            .env("PGPASSWORD", common::pg::PG_PASSWORD)
+            .args(["rewrite-urls", "-vvv", "--json", "--config", "pg.toml"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let dry = cmd(&["--dry-run"]);
+    assert_exit(&dry, 1);
+    assert_eq!(totals(&json_of(&dry), "urls_changed"), 6);
+    assert_eq!(
+        pg_values(&pg).await,
+        before,
+        "a dry run changed the database"
+    );
+
+    let out = cmd(&[]);
+    assert_exit(&out, 1);
+    let doc = json_of(&out);
+    assert_eq!(totals(&doc, "urls_changed"), 6, "{doc}");
+    assert_eq!(totals(&doc, "rows_changed"), 6, "{doc}");
+    let want: Vec<(i64, String, String)> = rows()
+        .into_iter()
+        .map(|(id, _, url, _, body)| (id, url.to_string(), body.to_string()))
+        .collect();
+    assert_eq!(pg_values(&pg).await, want);
+    let manifest = std::fs::read_to_string(s.work.path().join("r2migrate-manifest.jsonl")).unwrap();
+    for text in [
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        manifest,
+    ] {
+        assert!(
+            !text.contains(common::pg::PG_PASSWORD),
+            "the password leaked"
+        );
+    }
+    assert_eq!(totals(&json_of(&cmd(&[])), "urls_changed"), 0, "idempotent");
+
+    // A wrong password: exit 3, and the password is not repeated.
+    let wrong = r2migrate(s.work.path())
+        .env("PGPASSWORD", "not-the-password")
+        .args(["rewrite-urls", "--dry-run", "--config", "pg.toml"])
+        .output()
+        .unwrap();
+    assert_exit(&wrong, 3);
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains("PGPASSWORD") && !err.contains("not-the-password"),
+        "{err}"
+    );
+
+    // The password from a pgpass file alone works.
+    let pgpass = s.work.path().join("pgpass");
+    std::fs::write(
+        &pgpass,
+        format!("*:{}:app:postgres:{}\n", pg.port, common::pg::PG_PASSWORD),
+    )
+    .unwrap();
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let from_file = r2migrate(s.work.path())
+        .env("PGPASSFILE", &pgpass)
+        .args(["rewrite-urls", "--dry-run", "--json", "--config", "pg.toml"])
+        .output()
+        .unwrap();
+    // Exit 1: the two URLs whose objects are not migrated are still there, by design.
+    assert_exit(&from_file, 1);
+    assert_eq!(totals(&json_of(&from_file), "rows_read"), 10);
+
+    // The application edits one row; rollback restores the rest, keeps that one.
+    pg.client("app")
+        .await
+        .execute(
+            "UPDATE media_files SET s3_url = 'https://cdn.example.test/edited.png' WHERE id = 3",
+            &[],
+        )
+        .await
+        .unwrap();
+    let rb = r2migrate_to(s.work.path(), &s.r2)
+        .env("PGPASSWORD", common::pg::PG_PASSWORD)
+        .args(["rollback", "--yes", "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&rb, 1);
+    assert_eq!(json_of(&rb)["urls_kept"], 1);
+    let mut expected = before.clone();
+    expected[2].1 = "https://cdn.example.test/edited.png".into();
+    assert_eq!(pg_values(&pg).await, expected);
+    assert!(list_keys(&s.r2.client(), "media", "").await.is_empty());
+}

@@ -74,10 +74,12 @@ pub fn config_of(database: &str) -> Result<(tokio_postgres::Config, Tls), PgErro
             ("sslmode", "prefer" | "allow") => tls = Tls::Prefer,
             ("sslmode", "require") => tls = Tls::Require,
             ("sslmode", "verify-full") => tls = Tls::VerifyFull(None),
-            ("sslmode", other) => return Err(PgError::Usage(format!(
+            ("sslmode", other) => {
+                return Err(PgError::Usage(format!(
                 "{}: sslmode={other} is not supported; use disable, prefer, require or verify-full",
                 redact(database)
-            ))),
+            )))
+            }
             ("sslrootcert", path) => root_cert = Some(PathBuf::from(path)),
             (other, _) => {
                 return Err(PgError::Usage(format!(
