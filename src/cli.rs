@@ -112,6 +112,14 @@ pub struct CopyArgs {
     #[arg(long, value_enum)]
     pub on_conflict: Option<OnConflict>,
 
+    /// Set this header on every object, over the source's (repeatable): "Cache-Control: max-age=86400"
+    #[arg(long, value_name = "NAME: VALUE")]
+    pub header_upload: Vec<String>,
+
+    /// R2 storage class: STANDARD or STANDARD_IA (Infrequent Access) [default: the bucket's]
+    #[arg(long, value_name = "CLASS")]
+    pub storage_class: Option<String>,
+
     /// Where overwritten objects are backed up [default: _r2migrate/backup/<run_id>/]
     #[arg(long, value_name = "PREFIX")]
     pub backup_prefix: Option<String>,

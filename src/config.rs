@@ -119,6 +119,19 @@ pub struct TargetSection {
     pub key_template: Option<String>,
     pub on_conflict: Option<OnConflict>,
     pub backup_prefix: Option<String>,
+    /// `STANDARD` or `STANDARD_IA`.
+    pub storage_class: Option<String>,
+    /// `[[target.headers]]`: headers for objects whose source key matches a glob.
+    #[serde(default)]
+    pub headers: Vec<HeadersSection>,
+}
+
+/// One `[[target.headers]]` rule: `glob = "*.css"`, `set = ["Cache-Control: max-age=60"]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersSection {
+    pub glob: String,
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -225,6 +238,10 @@ pub struct CopyConfig {
     pub no_db_backup: bool,
     /// `--copy-links`: follow symlinks out of a local source tree.
     pub copy_links: bool,
+    /// Upload headers over the source's, by rule.
+    pub headers: crate::headers::HeaderRules,
+    /// `--storage-class`; `None`: the bucket's default.
+    pub storage_class: Option<crate::headers::StorageClass>,
 }
 
 /// Parses "64MiB", "64 MiB", "1.5GB", "1048576".

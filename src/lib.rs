@@ -8,6 +8,7 @@ pub mod config;
 pub mod delta;
 pub mod error;
 pub mod filter;
+pub mod headers;
 pub mod keymap;
 pub mod limits;
 pub mod location;

@@ -50,6 +50,9 @@ pub struct ObjectMeta {
     pub expires: Option<String>,
     /// User metadata (`x-amz-meta-*` without the prefix).
     pub custom: BTreeMap<String, String>,
+    /// The R2 storage class to write in (`STANDARD`, `STANDARD_IA`); `None`: the bucket's
+    /// default. Set on upload only, never read back.
+    pub storage_class: Option<String>,
 }
 
 impl ObjectMeta {

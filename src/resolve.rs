@@ -243,6 +243,21 @@ pub fn copy(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<CopyConfig> {
         sqlite,
         no_db_backup: args.no_db_backup,
         copy_links: args.copy_links || file.source.copy_links.unwrap_or(false),
+        headers: crate::headers::HeaderRules::new(
+            &file
+                .target
+                .headers
+                .iter()
+                .map(|h| (h.glob.clone(), h.set.clone()))
+                .collect::<Vec<_>>(),
+            &args.header_upload,
+        )?,
+        storage_class: args
+            .storage_class
+            .as_deref()
+            .or(file.target.storage_class.as_deref())
+            .map(crate::headers::StorageClass::parse)
+            .transpose()?,
     })
 }
 

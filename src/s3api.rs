@@ -253,6 +253,7 @@ pub fn meta_from_parts(
                     .collect()
             })
             .unwrap_or_default(),
+        storage_class: None,
     }
 }
 

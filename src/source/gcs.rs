@@ -106,6 +106,7 @@ fn meta_of(o: &Object) -> ObjectMeta {
                     .collect()
             })
             .unwrap_or_default(),
+        storage_class: None,
     }
 }
 

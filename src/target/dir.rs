@@ -92,6 +92,7 @@ impl From<Sidecar> for ObjectMeta {
             content_language: s.content_language,
             expires: s.expires,
             custom: s.custom,
+            storage_class: None,
         }
     }
 }

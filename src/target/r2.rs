@@ -114,7 +114,12 @@ macro_rules! apply_meta {
             .set_cache_control(meta.cache_control.clone())
             .set_content_disposition(meta.content_disposition.clone())
             .set_content_encoding(meta.content_encoding.clone())
-            .set_content_language(meta.content_language.clone());
+            .set_content_language(meta.content_language.clone())
+            .set_storage_class(
+                meta.storage_class
+                    .as_deref()
+                    .map(aws_sdk_s3::types::StorageClass::from),
+            );
         if let Some(expires) = meta.expires.as_deref().and_then(|e| {
             aws_smithy_types::DateTime::from_str(e, aws_smithy_types::date_time::Format::HttpDate)
                 .ok()

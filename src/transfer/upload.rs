@@ -51,6 +51,9 @@ impl MemoryBudget {
 pub struct UploadSettings {
     pub part_size: u64,
     pub multipart_threshold: u64,
+    /// `--header-upload` and `[[target.headers]]`, over what the source carried.
+    pub headers: crate::headers::HeaderRules,
+    pub storage_class: Option<crate::headers::StorageClass>,
 }
 
 /// What an upload proved.
@@ -157,11 +160,13 @@ fn check_metadata(obj: &ObjectInfo) -> Result<(), StoreError> {
 
 /// The metadata to send: the source's, with a Content-Type from magic bytes when the
 /// source gave none.
-fn meta_for(obj: &ObjectInfo, first_bytes: &[u8]) -> ObjectMeta {
+fn meta_for(obj: &ObjectInfo, first_bytes: &[u8], settings: &UploadSettings) -> ObjectMeta {
     let mut meta = obj.meta.clone();
     if meta.content_type.is_none() {
         meta.content_type = infer::get(first_bytes).map(|t| t.mime_type().to_string());
     }
+    settings.headers.apply(&obj.key, &mut meta);
+    meta.storage_class = settings.storage_class.map(|c| c.as_str().to_string());
     meta
 }
 
@@ -232,7 +237,7 @@ impl Uploader<'_> {
         hasher.update(&body);
         let digests = hasher.finish();
         check_source_digests(obj, &digests)?;
-        let meta = meta_for(obj, &body[..body.len().min(512)]);
+        let meta = meta_for(obj, &body[..body.len().min(512)], self.settings);
         let checksum = b64(&digests.sha256);
         self.announce(digests.len, &digests.sha256, &checksum)
             .await?;
@@ -261,7 +266,7 @@ impl Uploader<'_> {
         let mut reader = PartReader::new(stream);
         let memory = self.memory.reserve(part_size).await;
         let first = reader.read(part_size).await?.freeze();
-        let meta = meta_for(obj, &first[..first.len().min(512)]);
+        let meta = meta_for(obj, &first[..first.len().min(512)], self.settings);
         let mut upload = self.target.start_multipart(key, &meta).await?;
         // Its id reaches the manifest before any part is sent: a kill -9 from here on
         // leaves an upload the next run can find and abort.

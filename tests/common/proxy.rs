@@ -56,6 +56,8 @@ struct State {
     timeline: Vec<(std::time::Instant, String, usize)>,
     /// Faults injected so far.
     injected: usize,
+    /// "METHOD path?query" and the request's headers, of every request seen.
+    headers: Vec<(String, Vec<(String, String)>)>,
     /// A fault campaign: each request not matched by a rule draws one of these faults
     /// with this chance in a hundred, from a seeded generator.
     random: Option<RandomFaults>,
@@ -147,6 +149,17 @@ impl FaultProxy {
             faults,
             state: seed,
         });
+    }
+
+    /// The values of header `name` on requests of `method` whose path and query contain
+    /// `fragment` (what a server that ignores a header cannot show).
+    pub fn header_values(&self, method: &str, fragment: &str, name: &str) -> Vec<String> {
+        let s = self.state.lock().unwrap();
+        s.headers
+            .iter()
+            .filter(|(line, _)| line.starts_with(&format!("{method} ")) && line.contains(fragment))
+            .flat_map(|(_, hs)| hs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .collect()
     }
 
     /// Faults injected so far.
@@ -273,11 +286,21 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    state.lock().unwrap().timeline.push((
-        std::time::Instant::now(),
-        parts.method.to_string(),
-        body.len(),
-    ));
+    {
+        let mut s = state.lock().unwrap();
+        s.timeline.push((
+            std::time::Instant::now(),
+            parts.method.to_string(),
+            body.len(),
+        ));
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        s.headers
+            .push((format!("{} {path}?{query}", parts.method), headers));
+    }
     let fault = matching_fault(&state, parts.method.as_str(), &path, &query);
     match &fault {
         Some(Fault::Reply(status, code)) => {

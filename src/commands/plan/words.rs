@@ -50,15 +50,26 @@ impl PlanTally {
             "  conflicts {}, collisions {}, unreadable {}, keys R2 cannot store {}, skipped {}",
             c.conflicts, c.collisions, c.unreadable, c.unstorable, c.skipped
         ));
-        let cost = estimate(c.selected_bytes, &self.ops);
+        let cost = estimate(c.selected_bytes, &self.ops, infrequent(cfg));
         out.say(&format!(
-            "  estimated R2 cost (Standard, prices of {}): storage ${:.4}/month for {}; {} Class A + {} Class B operations ${:.4} once",
+            "  estimated R2 cost ({}, prices of {}): storage ${:.4}/month for {}; {} Class A + {} Class B operations ${:.4} once",
+            cost.storage_class,
             cost.prices_as_of,
             cost.storage_usd_per_month,
             human_bytes(cost.stored_bytes),
             cost.class_a_operations,
             cost.class_b_operations,
             cost.operations_usd
+        ));
+        let (s, ia) = (&cost.standard, &cost.infrequent_access);
+        out.say(&format!(
+            "    Standard: ${:.4}/month + ${:.4} once; Infrequent Access: ${:.4}/month + ${:.4} once, ${:.4} per full read, billed {} days at least (--storage-class STANDARD_IA)",
+            s.storage_usd_per_month,
+            s.operations_usd,
+            ia.storage_usd_per_month,
+            ia.operations_usd,
+            ia.retrieval_usd_per_full_read,
+            ia.minimum_storage_days
         ));
         self.say_delta_and_rows(cfg, previous, out);
         self.say_items(out);
@@ -137,7 +148,7 @@ impl PlanTally {
             "unreadable": l.unreadable,
             "unstorable": l.unstorable,
             "skipped": l.skipped,
-            "estimate": estimate(self.counts.selected_bytes, &self.ops),
+            "estimate": estimate(self.counts.selected_bytes, &self.ops, infrequent(cfg)),
             "delta": (!previous.records.is_empty()).then_some(&self.delta),
             "changed_at_source": l.changed,
             "deleted_at_source": l.deleted,
@@ -147,4 +158,9 @@ impl PlanTally {
             "exit_code": self.exit() as i32,
         })
     }
+}
+
+/// Whether the run writes in Infrequent Access.
+fn infrequent(cfg: &CopyConfig) -> bool {
+    cfg.storage_class == Some(crate::headers::StorageClass::InfrequentAccess)
 }

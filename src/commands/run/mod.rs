@@ -205,6 +205,8 @@ fn copier(cfg: &CopyConfig, o: &Opened, state: &RunState, intents: IntentLog) ->
         settings: UploadSettings {
             part_size: cfg.part_size,
             multipart_threshold: cfg.multipart_threshold,
+            headers: cfg.headers.clone(),
+            storage_class: cfg.storage_class,
         },
         cancel: state.cancel.clone(),
         on_conflict: cfg.on_conflict,
