@@ -395,3 +395,38 @@ async fn postgresql_urls_over_tls_are_rewritten_and_rolled_back_and_the_password
     assert_eq!(pg_values(&pg).await, expected);
     assert!(list_keys(&s.r2.client(), "media", "").await.is_empty());
 }
+
+/// The README's walk-through: the bundled fixtures into a rehearsal directory, then the
+/// bundled site database's old CDN URLs pointed at the new host.
+#[test]
+fn the_bundled_site_database_walk_through() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let work = tempfile::tempdir().unwrap();
+    std::fs::copy(fixtures.join("site.db"), work.path().join("site.db")).unwrap();
+    let out = to_rehearsal(work.path(), &["run"], &fixtures.join("media"));
+    assert_exit(&out, 0);
+    let out = r2migrate(work.path())
+        .args(["rewrite-urls", "--json", "--config"])
+        .arg(fixtures.join("site.toml"))
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    let doc = json_of(&out);
+    assert_eq!(totals(&doc, "urls_changed"), 6, "{doc}");
+    assert_eq!(totals(&doc, "not_migrated"), 1, "{doc}");
+    let conn = Connection::open(work.path().join("site.db")).unwrap();
+    let hero: String = conn
+        .query_row("SELECT hero_url FROM pages WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        hero,
+        "https://media.example.test/photos/2024/summer%20trip/beach%20sunset.jpg"
+    );
+    let body: String = conn
+        .query_row("SELECT body_html FROM pages WHERE id = 2", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        body,
+        "![done](https://media.example.test/photos/2024/100%25%20done.png) and https://example.com/other.png"
+    );
+}
