@@ -1,7 +1,7 @@
 //! Faults that only tests can switch on, to prove the run's supervisor and the manifest's
 //! intent records: a panic while copying one object, the process dying (as with kill -9)
-//! right after an upload landed but before its outcome was recorded, and a cancel (as with
-//! Ctrl-C) after N outcomes. Compiled into debug builds only; a release binary has none.
+//! right after an upload landed but before its outcome was recorded, a cancel (as with
+//! Ctrl-C) after N outcomes, and `rewrite-urls` dying between two batches. Compiled into debug builds only; a release binary has none.
 
 #[cfg(debug_assertions)]
 mod hooks {
@@ -38,6 +38,18 @@ mod hooks {
     pub fn cancel_after(recorded: u64) -> bool {
         env_u64("R2MIGRATE_TEST_CANCEL_AFTER").is_some_and(|n| recorded >= n)
     }
+
+    static REWRITE_BATCHES: AtomicU64 = AtomicU64::new(0);
+
+    /// `R2MIGRATE_TEST_DIE_AFTER_REWRITE_BATCHES=N`: `rewrite-urls` dies at once after its
+    /// N-th committed batch, as a crash between batches would.
+    pub fn after_rewrite_batch() {
+        if let Some(n) = env_u64("R2MIGRATE_TEST_DIE_AFTER_REWRITE_BATCHES") {
+            if REWRITE_BATCHES.fetch_add(1, Ordering::SeqCst) + 1 >= n {
+                std::process::abort();
+            }
+        }
+    }
 }
 
 #[cfg(not(debug_assertions))]
@@ -47,6 +59,7 @@ mod hooks {
     pub fn cancel_after(_: u64) -> bool {
         false
     }
+    pub fn after_rewrite_batch() {}
 }
 
 pub use hooks::*;

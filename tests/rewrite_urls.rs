@@ -430,3 +430,76 @@ fn the_bundled_site_database_walk_through() {
         "![done](https://media.example.test/photos/2024/100%25%20done.png) and https://example.com/other.png"
     );
 }
+
+/// A crash between two batches: what committed is in the manifest, line for line; the
+/// same command again finishes the job; rollback puts every row back.
+#[tokio::test]
+async fn a_crash_between_batches_loses_nothing_and_a_rerun_finishes() {
+    let s = migrated().await;
+    let big = s.work.path().join("big.db");
+    let conn = Connection::open(&big).unwrap();
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, u TEXT)")
+        .unwrap();
+    for id in 0..600 {
+        conn.execute(
+            "INSERT INTO t VALUES (?1, 'https://media.s3.amazonaws.com/avatars/1.png')",
+            [id],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    std::fs::write(
+        s.work.path().join("big.toml"),
+        format!(
+            "[[rewrite]]\ndatabase = \"sqlite://{}\"\ntable = \"t\"\nid_column = \"id\"\ncolumns = [\"u\"]\nto = \"https://cdn.example.test/{{key}}\"\n",
+            big.display()
+        ),
+    )
+    .unwrap();
+    let changed = || -> i64 {
+        Connection::open(&big)
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM t WHERE u LIKE 'https://cdn.%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let lines = || {
+        std::fs::read_to_string(s.work.path().join("r2migrate-manifest.jsonl"))
+            .unwrap()
+            .matches("\"type\":\"rewrite\"")
+            .count()
+    };
+    let crashed = r2migrate(s.work.path())
+        .env("R2MIGRATE_TEST_DIE_AFTER_REWRITE_BATCHES", "1")
+        .args(["rewrite-urls", "--config", "big.toml", "--no-db-backup"])
+        .output()
+        .unwrap();
+    assert!(
+        crashed.status.code().is_none(),
+        "it was to die: {crashed:?}"
+    );
+    assert_eq!(changed(), 256, "one batch committed");
+    assert_eq!(lines(), 256, "and each of its changes is in the manifest");
+    let again = r2migrate(s.work.path())
+        .args([
+            "rewrite-urls",
+            "--json",
+            "--config",
+            "big.toml",
+            "--no-db-backup",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&again, 0);
+    assert_eq!(totals(&json_of(&again), "rows_changed"), 344);
+    assert_eq!((changed(), lines()), (600, 600));
+    let rb = r2migrate_to(s.work.path(), &s.r2)
+        .args(["rollback", "--yes"])
+        .output()
+        .unwrap();
+    assert_exit(&rb, 0);
+    assert_eq!(changed(), 0, "every row is back");
+}

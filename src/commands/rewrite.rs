@@ -214,6 +214,7 @@ async fn rewrite_table(
                 w.sync()
             })
             .await?;
+        crate::testhooks::after_rewrite_batch();
         tally.rows_changed += distinct_rows(&applied);
     }
     Ok(tally)
