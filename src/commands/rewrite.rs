@@ -230,13 +230,15 @@ fn distinct_rows(changes: &[Change]) -> u64 {
 fn say_table(out: &Output, rule: &Rule, t: &TableTally, dry_run: bool) {
     let verb = if dry_run { "would change" } else { "changed" };
     out.say(&format!(
-        "rewrite-urls {} {}: read {} rows; {verb} {} rows ({} URLs); {} URLs of the source not migrated (left as they are)",
+        "rewrite-urls {} {}: read {} rows; {verb} {} rows ({} URLs); URLs of the source not migrated (left as they are): {}",
         rule.database, rule.table, t.rows_read, t.rows_changed, t.urls_changed, t.not_migrated
     ));
     for item in &t.listed {
         out.say(&format!(
             "  not migrated: id {} {}: {}",
-            item["id"], item["column"], item["url"]
+            item["id"],
+            item["column"].as_str().unwrap_or(""),
+            item["url"].as_str().unwrap_or("")
         ));
     }
     if let Some(b) = &t.backup {

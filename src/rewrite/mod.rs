@@ -48,7 +48,8 @@ pub struct Rewritten {
     pub new: Option<String>,
     /// URLs pointed at R2.
     pub changed: usize,
-    /// URLs of the source whose object is not migrated (left as they are).
+    /// URLs of the source whose object is not migrated (left as they are), as shown to
+    /// the user: without a query string, which may hold a presigned URL's signature.
     pub not_migrated: Vec<String>,
 }
 
@@ -81,12 +82,12 @@ impl Rewriter<'_> {
                 Some(Named::Key(key)) => match self.migrated.get(&key) {
                     Some(target_key) => Some(render(&self.to, target_key)),
                     None => {
-                        out.not_migrated.push(url.to_string());
+                        out.not_migrated.push(shown(url));
                         None
                     }
                 },
                 Some(Named::OutsidePrefix(_)) => {
-                    out.not_migrated.push(url.to_string());
+                    out.not_migrated.push(shown(url));
                     None
                 }
             };
@@ -190,6 +191,14 @@ pub fn sqlite_path(database: &str) -> PathBuf {
     PathBuf::from(database.strip_prefix("sqlite://").unwrap_or(database))
 }
 
+/// A URL for messages: its query (a presigned URL's `X-Amz-Signature`) cut off.
+fn shown(url: &str) -> String {
+    match url.split_once('?') {
+        Some((bare, _)) => format!("{bare}?…"),
+        None => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,9 +228,14 @@ mod tests {
             done.new.as_deref(),
             Some("https://cdn.example.com/avatars/42.png")
         );
-        let missing = r.rewrite("https://media.s3.amazonaws.com/avatars/7.png");
+        let missing =
+            r.rewrite("https://media.s3.amazonaws.com/avatars/7.png?X-Amz-Signature=s3cr3t");
         assert_eq!(missing.new, None);
-        assert_eq!(missing.not_migrated.len(), 1);
+        assert_eq!(
+            missing.not_migrated,
+            vec!["https://media.s3.amazonaws.com/avatars/7.png?…".to_string()],
+            "listed without the signature"
+        );
         let other = r.rewrite("https://example.com/avatars/42.png");
         assert_eq!(other, Rewritten::default(), "other hosts are not counted");
         // Already rewritten: nothing to do (idempotent).
