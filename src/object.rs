@@ -55,6 +55,18 @@ pub struct ObjectMeta {
     pub storage_class: Option<String>,
 }
 
+/// User metadata as a store lists it, keys lower-cased as S3 and R2 keep them.
+pub fn custom_metadata(
+    map: Option<&std::collections::HashMap<String, String>>,
+) -> BTreeMap<String, String> {
+    map.map(|m| {
+        m.iter()
+            .map(|(k, v)| (k.to_lowercase(), v.clone()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 impl ObjectMeta {
     /// Bytes this metadata takes in request headers, as R2 counts its 8 KiB limit.
     pub fn header_bytes(&self) -> usize {

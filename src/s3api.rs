@@ -246,13 +246,7 @@ pub fn meta_from_parts(
         content_encoding: own(content_encoding),
         content_language: own(content_language),
         expires: own(expires),
-        custom: custom
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.to_lowercase(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        custom: crate::object::custom_metadata(custom),
         storage_class: None,
     }
 }

@@ -97,15 +97,7 @@ fn meta_of(o: &Object) -> ObjectMeta {
         content_encoding: own(&o.content_encoding),
         content_language: own(&o.content_language),
         expires: None,
-        custom: o
-            .metadata
-            .as_ref()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.to_lowercase(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        custom: crate::object::custom_metadata(o.metadata.as_ref()),
         storage_class: None,
     }
 }
