@@ -84,7 +84,37 @@ impl Pacer {
 
     /// [`Pacer::call`] for a request whose body reports its own progress: `f` gets the
     /// attempt's [`Activity`](crate::stall::Activity) to hand to it.
-    pub async fn call_watched<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, StoreError>
+    pub async fn call_watched<T, F, Fut>(&self, what: &str, f: F) -> Result<T, StoreError>
+    where
+        F: FnMut(crate::stall::Activity) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.call_within(what, self.io_timeout, f).await
+    }
+
+    /// [`Pacer::call`] for a request the server may answer slowly with nothing moving
+    /// (CompleteMultipartUpload assembles the object first): silence is allowed for at
+    /// least `patience`.
+    pub async fn call_patiently<T, F, Fut>(
+        &self,
+        what: &str,
+        patience: Duration,
+        mut f: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.call_within(what, patience.max(self.io_timeout), |_| f())
+            .await
+    }
+
+    async fn call_within<T, F, Fut>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut f: F,
+    ) -> Result<T, StoreError>
     where
         F: FnMut(crate::stall::Activity) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
@@ -102,7 +132,7 @@ impl Pacer {
                     limit.until_ready().await;
                 }
                 // The clock starts once the request may go.
-                crate::stall::watched(what, self.io_timeout, &activity, fut).await
+                crate::stall::watched(what, limit, &activity, fut).await
             }
         };
         attempt
@@ -169,6 +199,25 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_patient_call_allows_a_long_silence_and_a_plain_one_does_not() {
+        let pacer = Pacer::new(0, None, None).with_io_timeout(Duration::from_millis(50));
+        let slow = || async {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            Ok::<_, StoreError>(())
+        };
+        let plain = pacer.call("CompleteMultipartUpload x", slow).await;
+        assert!(plain.unwrap_err().to_string().contains("--io-timeout"));
+        let patient = pacer
+            .call_patiently(
+                "CompleteMultipartUpload x",
+                Duration::from_millis(500),
+                slow,
+            )
+            .await;
+        assert!(patient.is_ok());
+    }
     use std::sync::atomic::AtomicU32;
 
     #[tokio::test]

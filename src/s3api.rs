@@ -123,6 +123,26 @@ where
         .await
 }
 
+/// [`send`] for CompleteMultipartUpload: the server assembles the object before it
+/// answers (S3 can take minutes), so silence is allowed for 10 minutes, or
+/// `--io-timeout` if longer.
+pub async fn send_complete<T, E, Fut>(
+    pacer: &Pacer,
+    what: &str,
+    mut request: impl FnMut() -> Fut,
+) -> Result<T, StoreError>
+where
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    pacer
+        .call_patiently(what, std::time::Duration::from_secs(600), || {
+            let sent = request();
+            async move { sent.await.map_err(|e| classify(e, what)) }
+        })
+        .await
+}
+
 /// [`send`] for a request that uploads `bytes`: each attempt gets a fresh body that
 /// reports its progress, so a slow upload whose bytes keep moving is never cut by
 /// `--io-timeout`, and a stalled one is.

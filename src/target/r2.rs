@@ -19,7 +19,7 @@ use crate::object::{Body, ByteStream, ObjectMeta};
 use crate::pacer::Pacer;
 use crate::s3api::{
     body_stream, copy_source, get_object, head_object, list_page, meta_from_parts, probe_bucket,
-    send, send_upload, unquote, with_our_policy,
+    send, send_complete, send_upload, unquote, with_our_policy,
 };
 
 pub struct R2Target {
@@ -404,7 +404,7 @@ impl MultipartUpload for R2Upload {
         let done = CompletedMultipartUpload::builder()
             .set_parts(Some(self.parts.clone()))
             .build();
-        let out = send(&self.pacer, &what, || {
+        let out = send_complete(&self.pacer, &what, || {
             self.client
                 .complete_multipart_upload()
                 .bucket(&self.bucket)
