@@ -236,9 +236,10 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct RollbackArgs {
-    /// Manifest whose work to undo [default: r2migrate-manifest.jsonl]
+    /// Manifest whose work to undo (repeatable, or a quoted glob such as
+    /// 'r2migrate-manifest.shard-*.jsonl') [default: r2migrate-manifest.jsonl]
     #[arg(long, value_name = "FILE")]
-    pub manifest: Option<PathBuf>,
+    pub manifest: Vec<PathBuf>,
 
     /// Show what would be done, change nothing
     #[arg(long)]

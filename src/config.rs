@@ -324,7 +324,10 @@ pub struct VerifyConfig {
 /// `rollback`: which manifest, whether to change anything, and how to reach the stores.
 #[derive(Debug, Clone)]
 pub struct RollbackConfig {
+    /// The manifest being rolled back.
     pub manifest: PathBuf,
+    /// Every manifest of the set (`--manifest` repeated, or a quoted glob).
+    pub manifests: Vec<PathBuf>,
     pub dry_run: bool,
     /// No confirmation prompt.
     pub yes: bool,

@@ -58,7 +58,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<Exit> {
         Command::Rollback(args) => {
             commands::rollback::rollback(resolve::rollback(&args, &file)?, out).await
         }
-        Command::Report(args) => commands::report::report(resolve::report(&args, &file), out),
+        Command::Report(args) => commands::report::report(resolve::report(&args, &file)?, out),
         Command::RewriteUrls(args) => {
             commands::rewrite::rewrite_urls(resolve::rewrite(&args, &file)?, out).await
         }

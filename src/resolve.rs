@@ -95,17 +95,52 @@ fn stores(
 
 /// The manifests a reading command takes: positional and `--manifest` forms together,
 /// else the config file's, else the default file.
-fn manifests(args: &ManifestArgs, file: &FileConfig) -> Vec<PathBuf> {
-    let mut all: Vec<PathBuf> = args
-        .manifests
-        .iter()
-        .chain(&args.manifest_flags)
-        .cloned()
-        .collect();
+/// The manifests named, a quoted glob expanded (`'r2migrate-manifest.shard-*.jsonl'`).
+fn manifests(args: &ManifestArgs, file: &FileConfig) -> anyhow::Result<Vec<PathBuf>> {
+    let mut all: Vec<PathBuf> = Vec::new();
+    for p in args.manifests.iter().chain(&args.manifest_flags) {
+        all.extend(expand_glob(p)?);
+    }
     if all.is_empty() {
         all.push(manifest_or_default(None, file));
     }
-    all
+    Ok(all)
+}
+
+/// A path whose file name holds `*`, `?` or `[`: the files in its folder that match, in
+/// name order (none is an error naming the pattern). Any other path as it is.
+fn expand_glob(path: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !name.contains(['*', '?', '[']) {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let matcher = globset::Glob::new(&name)
+        .map_err(|e| usage(format!("manifest pattern {}: {e}", path.display())))?
+        .compile_matcher();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| usage(format!("manifest pattern {}: {e}", path.display())))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| matcher.is_match(n) && !n.to_string_lossy().ends_with(".lock"))
+        })
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        return Err(usage(format!(
+            "no manifest matches {} (quote the pattern so the shell leaves it to r2migrate)",
+            path.display()
+        )));
+    }
+    Ok(found)
 }
 
 fn manifest_or_default(flag: Option<&PathBuf>, file: &FileConfig) -> PathBuf {
@@ -188,8 +223,9 @@ fn locations(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<(Location, Lo
 /// `plan` and `run`.
 pub fn copy(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<CopyConfig> {
     let (source, target) = locations(args, file)?;
+    let index = std::env::var("JOB_COMPLETION_INDEX").ok();
     let shard = match args.shard.clone().or_else(|| file.filter.shard.clone()) {
-        Some(t) => Some(Shard::parse(&t)?),
+        Some(t) => Some(Shard::resolve(&t, index.as_deref())?),
         None => None,
     };
     let (part_size, multipart_threshold) = part_sizes(args, file)?;
@@ -225,10 +261,15 @@ pub fn copy(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<CopyConfig> {
         args.max_bandwidth.as_deref(),
         file,
     )?;
+    // With a shard, each shard has its own default manifest (SPEC.md).
+    let manifest = match (args.manifest.as_ref().or(file.manifest.as_ref()), shard) {
+        (None, Some(s)) => PathBuf::from(s.manifest_name()),
+        _ => manifest_or_default(args.manifest.as_ref(), file),
+    };
     Ok(CopyConfig {
         source,
         target,
-        manifest: manifest_or_default(args.manifest.as_ref(), file),
+        manifest,
         filter: filter(args, file)?,
         key_template,
         on_conflict: args
@@ -263,7 +304,7 @@ pub fn copy(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<CopyConfig> {
 
 pub fn verify(args: &VerifyArgs, file: &FileConfig) -> anyhow::Result<VerifyConfig> {
     Ok(VerifyConfig {
-        manifests: manifests(&args.manifests, file),
+        manifests: manifests(&args.manifests, file)?,
         deep: args.deep,
         against_source: args.against_source,
         stores: stores(&args.stores, &args.source, None, file)?,
@@ -271,8 +312,16 @@ pub fn verify(args: &VerifyArgs, file: &FileConfig) -> anyhow::Result<VerifyConf
 }
 
 pub fn rollback(args: &RollbackArgs, file: &FileConfig) -> anyhow::Result<RollbackConfig> {
+    let set = manifests(
+        &ManifestArgs {
+            manifests: Vec::new(),
+            manifest_flags: args.manifest.clone(),
+        },
+        file,
+    )?;
     Ok(RollbackConfig {
-        manifest: manifest_or_default(args.manifest.as_ref(), file),
+        manifest: set[0].clone(),
+        manifests: set,
         dry_run: args.dry_run,
         yes: args.yes,
         stores: stores(&args.stores, &SourceArgs::default(), None, file)?,
@@ -294,17 +343,17 @@ pub fn rewrite(args: &RewriteArgs, file: &FileConfig) -> anyhow::Result<RewriteC
         }
     }
     Ok(RewriteConfig {
-        manifests: manifests(&args.manifests, file),
+        manifests: manifests(&args.manifests, file)?,
         rules: file.rewrite.clone(),
         dry_run: args.dry_run,
         no_db_backup: args.no_db_backup,
     })
 }
 
-pub fn report(args: &ReportArgs, file: &FileConfig) -> ReportConfig {
-    ReportConfig {
-        manifests: manifests(&args.manifests, file),
-    }
+pub fn report(args: &ReportArgs, file: &FileConfig) -> anyhow::Result<ReportConfig> {
+    Ok(ReportConfig {
+        manifests: manifests(&args.manifests, file)?,
+    })
 }
 
 #[cfg(test)]
@@ -445,7 +494,7 @@ mod tests {
         let v = verify(&verify_args, &file).unwrap();
         let r = rollback(
             &RollbackArgs {
-                manifest: None,
+                manifest: Vec::new(),
                 dry_run: true,
                 yes: false,
                 stores: StoreArgs::default(),
@@ -467,7 +516,7 @@ mod tests {
             },
             &file,
         );
-        assert_eq!(reported.manifests, vec![PathBuf::from("m.jsonl")]);
+        assert_eq!(reported.unwrap().manifests, vec![PathBuf::from("m.jsonl")]);
 
         // A plain-http endpoint off this machine needs allow_http, from either place.
         let strict = file_of("[source]\nendpoint = \"http://10.0.0.9:9000\"\n");

@@ -28,6 +28,32 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
+    /// `K/N`, or `auto/N` with K from `completion_index` (a Kubernetes Indexed Job's
+    /// `JOB_COMPLETION_INDEX`, which the caller reads).
+    pub fn resolve(text: &str, completion_index: Option<&str>) -> anyhow::Result<Shard> {
+        let Some(n) = text.trim().strip_prefix("auto/") else {
+            return Shard::parse(text);
+        };
+        let Some(k) = completion_index.map(str::trim).filter(|k| !k.is_empty()) else {
+            return Err(usage(format!(
+                "--shard {text:?}: JOB_COMPLETION_INDEX is not set (a Kubernetes Indexed Job sets it in each pod); give K/N instead"
+            )));
+        };
+        Shard::parse(&format!("{k}/{n}")).map_err(|_| {
+            usage(format!(
+                "--shard {text:?}: JOB_COMPLETION_INDEX={k:?} is not a shard of {n} (it must be 0 to N-1: set the Job's completions to N)"
+            ))
+        })
+    }
+
+    /// The default manifest of this shard, so N pods sharing a volume never share one.
+    pub fn manifest_name(&self) -> String {
+        format!(
+            "r2migrate-manifest.shard-{}-of-{}.jsonl",
+            self.index, self.count
+        )
+    }
+
     pub fn contains(&self, source_key: &str) -> bool {
         let digest = crate::checksum::sha256(source_key.as_bytes());
         let h = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
@@ -44,6 +70,34 @@ impl std::fmt::Display for Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_takes_k_from_the_completion_index() {
+        assert_eq!(
+            Shard::resolve("auto/4", Some("3")).unwrap(),
+            Shard { index: 3, count: 4 }
+        );
+        assert_eq!(
+            Shard::resolve("1/4", Some("3")).unwrap(),
+            Shard { index: 1, count: 4 }
+        );
+        for (text, env) in [
+            ("auto/4", None),
+            ("auto/4", Some("4")),
+            ("auto/4", Some("x")),
+            ("auto/0", Some("0")),
+        ] {
+            let err = Shard::resolve(text, env).unwrap_err().to_string();
+            assert!(
+                err.contains("JOB_COMPLETION_INDEX") || err.contains("K/N"),
+                "{text} {env:?}: {err}"
+            );
+        }
+        assert_eq!(
+            Shard::resolve("auto/4", Some("2")).unwrap().manifest_name(),
+            "r2migrate-manifest.shard-2-of-4.jsonl"
+        );
+    }
 
     #[test]
     fn shards_partition_the_keys() {

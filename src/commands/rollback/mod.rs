@@ -149,7 +149,44 @@ fn load(path: &Path) -> anyhow::Result<(Manifest, Header)> {
     Ok((manifest, first))
 }
 
+/// Rolls back each manifest of the set in turn (the shards of one migration: a set
+/// that mixes migrations is refused first); one JSON document for all.
 pub async fn rollback(args: RollbackConfig, out: Output) -> anyhow::Result<Exit> {
+    if args.manifests.len() <= 1 {
+        let (exit, doc) = rollback_one(args, out).await?;
+        if let Some(doc) = doc {
+            out.document(&doc);
+        }
+        return Ok(exit);
+    }
+    Manifest::load_all(&args.manifests)?;
+    let mut docs = Vec::new();
+    let mut worst = Exit::Ok;
+    for m in &args.manifests {
+        let one = RollbackConfig {
+            manifest: m.clone(),
+            manifests: vec![m.clone()],
+            ..args.clone()
+        };
+        let (exit, doc) = rollback_one(one, out).await?;
+        if exit != Exit::Ok {
+            worst = exit;
+        }
+        docs.extend(doc);
+    }
+    out.document(&json!({
+        "command": "rollback",
+        "dry_run": args.dry_run,
+        "manifests": docs,
+        "exit_code": worst as i32,
+    }));
+    Ok(worst)
+}
+
+async fn rollback_one(
+    args: RollbackConfig,
+    out: Output,
+) -> anyhow::Result<(Exit, Option<serde_json::Value>)> {
     // A dry run writes nothing, so it needs no lock.
     let _lock = (!args.dry_run)
         .then(|| ManifestLock::acquire(&args.manifest, "rollback", |w| out.warn(w)))
@@ -172,7 +209,7 @@ pub async fn rollback(args: RollbackConfig, out: Output) -> anyhow::Result<Exit>
         .map_err(anyhow::Error::new)?;
     if !confirmed(&args, &work, &first.target)? {
         out.say("rollback cancelled; nothing changed");
-        return Ok(Exit::Ok);
+        return Ok((Exit::Ok, None));
     }
     let mut ledger = Ledger::open(&args, &first)?;
     // The application's URLs first, so nothing points at an object about to go.
@@ -193,8 +230,8 @@ pub async fn rollback(args: RollbackConfig, out: Output) -> anyhow::Result<Exit>
     if let Some(w) = ledger.writer.as_mut() {
         w.sync()?;
     }
-    say(&args, &first, &ledger, &out);
-    Ok(ledger.exit())
+    let doc = say(&args, &first, &ledger, &out);
+    Ok((ledger.exit(), Some(doc)))
 }
 
 /// Undoes each object, `--concurrency` at a time; a fatal error stops the rollback.
@@ -228,7 +265,8 @@ async fn undo_all(
     Ok(())
 }
 
-fn say(args: &RollbackConfig, first: &Header, ledger: &Ledger, out: &Output) {
+/// Prints what rollback did; returns its JSON document.
+fn say(args: &RollbackConfig, first: &Header, ledger: &Ledger, out: &Output) -> serde_json::Value {
     let (tally, errors) = (&ledger.tally, ledger.errors);
     let verb = if args.dry_run {
         "would roll back"
@@ -262,7 +300,7 @@ fn say(args: &RollbackConfig, first: &Header, ledger: &Ledger, out: &Output) {
             l["note"].as_str().unwrap_or("")
         ));
     }
-    out.document(&json!({
+    json!({
         "command": "rollback",
         "dry_run": args.dry_run,
         "target": first.target,
@@ -274,5 +312,5 @@ fn say(args: &RollbackConfig, first: &Header, ledger: &Ledger, out: &Output) {
         "urls": ledger.url_lines,
         "urls_kept": ledger.urls_kept,
         "exit_code": ledger.exit() as i32,
-    }));
+    })
 }
