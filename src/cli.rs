@@ -50,6 +50,14 @@ pub enum Command {
     /// Point the application's stored URLs at R2 ([[rewrite]] tables of the config file)
     #[command(name = "rewrite-urls")]
     RewriteUrls(RewriteArgs),
+    /// Print a shell completion script: r2migrate completions bash > /etc/bash_completion.d/r2migrate
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): r2migrate man | man -l -
+    Man,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -59,6 +59,21 @@ pub async fn execute(cli: Cli) -> anyhow::Result<Exit> {
             commands::rollback::rollback(resolve::rollback(&args, &file)?, out).await
         }
         Command::Report(args) => commands::report::report(resolve::report(&args, &file)?, out),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "r2migrate", &mut std::io::stdout());
+            Ok(Exit::Ok)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page)?;
+            // A pager closed early (`| head`) is no error.
+            match std::io::Write::write_all(&mut std::io::stdout(), &page) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(Exit::Ok),
+            }
+        }
         Command::RewriteUrls(args) => {
             commands::rewrite::rewrite_urls(resolve::rewrite(&args, &file)?, out).await
         }
