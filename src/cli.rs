@@ -128,6 +128,10 @@ pub struct CopyArgs {
     #[arg(long, value_name = "CLASS")]
     pub storage_class: Option<String>,
 
+    /// When stderr is not a terminal (CI, a pod), print a status line this often [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub status_interval: Option<String>,
+
     /// Where overwritten objects are backed up [default: _r2migrate/backup/<run_id>/]
     #[arg(long, value_name = "PREFIX")]
     pub backup_prefix: Option<String>,

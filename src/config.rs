@@ -242,6 +242,8 @@ pub struct CopyConfig {
     pub headers: crate::headers::HeaderRules,
     /// `--storage-class`; `None`: the bucket's default.
     pub storage_class: Option<crate::headers::StorageClass>,
+    /// How often a status line is printed when stderr is not a terminal.
+    pub status_interval: std::time::Duration,
 }
 
 /// Parses "64MiB", "64 MiB", "1.5GB", "1048576".

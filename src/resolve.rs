@@ -299,6 +299,10 @@ pub fn copy(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<CopyConfig> {
             .or(file.target.storage_class.as_deref())
             .map(crate::headers::StorageClass::parse)
             .transpose()?,
+        status_interval: match args.status_interval.as_deref() {
+            Some(t) => parse_duration(t, "--status-interval")?,
+            None => crate::progress::DEFAULT_STATUS_INTERVAL,
+        },
     })
 }
 

@@ -56,6 +56,8 @@ struct RunState {
     listed: Arc<AtomicU64>,
     /// Items an earlier run already proves done.
     already: Arc<AtomicU64>,
+    /// The listing reached its end (so `listed` is the total).
+    listing_done: Arc<AtomicBool>,
 }
 
 impl RunState {
@@ -68,6 +70,7 @@ impl RunState {
             fatal: Arc::new(Mutex::new(None)),
             listed: Arc::new(AtomicU64::new(0)),
             already: Arc::new(AtomicU64::new(0)),
+            listing_done: Arc::new(AtomicBool::new(false)),
         };
         let on_signal = state.clone();
         tokio::spawn(async move {
@@ -241,7 +244,10 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         .produce(),
     );
 
-    let mut recorder = Recorder::new(opened.writer, Progress::new(&out, "run"));
+    let mut recorder = Recorder::new(
+        opened.writer,
+        Progress::new(&out, "run", cfg.status_interval),
+    );
     recorder.record(rec_rx, intent_rx, rows, &state).await?;
     let deleted = producer.await?;
     for (source_key, target_key) in &deleted {

@@ -47,7 +47,10 @@ impl Producer {
                 _ = cancel.cancelled() => break,
             };
             let item = match next {
-                None => break,
+                None => {
+                    self.state.listing_done.store(true, Ordering::Relaxed);
+                    break;
+                }
                 Some(Err(e)) => {
                     self.state.fail(e.context("listing the source"));
                     break;

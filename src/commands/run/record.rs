@@ -3,6 +3,7 @@
 //! the tally, the problems to show, and the progress line.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -136,12 +137,13 @@ impl Recorder {
             self.keep_problem(rec);
         }
         let t = &self.tally;
-        self.progress.update(
-            t.total(),
-            t.failed + t.conflict,
-            t.bytes_copied,
-            self.started.elapsed(),
-        );
+        self.progress.update(crate::progress::Totals {
+            done: t.total() + state.already.load(Ordering::Relaxed),
+            failed: t.failed + t.conflict,
+            bytes: t.bytes_copied,
+            listed: state.listed.load(Ordering::Relaxed),
+            listing_done: state.listing_done.load(Ordering::Relaxed),
+        });
         Ok(())
     }
 
