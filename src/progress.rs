@@ -156,7 +156,7 @@ mod tests {
         assert!(later.contains("25 of 100 (25%)"), "{later}");
         assert!(later.contains("ETA 30s"), "{later}");
         assert!(
-            later.contains("1 failed") && later.contains("1 MiB/s"),
+            later.contains("1 failed") && later.contains("1.0 MiB/s"),
             "{later}"
         );
         assert_eq!(eta(Duration::from_secs(3725)), "1h02m");
