@@ -220,6 +220,17 @@ fn locations(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<(Location, Lo
     ))
 }
 
+/// `[[target.headers]]` rules, then `--header-upload`.
+fn header_rules(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<crate::headers::HeaderRules> {
+    let rules: Vec<(String, Vec<String>)> = file
+        .target
+        .headers
+        .iter()
+        .map(|h| (h.glob.clone(), h.set.clone()))
+        .collect();
+    crate::headers::HeaderRules::new(&rules, &args.header_upload)
+}
+
 /// `plan` and `run`.
 pub fn copy(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<CopyConfig> {
     let (source, target) = locations(args, file)?;
@@ -284,15 +295,7 @@ pub fn copy(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<CopyConfig> {
         sqlite,
         no_db_backup: args.no_db_backup,
         copy_links: args.copy_links || file.source.copy_links.unwrap_or(false),
-        headers: crate::headers::HeaderRules::new(
-            &file
-                .target
-                .headers
-                .iter()
-                .map(|h| (h.glob.clone(), h.set.clone()))
-                .collect::<Vec<_>>(),
-            &args.header_upload,
-        )?,
+        headers: header_rules(args, file)?,
         storage_class: args
             .storage_class
             .as_deref()

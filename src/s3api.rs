@@ -109,26 +109,22 @@ pub fn with_our_policy(config: aws_sdk_s3::config::Builder) -> aws_sdk_s3::confi
 pub async fn send<T, E, Fut>(
     pacer: &Pacer,
     what: &str,
-    mut request: impl FnMut() -> Fut,
+    request: impl FnMut() -> Fut,
 ) -> Result<T, StoreError>
 where
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    pacer
-        .call(what, || {
-            let sent = request();
-            async move { sent.await.map_err(|e| classify(e, what)) }
-        })
-        .await
+    send_patiently(pacer, what, std::time::Duration::ZERO, request).await
 }
 
-/// [`send`] for CompleteMultipartUpload: the server assembles the object before it
-/// answers (S3 can take minutes), so silence is allowed for 10 minutes, or
-/// `--io-timeout` if longer.
-pub async fn send_complete<T, E, Fut>(
+/// [`send`] for a request the server may answer after a long silence: allowed for
+/// `patience`, or `--io-timeout` if longer (CompleteMultipartUpload: the server
+/// assembles the object before it answers, and S3 can take minutes).
+pub async fn send_patiently<T, E, Fut>(
     pacer: &Pacer,
     what: &str,
+    patience: std::time::Duration,
     mut request: impl FnMut() -> Fut,
 ) -> Result<T, StoreError>
 where
@@ -136,7 +132,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     pacer
-        .call_patiently(what, std::time::Duration::from_secs(600), || {
+        .call_patiently(what, patience, || {
             let sent = request();
             async move { sent.await.map_err(|e| classify(e, what)) }
         })

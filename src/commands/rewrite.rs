@@ -50,19 +50,7 @@ pub async fn rewrite_urls(cfg: RewriteConfig, out: Output) -> anyhow::Result<Exi
         .collect();
     let run_id = new_run_id();
     let manifest_path = cfg.manifests[0].clone();
-    let mut writer = if cfg.dry_run {
-        None
-    } else {
-        let header = Header {
-            run_id: run_id.clone(),
-            started_at: now_rfc3339(),
-            command: Some("rewrite-urls".into()),
-            kind: "header".into(),
-            version: VERSION,
-            ..first.clone()
-        };
-        Some(ManifestWriter::open(&manifest_path, &header)?)
-    };
+    let mut writer = open_writer(&cfg, &manifest_path, &first, &run_id)?;
     let mut tables = Vec::new();
     let mut not_migrated = 0;
     // One backup per database, however many rules name it.
@@ -94,16 +82,7 @@ pub async fn rewrite_urls(cfg: RewriteConfig, out: Output) -> anyhow::Result<Exi
         }
         say_table(&out, rule, &tally, cfg.dry_run);
         not_migrated += tally.not_migrated;
-        tables.push(json!({
-            "database": rule.database,
-            "table": rule.table,
-            "rows_read": tally.rows_read,
-            "rows_changed": tally.rows_changed,
-            "urls_changed": tally.urls_changed,
-            "not_migrated": tally.not_migrated,
-            "not_migrated_urls": tally.listed,
-            "backup": tally.backup,
-        }));
+        tables.push(table_doc(rule, &tally));
     }
     if let Some(w) = writer.as_mut() {
         w.sync()?;
@@ -121,6 +100,40 @@ pub async fn rewrite_urls(cfg: RewriteConfig, out: Output) -> anyhow::Result<Exi
         "exit_code": exit as i32,
     }));
     Ok(exit)
+}
+
+/// The manifest writer for the changes (none on a dry run), its header first.
+fn open_writer(
+    cfg: &RewriteConfig,
+    path: &std::path::Path,
+    first: &Header,
+    run_id: &str,
+) -> anyhow::Result<Option<ManifestWriter>> {
+    if cfg.dry_run {
+        return Ok(None);
+    }
+    let header = Header {
+        run_id: run_id.to_string(),
+        started_at: now_rfc3339(),
+        command: Some("rewrite-urls".into()),
+        kind: "header".into(),
+        version: VERSION,
+        ..first.clone()
+    };
+    Ok(Some(ManifestWriter::open(path, &header)?))
+}
+
+fn table_doc(rule: &Rule, t: &TableTally) -> serde_json::Value {
+    json!({
+        "database": rule.database,
+        "table": rule.table,
+        "rows_read": t.rows_read,
+        "rows_changed": t.rows_changed,
+        "urls_changed": t.urls_changed,
+        "not_migrated": t.not_migrated,
+        "not_migrated_urls": t.listed,
+        "backup": t.backup,
+    })
 }
 
 /// The URL forms that mean this migration's source.
@@ -153,31 +166,7 @@ async fn rewrite_table(
         let rows = table.page(after.as_ref()).await?;
         let Some(last) = rows.last() else { break };
         after = Some(last.id.clone());
-        let mut changes = Vec::new();
-        for row in &rows {
-            tally.rows_read += 1;
-            for (column, value) in rule.columns.iter().zip(&row.values) {
-                let Some(value) = value else { continue };
-                let done = rewriter.rewrite(value);
-                tally.not_migrated += done.not_migrated.len() as u64;
-                for url in done.not_migrated {
-                    if tally.listed.len() < LISTED {
-                        tally
-                            .listed
-                            .push(json!({"id": row.id, "column": column, "url": url}));
-                    }
-                }
-                if let Some(new) = done.new {
-                    tally.urls_changed += done.changed as u64;
-                    changes.push(Change {
-                        id: row.id.clone(),
-                        column: column.clone(),
-                        old: value.clone(),
-                        new,
-                    });
-                }
-            }
-        }
+        let changes = changes_in(&rows, rule, rewriter, &mut tally);
         let Some(w) = writer.as_deref_mut() else {
             tally.rows_changed += distinct_rows(&changes);
             continue;
@@ -218,6 +207,41 @@ async fn rewrite_table(
         tally.rows_changed += distinct_rows(&applied);
     }
     Ok(tally)
+}
+
+/// What one page of rows becomes, counted into `tally`.
+fn changes_in(
+    rows: &[crate::rewrite::sqlite::Row],
+    rule: &Rule,
+    rewriter: &Rewriter<'_>,
+    tally: &mut TableTally,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for row in rows {
+        tally.rows_read += 1;
+        for (column, value) in rule.columns.iter().zip(&row.values) {
+            let Some(value) = value else { continue };
+            let done = rewriter.rewrite(value);
+            tally.not_migrated += done.not_migrated.len() as u64;
+            for url in done.not_migrated {
+                if tally.listed.len() < LISTED {
+                    tally
+                        .listed
+                        .push(json!({"id": row.id, "column": column, "url": url}));
+                }
+            }
+            if let Some(new) = done.new {
+                tally.urls_changed += done.changed as u64;
+                changes.push(Change {
+                    id: row.id.clone(),
+                    column: column.clone(),
+                    old: value.clone(),
+                    new,
+                });
+            }
+        }
+    }
+    changes
 }
 
 fn distinct_rows(changes: &[Change]) -> u64 {

@@ -19,7 +19,7 @@ use crate::object::{Body, ByteStream, ObjectMeta};
 use crate::pacer::Pacer;
 use crate::s3api::{
     body_stream, copy_source, get_object, head_object, list_page, meta_from_parts, probe_bucket,
-    send, send_complete, send_upload, unquote, with_our_policy,
+    send, send_patiently, send_upload, unquote, with_our_policy,
 };
 
 pub struct R2Target {
@@ -340,6 +340,9 @@ impl Target for R2Target {
     }
 }
 
+/// How long CompleteMultipartUpload may stay silent while R2 assembles the object.
+const COMPLETE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// R2 API tokens are granted per bucket, never per object: a refused write means this
 /// token cannot write to the bucket at all (revoked, rotated, or read-only), so the run
 /// must stop rather than fail every object in turn.
@@ -404,7 +407,7 @@ impl MultipartUpload for R2Upload {
         let done = CompletedMultipartUpload::builder()
             .set_parts(Some(self.parts.clone()))
             .build();
-        let out = send_complete(&self.pacer, &what, || {
+        let out = send_patiently(&self.pacer, &what, COMPLETE_PATIENCE, || {
             self.client
                 .complete_multipart_upload()
                 .bucket(&self.bucket)
