@@ -137,14 +137,8 @@ impl Table {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut applied = Vec::new();
         for c in changes {
-            let sql = format!(
-                "UPDATE {} SET {col} = ?1 WHERE {} = ?2 AND {col} = ?3",
-                quote(&self.table),
-                quote(&self.id_column),
-                col = quote(&c.column)
-            );
             let n = tx.execute(
-                &sql,
+                &update_sql(&self.table, &self.id_column, &c.column),
                 params_from_iter([
                     Value::Text(c.new.clone()),
                     from_json(&c.id),
@@ -164,12 +158,7 @@ impl Table {
     /// whether it would).
     pub fn restore(&mut self, c: &Change, dry_run: bool) -> Result<Restore, String> {
         if !dry_run {
-            let sql = format!(
-                "UPDATE {} SET {col} = ?1 WHERE {} = ?2 AND {col} = ?3",
-                quote(&self.table),
-                quote(&self.id_column),
-                col = quote(&c.column)
-            );
+            let sql = update_sql(&self.table, &self.id_column, &c.column);
             let params = [
                 Value::Text(c.old.clone()),
                 from_json(&c.id),
@@ -204,6 +193,16 @@ impl Table {
             _ => Restore::Changed,
         })
     }
+}
+
+/// The guarded update: `column` becomes ?1 in row ?2 only while it still holds ?3.
+fn update_sql(table: &str, id_column: &str, column: &str) -> String {
+    format!(
+        "UPDATE {} SET {col} = ?1 WHERE {} = ?2 AND {col} = ?3",
+        quote(table),
+        quote(id_column),
+        col = quote(column)
+    )
 }
 
 /// A string literal for SQL (table names passed to a pragma function).
