@@ -38,7 +38,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Dry run: list, filter, map keys, check the target, report counts, conflicts and cost
-    Plan(CopyArgs),
+    Plan(PlanArgs),
     /// Copy, verify each object after upload, record every outcome in the manifest
     Run(RunArgs),
     /// Check every object a manifest records as copied or identical against the target
@@ -217,6 +217,29 @@ pub struct StoreArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub copy: CopyArgs,
+
+    #[command(flatten)]
+    pub report: PlanReportArgs,
+}
+
+/// What a plan writes besides its summary (`plan`, `run --dry-run`).
+#[derive(Debug, Clone, Args, Default)]
+pub struct PlanReportArgs {
+    /// Also write the plan as Markdown to FILE: the summary tables, the R2 cost estimate
+    /// and every object listed by key (plan, or run --dry-run)
+    #[arg(long, value_name = "FILE.md")]
+    pub report: Option<PathBuf>,
+
+    /// What the source charges per GB read out (e.g. 0.09 for S3 to the internet): the
+    /// plan prices the migration's one read and the egress R2 saves per full read after it
+    #[arg(long, value_name = "USD", allow_negative_numbers = true)]
+    pub source_egress_price: Option<f64>,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub copy: CopyArgs,
@@ -224,6 +247,9 @@ pub struct RunArgs {
     /// Plan only: the same as `r2migrate plan`
     #[arg(long)]
     pub dry_run: bool,
+
+    #[command(flatten)]
+    pub report: PlanReportArgs,
 }
 
 #[derive(Debug, Clone, Args)]

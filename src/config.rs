@@ -336,6 +336,15 @@ pub struct RollbackConfig {
     pub stores: StoreSettings,
 }
 
+/// What a plan writes besides its summary.
+#[derive(Debug, Clone, Default)]
+pub struct PlanReport {
+    /// `--report FILE.md`.
+    pub markdown: Option<PathBuf>,
+    /// `--source-egress-price`, US dollars per GB (10^9 bytes).
+    pub source_egress_per_gb: Option<f64>,
+}
+
 /// `report`: which manifests.
 #[derive(Debug, Clone)]
 pub struct ReportConfig {

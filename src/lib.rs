@@ -26,6 +26,7 @@ pub mod selection;
 pub mod shard;
 pub mod source;
 pub mod stall;
+pub mod table;
 pub mod tally;
 pub mod target;
 pub mod testhooks;
@@ -47,11 +48,18 @@ pub async fn execute(cli: Cli) -> anyhow::Result<Exit> {
         None => FileConfig::default(),
     };
     match cli.command {
-        Command::Plan(args) => commands::plan::plan(resolve::copy(&args, &file)?, out).await,
-        Command::Run(args) if args.dry_run => {
-            commands::plan::plan(resolve::copy(&args.copy, &file)?, out).await
+        Command::Plan(args) => {
+            let report = resolve::plan_report(&args.report)?;
+            commands::plan::plan(resolve::copy(&args.copy, &file)?, report, out).await
         }
-        Command::Run(args) => commands::run::run(resolve::copy(&args.copy, &file)?, out).await,
+        Command::Run(args) if args.dry_run => {
+            let report = resolve::plan_report(&args.report)?;
+            commands::plan::plan(resolve::copy(&args.copy, &file)?, report, out).await
+        }
+        Command::Run(args) => {
+            resolve::no_plan_report(&args.report)?;
+            commands::run::run(resolve::copy(&args.copy, &file)?, out).await
+        }
         Command::Verify(args) => {
             commands::verify::verify(resolve::verify(&args, &file)?, out).await
         }

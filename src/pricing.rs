@@ -109,6 +109,26 @@ pub fn estimate(stored_bytes: u64, ops: &Operations, ia: bool) -> Estimate {
     }
 }
 
+/// What the source's egress costs, at the price the user gives (`--source-egress-price`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Egress {
+    pub usd_per_gb: f64,
+    /// Reading every selected byte out of the source once, for this migration.
+    pub migration_read_usd: f64,
+    /// What each later full read of the data costs at the source and not at R2, which
+    /// charges no egress.
+    pub saved_usd_per_full_read: f64,
+}
+
+pub fn egress(bytes: u64, usd_per_gb: f64) -> Egress {
+    let usd = bytes as f64 / GB * usd_per_gb;
+    Egress {
+        usd_per_gb,
+        migration_read_usd: usd,
+        saved_usd_per_full_read: usd,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +153,13 @@ mod tests {
         let chosen = estimate(1_000_000_000_000, &ops, true);
         assert_eq!(chosen.storage_class, "Infrequent Access");
         assert!((chosen.storage_usd_per_month - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn egress_is_priced_per_decimal_gigabyte() {
+        let e = egress(2_500_000_000_000, 0.09); // 2.5 TB out of S3
+        assert!((e.migration_read_usd - 225.0).abs() < 1e-9);
+        assert!((e.saved_usd_per_full_read - 225.0).abs() < 1e-9);
     }
 
     #[test]

@@ -8,14 +8,14 @@ use std::path::PathBuf;
 use time::OffsetDateTime;
 
 use crate::cli::{
-    CopyArgs, ManifestArgs, ReportArgs, RewriteArgs, RollbackArgs, SourceArgs, StoreArgs,
-    VerifyArgs,
+    CopyArgs, ManifestArgs, PlanReportArgs, ReportArgs, RewriteArgs, RollbackArgs, SourceArgs,
+    StoreArgs, VerifyArgs,
 };
 use crate::config::{
     check_concurrency, parse_duration, parse_size, parse_time, sqlite_settings, CopyConfig,
-    FileConfig, OnConflict, ReportConfig, RewriteConfig, RollbackConfig, SizeValue, StoreSettings,
-    VerifyConfig, DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE,
-    DEFAULT_RETRIES,
+    FileConfig, OnConflict, PlanReport, ReportConfig, RewriteConfig, RollbackConfig, SizeValue,
+    StoreSettings, VerifyConfig, DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD,
+    DEFAULT_PART_SIZE, DEFAULT_RETRIES,
 };
 use crate::error::usage;
 use crate::filter::Filter;
@@ -361,6 +361,31 @@ pub fn report(args: &ReportArgs, file: &FileConfig) -> anyhow::Result<ReportConf
     Ok(ReportConfig {
         manifests: manifests(&args.manifests, file)?,
     })
+}
+
+/// `plan --report FILE.md --source-egress-price USD`.
+pub fn plan_report(args: &PlanReportArgs) -> anyhow::Result<PlanReport> {
+    if let Some(price) = args.source_egress_price {
+        if !price.is_finite() || price < 0.0 {
+            return Err(usage(format!(
+                "--source-egress-price {price}: give the source's price per GB read out, in US dollars (e.g. 0.09)"
+            )));
+        }
+    }
+    Ok(PlanReport {
+        markdown: args.report.clone(),
+        source_egress_per_gb: args.source_egress_price,
+    })
+}
+
+/// `run` without `--dry-run` writes no plan: refuse its report flags rather than ignore them.
+pub fn no_plan_report(args: &PlanReportArgs) -> anyhow::Result<()> {
+    if args.report.is_some() || args.source_egress_price.is_some() {
+        return Err(usage(
+            "--report and --source-egress-price describe a plan: use them with `r2migrate plan` or `run --dry-run` (a finished run's report is `r2migrate report`)",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

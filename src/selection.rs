@@ -19,6 +19,8 @@ pub enum RejectKind {
     /// Deliberately not copied (a link out of the tree, a FIFO): recorded `skipped`.
     Skipped,
     Unstorable,
+    /// Larger than R2's largest object (also counted among the unstorable).
+    TooLarge,
     Collision,
 }
 
@@ -42,6 +44,8 @@ pub struct Rejected {
     pub target_key: String,
     pub size: u64,
     pub reason: String,
+    /// A collision's other spelling: the source key that took the target key first.
+    pub collides_with: Option<String>,
 }
 
 impl Rejected {
@@ -107,6 +111,7 @@ impl Selector {
             target_key,
             size: 0,
             reason,
+            collides_with: None,
         })
     }
 
@@ -133,6 +138,7 @@ impl Selector {
                 target_key: target_key.clone(),
                 size: info.size,
                 reason,
+                collides_with: None,
             })
         };
         if let Some(reason) = unstorable(&target_key) {
@@ -140,7 +146,7 @@ impl Selector {
         }
         if info.size > MAX_OBJECT {
             return reject(
-                RejectKind::Unstorable,
+                RejectKind::TooLarge,
                 format!(
                     "{} bytes is larger than R2's largest object (about 4.995 TiB); split it, or leave it out with --max-size",
                     info.size
@@ -155,12 +161,16 @@ impl Selector {
             );
         }
         match self.claimed.get(&nfc(&target_key)) {
-            Some(first) => reject(
-                RejectKind::Collision,
-                format!(
+            Some(first) => Selected::Reject(Rejected {
+                kind: RejectKind::Collision,
+                reason: format!(
                     "collision: maps to target key {target_key:?}, already taken by source key {first:?} (R2 treats keys equal after Unicode NFC normalisation); rename one or use --key-template"
                 ),
-            ),
+                collides_with: Some(first.clone()),
+                source_key: info.key.clone(),
+                target_key: target_key.clone(),
+                size: info.size,
+            }),
             None => {
                 self.claimed.insert(nfc(&target_key), info.key.clone());
                 Selected::Take { info, target_key }

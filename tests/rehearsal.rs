@@ -41,7 +41,8 @@ fn fixtures_rehearse_end_to_end_with_no_cloud_account() {
         .output()
         .unwrap();
     assert_eq!(plan.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&plan.stdout).contains("to copy 11"));
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(text.contains("a run would copy 11 objects"), "{text}");
     assert!(
         !target.exists() || files_under(&target).is_empty(),
         "plan wrote nothing"

@@ -3,6 +3,8 @@
 //! unreadable items and the R2 cost estimate ([`tally`] keeps them, [`words`] says them).
 //! Writes nothing anywhere.
 
+mod markdown;
+mod tables;
 mod tally;
 mod words;
 
@@ -12,7 +14,7 @@ use futures::StreamExt;
 
 use super::run::{already_done, Previous};
 use super::{open_stores, Output, Stores, TargetIndex};
-use crate::config::CopyConfig;
+use crate::config::{CopyConfig, PlanReport};
 use crate::delta::{change_since, Change};
 use crate::error::{Exit, StoreError};
 use crate::manifest::ObjectRecord;
@@ -20,7 +22,7 @@ use crate::selection::{Selected, Selector};
 use crate::source::ObjectInfo;
 use crate::target::Target;
 use crate::transfer::{compare, is_ours, Comparison};
-use tally::{Item, PlanTally};
+use tally::PlanTally;
 
 /// What the target holds at one key, compared with the source.
 enum Verdict {
@@ -39,7 +41,7 @@ struct ToCompare {
     changed_since: Option<ObjectRecord>,
 }
 
-pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
+pub async fn plan(cfg: CopyConfig, report: PlanReport, out: Output) -> anyhow::Result<Exit> {
     let stores = open_stores(&cfg).await?;
     let previous = Previous::load(&cfg)?;
     let index = TargetIndex::build(stores.target.as_ref())
@@ -51,8 +53,12 @@ pub async fn plan(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         tally.judged(to, verdict)?;
     }
     tally.finish(&previous, &seen);
-    tally.say(&cfg, &previous, &out);
-    out.document(&tally.document(&cfg, &previous, stores.retries()));
+    tally.say(&cfg, &previous, &report, &out);
+    if let Some(path) = &report.markdown {
+        tally.write_markdown(path, &cfg, &previous, &report)?;
+        out.say(&format!("  plan report written to {}", path.display()));
+    }
+    out.document(&tally.document(&cfg, &previous, &report, stores.retries()));
     Ok(tally.exit())
 }
 
@@ -80,10 +86,7 @@ async fn walk(
             Selected::Excluded => tally.counts.excluded += 1,
             Selected::Reject(r) => {
                 seen.insert(r.source_key.clone());
-                tally.rejected(
-                    r.kind,
-                    Item::new(r.source_key, r.target_key, r.size, r.reason),
-                );
+                tally.rejected(r);
             }
             Selected::Take { info, target_key } => {
                 seen.insert(info.key.clone());
@@ -96,7 +99,7 @@ async fn walk(
                     .await
                     .map_err(anyhow::Error::new)?
                 {
-                    tally.counts.already_verified += 1;
+                    tally.already_verified(info.size);
                 } else if listed.is_some() {
                     let changed_since = prev.filter(|_| matches!(change, Change::Changed(_)));
                     to_compare.push(ToCompare {
@@ -105,7 +108,7 @@ async fn walk(
                         changed_since: changed_since.cloned(),
                     });
                 } else {
-                    tally.will_copy(info.size);
+                    tally.will_copy(info.size, matches!(change, Change::Changed(_)));
                 }
             }
         }

@@ -2,7 +2,8 @@
 //! run would make, what changed since the manifest, a SQLite source's rows, and the
 //! items to list by key.
 
-use std::collections::{BTreeMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
 
 use serde::Serialize;
 
@@ -12,7 +13,7 @@ use crate::config::CopyConfig;
 use crate::delta::Change;
 use crate::error::{Exit, StoreError};
 use crate::pricing::Operations;
-use crate::selection::RejectKind;
+use crate::selection::{RejectKind, Rejected};
 use crate::source::ObjectInfo;
 
 /// One object named in the report, with why.
@@ -22,6 +23,9 @@ pub(super) struct Item {
     pub target_key: String,
     pub size: u64,
     pub reason: String,
+    /// A collision's other spelling: the source key that kept the target key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collides_with: Option<String>,
 }
 
 impl Item {
@@ -31,6 +35,7 @@ impl Item {
             target_key,
             size,
             reason,
+            collides_with: None,
         }
     }
 
@@ -62,12 +67,20 @@ pub(super) struct Counts {
     pub selected_bytes: u64,
     pub to_copy: u64,
     pub to_copy_bytes: u64,
+    /// Of those to copy: changed at the source since the manifest recorded them.
+    pub changed_to_copy: u64,
+    pub changed_to_copy_bytes: u64,
     pub identical: u64,
+    pub identical_bytes: u64,
     pub already_verified: u64,
+    pub already_verified_bytes: u64,
     pub conflicts: u64,
     pub collisions: u64,
     pub unreadable: u64,
+    /// Keys, metadata or sizes R2 cannot store (`too_large` are among them).
     pub unstorable: u64,
+    pub too_large: u64,
+    pub too_large_bytes: u64,
     /// Left out on purpose (links out of the tree, special files): exit unaffected.
     pub skipped: u64,
     pub excluded: u64,
@@ -99,8 +112,40 @@ pub(super) struct Lists {
     pub skipped: Vec<Item>,
 }
 
+/// The largest selected objects, at most [`Largest::KEEP`] of them: a bounded heap, so
+/// memory does not grow with the listing.
+#[derive(Debug, Default)]
+pub(super) struct Largest {
+    heap: BinaryHeap<Reverse<(u64, String, String)>>,
+}
+
+impl Largest {
+    pub const KEEP: usize = 10;
+
+    fn offer(&mut self, size: u64, source_key: &str, target_key: &str) {
+        if self.heap.len() == Self::KEEP && self.heap.peek().is_some_and(|m| m.0 .0 >= size) {
+            return;
+        }
+        self.heap
+            .push(Reverse((size, source_key.into(), target_key.into())));
+        if self.heap.len() > Self::KEEP {
+            self.heap.pop();
+        }
+    }
+
+    /// Largest first, then by key.
+    pub fn items(&self) -> Vec<Item> {
+        let mut v: Vec<_> = self.heap.iter().map(|r| r.0.clone()).collect();
+        v.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        v.into_iter()
+            .map(|(size, s, t)| Item::new(s, t, size, String::new()))
+            .collect()
+    }
+}
+
 pub(super) struct PlanTally {
     pub counts: Counts,
+    pub largest: Largest,
     pub ops: Operations,
     pub rows: RowCounts,
     pub delta: DeltaCounts,
@@ -115,6 +160,7 @@ impl PlanTally {
     pub fn new(cfg: &CopyConfig, target_objects: usize) -> PlanTally {
         PlanTally {
             counts: Counts::default(),
+            largest: Largest::default(),
             ops: Operations {
                 class_a: 1 + target_objects as u64 / 1000, // the target listing
                 class_b: 0,
@@ -133,9 +179,16 @@ impl PlanTally {
         }
     }
 
-    pub fn rejected(&mut self, kind: RejectKind, item: Item) {
-        match kind {
+    pub fn rejected(&mut self, r: Rejected) {
+        let mut item = Item::new(r.source_key, r.target_key, r.size, r.reason);
+        item.collides_with = r.collides_with;
+        match r.kind {
             RejectKind::Collision => self.lists.collisions.push(item),
+            RejectKind::TooLarge => {
+                self.counts.too_large += 1;
+                self.counts.too_large_bytes += item.size;
+                self.lists.unstorable.push(item)
+            }
             RejectKind::Unreadable(problem) => {
                 *self
                     .rows
@@ -154,6 +207,7 @@ impl PlanTally {
         let c = &mut self.counts;
         c.selected += 1;
         c.selected_bytes += info.size;
+        self.largest.offer(info.size, &info.key, target_key);
         if let Some(class) = &info.storage_class {
             let t = c.by_storage_class.entry(class.clone()).or_default();
             t.objects += 1;
@@ -191,11 +245,20 @@ impl PlanTally {
         }
     }
 
-    pub fn will_copy(&mut self, size: u64) {
+    pub fn will_copy(&mut self, size: u64, changed_at_source: bool) {
         self.counts.to_copy += 1;
         self.counts.to_copy_bytes += size;
+        if changed_at_source {
+            self.counts.changed_to_copy += 1;
+            self.counts.changed_to_copy_bytes += size;
+        }
         self.ops
             .add_upload(size, self.multipart_threshold, self.part_size);
+    }
+
+    pub fn already_verified(&mut self, size: u64) {
+        self.counts.already_verified += 1;
+        self.counts.already_verified_bytes += size;
     }
 
     /// An object that was at its key: what the comparison found. A fatal error ends the plan.
@@ -206,8 +269,13 @@ impl PlanTally {
     ) -> anyhow::Result<()> {
         self.ops.class_b += 1; // the HEAD
         match verdict {
-            Ok(Verdict::Absent | Verdict::Replace) => self.will_copy(to.info.size),
-            Ok(Verdict::Identical) => self.counts.identical += 1,
+            Ok(Verdict::Absent | Verdict::Replace) => {
+                self.will_copy(to.info.size, to.changed_since.is_some())
+            }
+            Ok(Verdict::Identical) => {
+                self.counts.identical += 1;
+                self.counts.identical_bytes += to.info.size;
+            }
             Ok(Verdict::Conflict(reason)) => {
                 self.lists
                     .conflicts
@@ -228,11 +296,10 @@ impl PlanTally {
     pub fn finish(&mut self, previous: &Previous, seen: &HashSet<String>) {
         self.lists.deleted = deleted_at_source(previous, seen)
             .into_iter()
-            .map(|(source_key, target_key)| Item {
-                size: previous.get(&source_key).map_or(0, |r| r.size),
-                source_key,
-                target_key,
-                reason: "deleted at the source since it was migrated; left in R2".into(),
+            .map(|(source_key, target_key)| {
+                let size = previous.get(&source_key).map_or(0, |r| r.size);
+                let reason = "deleted at the source since it was migrated; left in R2".into();
+                Item::new(source_key, target_key, size, reason)
             })
             .collect();
         let l = &mut self.lists;
@@ -258,5 +325,21 @@ impl PlanTally {
         } else {
             Exit::Ok
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_are_kept_largest_first_whatever_the_order() {
+        let mut l = Largest::default();
+        for i in [5u64, 50, 1, 30, 7, 12, 99, 3, 40, 41, 42, 2, 60, 8] {
+            l.offer(i, &format!("k{i}"), &format!("t{i}"));
+        }
+        let sizes: Vec<u64> = l.items().iter().map(|i| i.size).collect();
+        assert_eq!(sizes, vec![99, 60, 50, 42, 41, 40, 30, 12, 8, 7]);
+        assert_eq!(l.items()[0].source_key, "k99");
     }
 }

@@ -2,25 +2,24 @@
 
 use serde_json::json;
 
+use super::tables::{infrequent, usd};
 use super::tally::PlanTally;
 use crate::commands::run::Previous;
 use crate::commands::{human_bytes, Output};
-use crate::config::CopyConfig;
+use crate::config::{CopyConfig, PlanReport};
+use crate::error::Exit;
 use crate::pricing::estimate;
 
 impl PlanTally {
-    pub fn say(&self, cfg: &CopyConfig, previous: &Previous, out: &Output) {
+    pub fn say(&self, cfg: &CopyConfig, previous: &Previous, report: &PlanReport, out: &Output) {
         let c = &self.counts;
         out.say(&format!(
             "plan: {} → {} (nothing written)",
             cfg.source, cfg.target
         ));
-        out.say(&format!(
-            "  selected {} objects ({}); {} excluded by filters or shard",
-            c.selected,
-            human_bytes(c.selected_bytes),
-            c.excluded
-        ));
+        out.say("");
+        out.say(&self.status_table().text(2));
+        out.say(&format!("  excluded by filters or shard: {}", c.excluded));
         if c.selected == 0 {
             let why = if c.excluded == 0 {
                 "the source lists no object under its prefix; check the URL (a prefix names a folder: s3://bucket/photos/)".to_string()
@@ -34,45 +33,67 @@ impl PlanTally {
         }
         for (class, t) in &c.by_storage_class {
             out.say(&format!(
-                "    storage class {class}: {} objects, {}",
+                "  source storage class {class}: {} objects, {}",
                 t.objects,
                 human_bytes(t.bytes)
             ));
         }
-        out.say(&format!(
-            "  to copy {} ({}), identical {}, already verified {}",
-            c.to_copy,
-            human_bytes(c.to_copy_bytes),
-            c.identical,
-            c.already_verified
-        ));
-        out.say(&format!(
-            "  conflicts {}, collisions {}, unreadable {}, keys R2 cannot store {}, skipped {}",
-            c.conflicts, c.collisions, c.unreadable, c.unstorable, c.skipped
-        ));
-        let cost = estimate(c.selected_bytes, &self.ops, infrequent(cfg));
-        out.say(&format!(
-            "  estimated R2 cost ({}, prices of {}): storage ${:.4}/month for {}; {} Class A + {} Class B operations ${:.4} once",
-            cost.storage_class,
-            cost.prices_as_of,
-            cost.storage_usd_per_month,
-            human_bytes(cost.stored_bytes),
-            cost.class_a_operations,
-            cost.class_b_operations,
-            cost.operations_usd
-        ));
-        let (s, ia) = (&cost.standard, &cost.infrequent_access);
-        out.say(&format!(
-            "    Standard: ${:.4}/month + ${:.4} once; Infrequent Access: ${:.4}/month + ${:.4} once, ${:.4} per full read, billed {} days at least (--storage-class STANDARD_IA)",
-            s.storage_usd_per_month,
-            s.operations_usd,
-            ia.storage_usd_per_month,
-            ia.operations_usd,
-            ia.retrieval_usd_per_full_read,
-            ia.minimum_storage_days
-        ));
+        for table in [self.largest_table(), self.collisions_table()] {
+            if !table.is_empty() {
+                out.say("");
+                out.say(&table.text(2));
+            }
+        }
+        out.say("");
+        let (before, after) = self.cost_words(cfg, report);
+        out.say(&format!("  {before}"));
+        out.say(&self.cost_table(cfg).text(2));
+        if let Some(after) = after {
+            out.say(&format!("  {after}"));
+        }
         self.say_delta_and_rows(cfg, previous, out);
         self.say_items(out);
+        out.say("");
+        out.say(&format!("  {}", self.verdict()));
+    }
+
+    /// The sentences around the cost table.
+    fn cost_words(&self, cfg: &CopyConfig, report: &PlanReport) -> (String, Option<String>) {
+        let cost = estimate(self.counts.selected_bytes, &self.ops, infrequent(cfg));
+        let before = format!(
+            "R2 cost estimate for {} (prices of {}; Infrequent Access bills {} days at least, --storage-class STANDARD_IA):",
+            human_bytes(cost.stored_bytes),
+            cost.prices_as_of,
+            cost.infrequent_access.minimum_storage_days
+        );
+        let after = self.egress(report.source_egress_per_gb).map(|e| format!(
+            "source egress at ${}/GB: {} to read it out once for this migration; after cutover R2 (no egress fees) saves {} on every full read",
+            e.usd_per_gb,
+            usd(e.migration_read_usd),
+            usd(e.saved_usd_per_full_read)
+        ));
+        (before, after)
+    }
+
+    /// What a run would make of it, in one line.
+    pub fn verdict(&self) -> String {
+        let c = &self.counts;
+        match self.exit() {
+            Exit::Ok => format!(
+                "a run would copy {} objects ({}) and exit 0",
+                c.to_copy,
+                human_bytes(c.to_copy_bytes)
+            ),
+            _ => format!(
+                "a run would copy {} objects ({}) and exit 1; these need a decision first (listed above): conflicts {}, collisions {}, unreadable {}, unstorable {}",
+                c.to_copy,
+                human_bytes(c.to_copy_bytes),
+                c.conflicts,
+                c.collisions,
+                c.unreadable,
+                c.unstorable
+            ),
+        }
     }
 
     fn say_delta_and_rows(&self, cfg: &CopyConfig, previous: &Previous, out: &Output) {
@@ -117,7 +138,6 @@ impl PlanTally {
             ("deleted at source", &l.deleted),
             ("content type", &l.type_mismatches),
             ("conflict", &l.conflicts),
-            ("collision", &l.collisions),
             ("unreadable", &l.unreadable),
             ("unstorable", &l.unstorable),
             ("skipped", &l.skipped),
@@ -135,6 +155,7 @@ impl PlanTally {
         &self,
         cfg: &CopyConfig,
         previous: &Previous,
+        report: &PlanReport,
         retries: u64,
     ) -> serde_json::Value {
         let l = &self.lists;
@@ -149,6 +170,8 @@ impl PlanTally {
             "unstorable": l.unstorable,
             "skipped": l.skipped,
             "estimate": estimate(self.counts.selected_bytes, &self.ops, infrequent(cfg)),
+            "source_egress": self.egress(report.source_egress_per_gb),
+            "largest": self.largest.items(),
             "delta": (!previous.records.is_empty()).then_some(&self.delta),
             "changed_at_source": l.changed,
             "deleted_at_source": l.deleted,
@@ -158,9 +181,4 @@ impl PlanTally {
             "exit_code": self.exit() as i32,
         })
     }
-}
-
-/// Whether the run writes in Infrequent Access.
-fn infrequent(cfg: &CopyConfig) -> bool {
-    cfg.storage_class == Some(crate::headers::StorageClass::InfrequentAccess)
 }
