@@ -388,7 +388,16 @@ async fn report_summarises_counts_bytes_failures_and_throughput() {
     assert_eq!(doc["failures"].as_array().unwrap().len(), 1);
     assert_eq!(doc["runs"][0]["objects"], 3);
     let human = r2migrate(work.path()).args(["report"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&human.stdout).contains("conflicts 1"));
+    let text = String::from_utf8_lossy(&human.stdout);
+    let conflict_row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("conflict "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        conflict_row.split_whitespace().nth(1),
+        Some("1"),
+        "{conflict_row}"
+    );
 }
 
 #[tokio::test]

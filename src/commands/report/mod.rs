@@ -1,5 +1,9 @@
-//! `r2migrate report`: summarises manifests — counts by status, bytes, failures with
-//! their errors, and throughput per run — reading only the files, never a store.
+//! `r2migrate report`: summarises manifests — objects and bytes by status, runs with
+//! their throughput (and a chart of it over time), failures grouped by reason and listed
+//! by key — reading only the files, never a store.
+
+mod chart;
+mod reasons;
 
 use std::collections::BTreeMap;
 
@@ -12,7 +16,8 @@ use super::verify::merged_latest;
 use super::{human_bytes, Output};
 use crate::config::ReportConfig;
 use crate::error::Exit;
-use crate::manifest::{Manifest, SourceDeleted, Status};
+use crate::manifest::{Manifest, ObjectRecord, SourceDeleted, Status};
+use crate::table::Table;
 use crate::tally::Tally;
 
 #[derive(Debug, Default, Serialize)]
@@ -51,6 +56,16 @@ pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
         .collect();
     let runs = runs(&manifests);
     let deleted = deleted_as_last_seen(&manifests);
+    let problems: Vec<&ObjectRecord> = latest
+        .iter()
+        .filter(|r| matches!(r.status, Status::Failed | Status::Conflict | Status::Kept))
+        .collect();
+    let by_reason = reasons::group(problems.iter().copied());
+    let charts: Vec<chart::Throughput> = runs
+        .iter()
+        .filter(|r| r.command == "run" && r.objects > 0)
+        .filter_map(|r| chart::throughput(&manifests, &r.run_id, &r.started_at, &r.finished_at))
+        .collect();
     let h = &manifests[0].headers[0];
     out.say(&format!(
         "report: {} → {} ({} manifest(s), {} runs)",
@@ -59,22 +74,13 @@ pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
         manifests.len(),
         runs.len()
     ));
-    out.say(&format!(
-        "  objects {}: copied {}, identical {}, skipped {}, conflicts {}, failed {}, rolled back {}, kept {}",
-        latest.len(),
-        tally.copied,
-        tally.identical,
-        tally.skipped,
-        tally.conflict,
-        tally.failed,
-        tally.rolled_back,
-        tally.kept
-    ));
+    out.say("");
+    out.say(&status_table(&latest).text(2));
     out.say(&format!(
         "  bytes in the target from this migration: {}",
         human_bytes(total_bytes)
     ));
-    say_runs_and_lists(&runs, &deleted, &failures, &out);
+    say_runs_and_lists(&runs, &charts, &deleted, &by_reason, &failures, &out);
     out.document(&json!({
         "command": "report",
         "source": h.source,
@@ -85,6 +91,8 @@ pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
         "bytes_verified": total_bytes,
         "runs": runs,
         "failures": failures,
+        "failures_by_reason": by_reason,
+        "throughput": charts,
         "deleted_at_source": deleted.iter().map(|d| json!({"source_key": d.source_key, "target_key": d.target_key})).collect::<Vec<_>>(),
     }));
     Ok(Exit::Ok)
@@ -146,26 +154,120 @@ fn deleted_as_last_seen(manifests: &[Manifest]) -> Vec<&SourceDeleted> {
     deleted
 }
 
+/// Objects and bytes by their latest status; the rows add up to the total.
+fn status_table(latest: &[ObjectRecord]) -> Table {
+    let mut by: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
+    for r in latest {
+        let e = by.entry(status_label(r.status)).or_default();
+        e.0 += 1;
+        e.1 += r.size;
+    }
+    let mut t = Table::new(&["status", "objects", "bytes"]).numbers(&[1, 2]);
+    for status in [
+        Status::Copied,
+        Status::Identical,
+        Status::Skipped,
+        Status::Conflict,
+        Status::Failed,
+        Status::RolledBack,
+        Status::Kept,
+    ] {
+        let (n, bytes) = by.get(status_label(status)).copied().unwrap_or_default();
+        t.row(&[
+            status_label(status).to_string(),
+            n.to_string(),
+            human_bytes(bytes),
+        ]);
+    }
+    let (n, bytes) = by.values().fold((0, 0), |a, v| (a.0 + v.0, a.1 + v.1));
+    t.row(&["total".to_string(), n.to_string(), human_bytes(bytes)]);
+    t
+}
+
+fn status_label(s: Status) -> &'static str {
+    match s {
+        Status::Copied => "copied",
+        Status::Identical => "identical",
+        Status::Skipped => "skipped",
+        Status::Conflict => "conflict",
+        Status::Failed => "failed",
+        Status::RolledBack => "rolled back",
+        Status::Kept => "kept (rollback left it)",
+    }
+}
+
+/// "2026-12-01T16:01:13Z": a table has no room for nanoseconds.
+fn to_the_second(t: &str) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    parse(t)
+        .and_then(|d| d.format(fmt).ok())
+        .unwrap_or_else(|| t.to_string())
+}
+
+fn runs_table(runs: &[RunSummary]) -> Table {
+    let mut t = Table::new(&[
+        "run",
+        "command",
+        "started",
+        "objects",
+        "copied",
+        "seconds",
+        "objects/s",
+        "rate",
+    ])
+    .numbers(&[3, 4, 5, 6, 7]);
+    for run in runs {
+        t.row(&[
+            run.run_id.clone(),
+            run.command.clone(),
+            to_the_second(&run.started_at),
+            run.objects.to_string(),
+            human_bytes(run.bytes_copied),
+            format!("{:.1}", run.seconds),
+            format!("{:.1}", run.objects_per_second),
+            format!("{}/s", human_bytes(run.bytes_per_second as u64)),
+        ]);
+    }
+    t
+}
+
+fn reasons_table(by_reason: &[reasons::Reason]) -> Table {
+    let mut t =
+        Table::new(&["status", "objects", "bytes", "reason", "for example"]).numbers(&[1, 2]);
+    for g in by_reason {
+        t.row(&[
+            g.status.clone(),
+            g.objects.to_string(),
+            human_bytes(g.bytes),
+            g.reason.clone(),
+            g.example.clone(),
+        ]);
+    }
+    t
+}
+
 fn say_runs_and_lists(
     runs: &[RunSummary],
+    charts: &[chart::Throughput],
     deleted: &[&SourceDeleted],
+    by_reason: &[reasons::Reason],
     failures: &[serde_json::Value],
     out: &Output,
 ) {
-    for run in runs {
+    out.say("");
+    out.say(&runs_table(runs).text(2));
+    for c in charts {
+        out.say("");
         out.say(&format!(
-            "  {} {} at {}: {} objects, {} copied in {:.1}s ({:.1} objects/s, {}/s)",
-            run.command,
-            run.run_id,
-            run.started_at,
-            run.objects,
-            human_bytes(run.bytes_copied),
-            run.seconds,
-            run.objects_per_second,
-            human_bytes(run.bytes_per_second as u64)
+            "  throughput of run {} ({:.1}s per line):",
+            c.run_id, c.slice_seconds
         ));
+        for line in chart::lines(c) {
+            out.say(&format!("    {line}"));
+        }
     }
     if !deleted.is_empty() {
+        out.say("");
         out.say(&format!(
             "  deleted at the source, still in the target (as the latest run saw): {}",
             deleted.len()
@@ -174,12 +276,18 @@ fn say_runs_and_lists(
             out.say(&format!("    {} → {}", d.source_key, d.target_key));
         }
     }
-    for f in failures {
-        out.say(&format!(
-            "  {} {}: {}",
-            f["status"].as_str().unwrap_or(""),
-            f["source_key"].as_str().unwrap_or(""),
-            f["error"].as_str().unwrap_or("")
-        ));
+    if !by_reason.is_empty() {
+        out.say("");
+        out.say("  failures by reason:");
+        out.say(&reasons_table(by_reason).text(2));
+        out.say("");
+        for f in failures {
+            out.say(&format!(
+                "  {} {}: {}",
+                f["status"].as_str().unwrap_or(""),
+                f["source_key"].as_str().unwrap_or(""),
+                f["error"].as_str().unwrap_or("")
+            ));
+        }
     }
 }
