@@ -43,7 +43,7 @@ fn a_long_run_in_a_log_prints_plain_status_lines() {
     assert!(
         lines
             .iter()
-            .all(|l| l.contains("failed") && l.contains("B/s)")),
+            .all(|l| l.contains("failed") && l.contains("conflicts") && l.contains("B/s, ")),
         "{err}"
     );
     assert!(!err.contains('\u{1b}'), "escape codes in a log: {err:?}");
@@ -54,4 +54,46 @@ fn a_long_run_in_a_log_prints_plain_status_lines() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&quiet.stderr).contains("status run"));
+}
+
+#[test]
+fn status_lines_name_the_large_object_being_uploaded_and_its_parts() {
+    let r2 = S3Server::start();
+    r2.create_bucket("media");
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "big.bin", &bytes_for(3, 40 << 20));
+    let work = tempfile::tempdir().unwrap();
+    // 8 parts of 5 MiB at 16 MiB/s: about 2.5 s, a status line every 300 ms.
+    let out = r2migrate_to(work.path(), &r2)
+        .args([
+            "run",
+            "--max-bandwidth",
+            "16MiB",
+            "--part-size",
+            "5MiB",
+            "--multipart-threshold",
+            "8MiB",
+            "--status-interval",
+            "300ms",
+        ])
+        .arg("--from")
+        .arg(src.path())
+        .args(["--to", "r2://media/"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let parts: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("status run") && l.contains("uploading big.bin: part "))
+        .collect();
+    assert!(parts.len() >= 2, "{err}");
+    assert!(parts.iter().all(|l| l.contains(" of 8, ")), "{err}");
+    // Once the listing is done (one object), percent and ETA move with the parts.
+    assert!(
+        parts
+            .iter()
+            .any(|l| l.contains("of 40.0 MiB (") && l.contains("ETA")),
+        "{err}"
+    );
 }

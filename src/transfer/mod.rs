@@ -3,6 +3,7 @@
 //! then ask the target (HEAD) for size and checksum and require them to match. The
 //! outcome is always a manifest record; only a fatal error (credentials, bucket) is `Err`.
 
+pub mod inflight;
 pub mod intent;
 pub mod upload;
 
@@ -46,6 +47,8 @@ pub struct Copier {
     pub intents: IntentLog,
     /// The source's pacer: its rule decides when a whole object goes again.
     pub pacer: Arc<crate::pacer::Pacer>,
+    /// Multipart uploads in flight, part by part, for the progress display.
+    pub in_flight: inflight::InFlight,
 }
 
 /// What a write at a key must carry: the backup it made (or an earlier run made) of what
@@ -329,6 +332,7 @@ impl Copier {
             settings: &self.settings,
             cancel: &self.cancel,
             announce: (&self.intents, announce),
+            in_flight: &self.in_flight,
         };
         let up = uploader.upload(&item.info, key).await?;
         crate::testhooks::after_upload();

@@ -187,6 +187,7 @@ pub struct Uploader<'a> {
     pub cancel: &'a CancellationToken,
     /// Where to announce the write, and the intent to fill in with what is written.
     pub announce: (&'a super::intent::IntentLog, Intent),
+    pub in_flight: &'a super::inflight::InFlight,
 }
 
 impl Uploader<'_> {
@@ -313,9 +314,15 @@ impl Uploader<'_> {
     ) -> Result<(Digests, String), StoreError> {
         let mut part_digests: Vec<[u8; 32]> = Vec::new();
         let mut number = 1i32;
+        let tracked = self.in_flight.start(
+            &obj.key,
+            obj.size,
+            crate::limits::parts_for(obj.size, p.part_size),
+        );
         loop {
             p.hasher.update(&part);
             let last = (part.len() as u64) < p.part_size;
+            let len = part.len() as u64;
             let body = Body::of(part);
             let digest = body.sha256;
             tokio::select! {
@@ -328,6 +335,7 @@ impl Uploader<'_> {
                 }
             };
             part_digests.push(digest);
+            tracked.part_sent(len);
             drop(p.memory);
             if last {
                 break;

@@ -11,7 +11,7 @@ mod produce;
 mod record;
 mod summary;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -26,7 +26,7 @@ use crate::manifest::lock::ManifestLock;
 use crate::manifest::{
     now_rfc3339, Header, ManifestWriter, ObjectRecord, Selection, SourceDeleted, VERSION,
 };
-use crate::progress::Progress;
+use crate::progress::{ListingCounts, Progress};
 use crate::selection::Selector;
 use crate::source::sqlite::RowRef;
 use crate::tally::new_run_id;
@@ -52,12 +52,11 @@ struct RunState {
     cancel: CancellationToken,
     interrupted: Arc<AtomicBool>,
     fatal: Arc<Mutex<Option<StoreError>>>,
-    /// Items the selection kept (copied or rejected): each must end with a record.
-    listed: Arc<AtomicU64>,
-    /// Items an earlier run already proves done.
-    already: Arc<AtomicU64>,
-    /// The listing reached its end (so `listed` is the total).
-    listing_done: Arc<AtomicBool>,
+    /// Items the selection kept (each must end with a record), those an earlier run
+    /// already proves done, and whether the listing is complete.
+    listing: ListingCounts,
+    /// Multipart uploads in flight, for the progress display.
+    in_flight: crate::transfer::inflight::InFlight,
 }
 
 impl RunState {
@@ -68,17 +67,19 @@ impl RunState {
             cancel: CancellationToken::new(),
             interrupted: Arc::new(AtomicBool::new(false)),
             fatal: Arc::new(Mutex::new(None)),
-            listed: Arc::new(AtomicU64::new(0)),
-            already: Arc::new(AtomicU64::new(0)),
-            listing_done: Arc::new(AtomicBool::new(false)),
+            listing: ListingCounts::default(),
+            in_flight: Default::default(),
         };
         let on_signal = state.clone();
         tokio::spawn(async move {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            stop_signal(&mut term).await;
+            if stop_signal(&mut term).await == Stop::Keyboard {
+                crate::progress::after_keyboard_interrupt();
+            }
             on_signal.interrupt();
             stop_signal(&mut term).await;
+            crate::progress::clear_before_exit();
             eprintln!(
                 "error: interrupted twice: exiting now; the manifest keeps what was recorded, run the same command again to resume"
             );
@@ -113,8 +114,16 @@ impl RunState {
     }
 }
 
+#[derive(Debug, PartialEq)]
+enum Stop {
+    /// SIGINT: Ctrl-C, which the terminal echoes.
+    Keyboard,
+    /// SIGTERM: `kill`, Kubernetes.
+    Terminate,
+}
+
 /// The next SIGINT or SIGTERM.
-async fn stop_signal(term: &mut Option<tokio::signal::unix::Signal>) {
+async fn stop_signal(term: &mut Option<tokio::signal::unix::Signal>) -> Stop {
     let terminate = async {
         match term.as_mut() {
             Some(t) => {
@@ -130,8 +139,8 @@ async fn stop_signal(term: &mut Option<tokio::signal::unix::Signal>) {
         }
     };
     tokio::select! {
-        _ = interrupt => {}
-        _ = terminate => {}
+        _ = interrupt => Stop::Keyboard,
+        _ = terminate => Stop::Terminate,
     }
 }
 
@@ -217,6 +226,7 @@ fn copier(cfg: &CopyConfig, o: &Opened, state: &RunState, intents: IntentLog) ->
         run_id: o.run_id.clone(),
         intents,
         pacer: o.stores.source_pacer.clone(),
+        in_flight: state.in_flight.clone(),
     }
 }
 
@@ -246,7 +256,13 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
 
     let mut recorder = Recorder::new(
         opened.writer,
-        Progress::new(&out, "run", cfg.status_interval),
+        Progress::new(
+            &out,
+            "run",
+            cfg.status_interval,
+            state.listing.clone(),
+            state.in_flight.clone(),
+        ),
     );
     recorder.record(rec_rx, intent_rx, rows, &state).await?;
     let deleted = producer.await?;
@@ -262,8 +278,8 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         cfg: &cfg,
         run_id: &run_id,
         recorder: &recorder,
-        already: state.already.load(Ordering::Relaxed),
-        listed: state.listed.load(Ordering::Relaxed),
+        already: state.listing.already.load(Ordering::Relaxed),
+        listed: state.listing.listed.load(Ordering::Relaxed),
         deleted: &deleted,
         db_backup: db_backup.as_deref(),
         retries: stores.retries(),

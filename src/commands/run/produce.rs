@@ -48,7 +48,7 @@ impl Producer {
             };
             let item = match next {
                 None => {
-                    self.state.listing_done.store(true, Ordering::Relaxed);
+                    self.state.listing.complete.store(true, Ordering::Relaxed);
                     break;
                 }
                 Some(Err(e)) => {
@@ -90,12 +90,16 @@ impl Producer {
         let selected = self.selector.select(item);
         let kept = match &selected {
             Selected::Excluded => None,
-            Selected::Take { info, .. } => Some(&info.key),
-            Selected::Reject(r) => Some(&r.source_key),
+            Selected::Take { info, .. } => Some((&info.key, info.size)),
+            Selected::Reject(r) => Some((&r.source_key, r.size)),
         };
-        if let Some(key) = kept {
+        if let Some((key, size)) = kept {
             seen.insert(key.clone());
-            self.state.listed.fetch_add(1, Ordering::Relaxed);
+            self.state.listing.listed.fetch_add(1, Ordering::Relaxed);
+            self.state
+                .listing
+                .listed_bytes
+                .fetch_add(size, Ordering::Relaxed);
         }
         match selected {
             Selected::Excluded => None,
@@ -132,7 +136,11 @@ impl Producer {
                 Err(_) => false, // the copy path will look again, and record what it finds
             };
         if done {
-            self.state.already.fetch_add(1, Ordering::Relaxed);
+            self.state.listing.already.fetch_add(1, Ordering::Relaxed);
+            self.state
+                .listing
+                .already_bytes
+                .fetch_add(info.size, Ordering::Relaxed);
             // A crash between upload and write-back: write the row now.
             if let (Some(prev), Some(row)) = (prev, &info.row) {
                 if !prev.row.as_ref().is_some_and(|r| r.written) {

@@ -3,7 +3,6 @@
 //! the tally, the problems to show, and the progress line.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -62,6 +61,8 @@ pub(super) struct Recorder {
     pub problems: Vec<ObjectRecord>,
     pub rows_written: u64,
     pub rows_not_written: u64,
+    /// Bytes of every object recorded this run, whatever the outcome (the progress).
+    done_bytes: u64,
     progress: Progress,
     started: Instant,
 }
@@ -74,6 +75,7 @@ impl Recorder {
             problems: Vec::new(),
             rows_written: 0,
             rows_not_written: 0,
+            done_bytes: 0,
             progress,
             started: Instant::now(),
         }
@@ -122,6 +124,7 @@ impl Recorder {
         if append {
             self.writer.append(&rec)?;
             self.tally.add(&rec);
+            self.done_bytes += rec.size;
             if crate::testhooks::cancel_after(self.tally.total()) {
                 state.interrupt();
             }
@@ -137,12 +140,12 @@ impl Recorder {
             self.keep_problem(rec);
         }
         let t = &self.tally;
-        self.progress.update(crate::progress::Totals {
-            done: t.total() + state.already.load(Ordering::Relaxed),
-            failed: t.failed + t.conflict,
-            bytes: t.bytes_copied,
-            listed: state.listed.load(Ordering::Relaxed),
-            listing_done: state.listing_done.load(Ordering::Relaxed),
+        self.progress.update(crate::progress::Recorded {
+            done: t.total(),
+            done_bytes: self.done_bytes,
+            failed: t.failed,
+            conflicts: t.conflict,
+            copied_bytes: t.bytes_copied,
         });
         Ok(())
     }
