@@ -168,11 +168,10 @@ fn large_words(l: &Large) -> String {
     )
 }
 
-/// The latest recorded totals, and whether the run is over.
+/// The latest recorded totals.
 #[derive(Default)]
 struct Shared {
     recorded: Recorded,
-    finished: bool,
 }
 
 /// The bar being drawn, if any, so a second Ctrl-C can clear it before exiting at once.
@@ -227,6 +226,8 @@ pub fn above_the_bar(print: impl FnOnce()) {
 pub struct Progress {
     shared: Arc<Mutex<Shared>>,
     bar: Option<ProgressBar>,
+    /// Dropping it wakes the ticker at once to stop (it sleeps on the other end).
+    stop: Option<std::sync::mpsc::Sender<()>>,
     ticker: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -244,6 +245,7 @@ impl Progress {
             return Progress {
                 shared,
                 bar: None,
+                stop: None,
                 ticker: None,
             };
         }
@@ -260,15 +262,13 @@ impl Progress {
         });
         let (state, drawn, what) = (shared.clone(), bar.clone(), what.to_string());
         let every = if terminal { REDRAW } else { status_interval };
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let ticker = std::thread::spawn(move || loop {
-            std::thread::sleep(every);
-            let (recorded, finished) = {
-                let s = state.lock().expect("not poisoned");
-                (s.recorded, s.finished)
-            };
-            if finished {
-                return;
+            match stopped.recv_timeout(every) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                _ => return, // finished
             }
+            let recorded = state.lock().expect("not poisoned").recorded;
             let totals = Totals::of(recorded, &listing);
             let large = in_flight.snapshot();
             let sent: u64 = large.iter().map(|l| l.sent).sum();
@@ -288,6 +288,7 @@ impl Progress {
         Progress {
             shared,
             bar,
+            stop: Some(stop),
             ticker: Some(ticker),
         }
     }
@@ -299,7 +300,7 @@ impl Progress {
 
     /// Clears the bar (no half-drawn line is left) and stops the status lines.
     pub fn finish(&mut self) {
-        self.shared.lock().expect("not poisoned").finished = true;
+        drop(self.stop.take());
         if let Some(t) = self.ticker.take() {
             let _ = t.join();
         }

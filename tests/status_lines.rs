@@ -97,3 +97,26 @@ fn status_lines_name_the_large_object_being_uploaded_and_its_parts() {
         "{err}"
     );
 }
+
+#[test]
+fn a_short_run_ends_at_once_not_at_the_next_status_tick() {
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        write(src.path(), &format!("f{i}.txt"), b"bytes");
+    }
+    let work = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = to_rehearsal(
+        work.path(),
+        &["run", "--json", "--status-interval", "30s"],
+        src.path(),
+    );
+    assert_exit(&out, 0);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the run waited for its status ticker: {:?}",
+        started.elapsed()
+    );
+    let doc = json_of(&out);
+    assert!(doc["elapsed_seconds"].as_f64().unwrap() < 5.0, "{doc}");
+}
