@@ -73,7 +73,7 @@ pub fn sqlite_settings(
     if let Some(wb) = &s.write_back {
         if wb.url_template.is_some() != wb.url_column.is_some() {
             return Err(usage(
-                "[source.write_back]: url_column and url_template go together",
+                "[source.write_back]: url_column and url_template go together: set both, or neither",
             ));
         }
         if wb.clear_data && wb.key_column.is_none() && wb.url_column.is_none() {
@@ -184,7 +184,12 @@ impl FileConfig {
     pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| usage(format!("cannot read config file {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| usage(format!("config file {}: {e}", path.display())))
+        toml::from_str(&text).map_err(|e| {
+            usage(format!(
+                "config file {}: {e}every key is described in migrate.example.toml",
+                path.display()
+            ))
+        })
     }
 }
 

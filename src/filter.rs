@@ -45,7 +45,7 @@ fn build(globs: &[String], what: &str) -> anyhow::Result<Option<GlobSet>> {
     }
     let mut b = GlobSetBuilder::new();
     for g in globs {
-        b.add(Glob::new(g).map_err(|e| usage(format!("--{what} {g:?} is not a valid glob: {e}")))?);
+        b.add(Glob::new(g).map_err(|e| usage(format!("--{what} {g:?} is not a valid glob: {e} (quote it so the shell leaves it alone: '*.jpg', 'photos/**', '{{a,b}}/*')")))?);
     }
     Ok(Some(
         b.build().map_err(|e| usage(format!("--{what}: {e}")))?,

@@ -24,12 +24,12 @@ pub fn placeholders(template: &str) -> anyhow::Result<Vec<String>> {
         let after = &rest[open + 1..];
         let close = after
             .find('}')
-            .ok_or_else(|| usage(format!("template {template:?}: '{{' without '}}'")))?;
+            .ok_or_else(|| usage(format!("template {template:?}: '{{' without '}}'; placeholders are written {{key}}, {{dir}}, {{basename}}, {{stem}}, {{ext}}, {{id}}")))?;
         names.push(after[..close].to_string());
         rest = &after[close + 1..];
     }
     if rest.contains('}') {
-        return Err(usage(format!("template {template:?}: '}}' without '{{'")));
+        return Err(usage(format!("template {template:?}: '}}' without '{{'; placeholders are written {{key}}, {{dir}}, {{basename}}, {{stem}}, {{ext}}, {{id}}")));
     }
     Ok(names)
 }

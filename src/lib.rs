@@ -29,6 +29,7 @@ pub mod stall;
 pub mod table;
 pub mod tally;
 pub mod target;
+pub mod terminal;
 pub mod testhooks;
 pub mod transfer;
 

@@ -31,7 +31,7 @@ impl Location {
         };
         let text = text.trim();
         if text.is_empty() {
-            return Err(usage(format!("the {what} URL is empty")));
+            return Err(usage(format!("the {what} URL is empty: give s3://bucket/prefix, gs://bucket/prefix, r2://bucket/prefix, sqlite:///abs/app.db or a path")));
         }
         let loc =
             if let Some(rest) = text.strip_prefix("s3://") {
@@ -95,7 +95,9 @@ impl fmt::Display for Location {
 fn bucket_and_prefix(rest: &str, whole: &str) -> anyhow::Result<(String, String)> {
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        return Err(usage(format!("{whole:?} names no bucket")));
+        return Err(usage(format!(
+            "{whole:?} names no bucket: write it as scheme://bucket/prefix"
+        )));
     }
     if !bucket
         .chars()
@@ -132,7 +134,7 @@ fn decode_path(rest: &str, whole: &str) -> anyhow::Result<PathBuf> {
         .decode_utf8()
         .map_err(|_| {
             usage(format!(
-                "{whole:?} is not valid UTF-8 after percent-decoding"
+                "{whole:?} is not valid UTF-8 after percent-decoding: fix its %xx escapes"
             ))
         })?;
     Ok(PathBuf::from(decoded.as_ref()))
@@ -172,8 +174,11 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 /// Plain `http://` endpoints are refused unless they point at this machine or the
 /// user said `--allow-http`: credentials must not cross a network in clear text.
 pub fn check_endpoint(endpoint: &str, allow_http: bool) -> anyhow::Result<()> {
-    let parsed = url::Url::parse(endpoint)
-        .map_err(|e| usage(format!("endpoint {endpoint:?} is not a URL: {e}")))?;
+    let parsed = url::Url::parse(endpoint).map_err(|e| {
+        usage(format!(
+            "endpoint {endpoint:?} is not a URL: {e}; give https://host[:port]"
+        ))
+    })?;
     match parsed.scheme() {
         "https" => Ok(()),
         "http" => {

@@ -26,7 +26,7 @@ impl Output {
     /// Warnings go to stderr unless `--quiet`.
     pub fn warn(&self, text: &str) {
         if !self.quiet {
-            crate::progress::above_the_bar(|| eprintln!("{text}"));
+            crate::terminal::above_the_bar(|| eprintln!("{text}"));
         }
     }
 

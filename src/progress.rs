@@ -10,12 +10,13 @@
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::output::{human_bytes, Output};
+use crate::terminal;
 use crate::transfer::inflight::{InFlight, Large};
 
 /// How often a status line is printed when stderr is not a terminal, by default.
@@ -174,55 +175,6 @@ struct Shared {
     recorded: Recorded,
 }
 
-/// The bar being drawn, if any, so a second Ctrl-C can clear it before exiting at once.
-static ACTIVE_BAR: OnceLock<Mutex<Option<ProgressBar>>> = OnceLock::new();
-
-/// Whether the bar has been drawn at least once (the cursor sits past its last column).
-static DRAWN: AtomicBool = AtomicBool::new(false);
-
-/// Ctrl-C on a terminal echoes "^C" where the cursor is, and indicatif leaves the cursor
-/// past the bar's last column, so the echo wraps onto a new line and every later redraw
-/// (and the final clear) would leave the bar's first line behind. Lifts the bar, clears
-/// the extra line, and draws it again where it was.
-pub fn after_keyboard_interrupt() {
-    if !DRAWN.load(Ordering::SeqCst) || !ctrl_c_is_echoed() {
-        return;
-    }
-    if let Some(bar) = ACTIVE_BAR
-        .get()
-        .and_then(|m| m.lock().ok().and_then(|b| b.clone()))
-    {
-        bar.suspend(|| eprint!("\x1b[1A\r\x1b[2K"));
-    }
-}
-
-/// The terminal echoes control characters (ECHO and ECHOCTL, the Linux default).
-fn ctrl_c_is_echoed() -> bool {
-    use rustix::termios::LocalModes;
-    rustix::termios::tcgetattr(std::io::stderr()).is_ok_and(|t| {
-        t.local_modes
-            .contains(LocalModes::ECHO | LocalModes::ECHOCTL | LocalModes::ISIG)
-    })
-}
-
-/// Clears the terminal display now (before `std::process::exit`, which skips drops).
-pub fn clear_before_exit() {
-    if let Some(bar) = ACTIVE_BAR.get().and_then(|m| m.lock().ok()?.take()) {
-        bar.finish_and_clear();
-    }
-}
-
-/// Runs `print` with the bar lifted, so a warning printed mid-run is not drawn over.
-pub fn above_the_bar(print: impl FnOnce()) {
-    let bar = ACTIVE_BAR
-        .get()
-        .and_then(|m| m.lock().ok().and_then(|b| b.clone()));
-    match bar {
-        Some(bar) => bar.suspend(print),
-        None => print(),
-    }
-}
-
 pub struct Progress {
     shared: Arc<Mutex<Shared>>,
     bar: Option<ProgressBar>,
@@ -249,19 +201,16 @@ impl Progress {
                 ticker: None,
             };
         }
-        let terminal = !out.json && std::io::stderr().is_terminal();
-        let bar = terminal.then(|| {
+        let on_terminal = !out.json && std::io::stderr().is_terminal();
+        let bar = on_terminal.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(spinner_style());
             bar.set_prefix(what.to_string());
-            *ACTIVE_BAR
-                .get_or_init(Default::default)
-                .lock()
-                .expect("not poisoned") = Some(bar.clone());
+            terminal::set_active(Some(bar.clone()));
             bar
         });
         let (state, drawn, what) = (shared.clone(), bar.clone(), what.to_string());
-        let every = if terminal { REDRAW } else { status_interval };
+        let every = if on_terminal { REDRAW } else { status_interval };
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let ticker = std::thread::spawn(move || loop {
             match stopped.recv_timeout(every) {
@@ -306,9 +255,7 @@ impl Progress {
         }
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
-            if let Some(active) = ACTIVE_BAR.get() {
-                active.lock().expect("not poisoned").take();
-            }
+            terminal::set_active(None);
         }
     }
 }
@@ -352,7 +299,7 @@ fn draw(bar: &ProgressBar, totals: &Totals, sent: u64, words: &str, large: &[Lar
     }
     bar.set_message(msg);
     bar.tick();
-    DRAWN.store(true, Ordering::SeqCst);
+    terminal::mark_drawn();
 }
 
 #[cfg(test)]

@@ -118,7 +118,12 @@ fn expand_glob(path: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
         return Ok(vec![path.to_path_buf()]);
     }
     let matcher = globset::Glob::new(&name)
-        .map_err(|e| usage(format!("manifest pattern {}: {e}", path.display())))?
+        .map_err(|e| {
+            usage(format!(
+                "manifest pattern {}: {e}; quote a glob such as 'r2migrate-manifest.shard-*.jsonl'",
+                path.display()
+            ))
+        })?
         .compile_matcher();
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

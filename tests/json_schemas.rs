@@ -81,7 +81,10 @@ fn the_fixtures_lifecycle_matches_the_schemas() {
     // The schemas are strict: a field they do not describe is an error.
     let mut grown = plan.clone();
     grown["counts"]["surprise"] = 1.into();
-    assert!(!schema("plan").is_valid(&grown), "unknown fields must not pass");
+    assert!(
+        !schema("plan").is_valid(&grown),
+        "unknown fields must not pass"
+    );
     checked(w, "run", &to, 0);
     // With a manifest: the delta part.
     let delta = checked(w, "plan", &to, 0);

@@ -208,7 +208,7 @@ impl ManifestWriter {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 usage(format!(
-                    "cannot create the folder of manifest {}: {e}",
+                    "cannot create the folder of manifest {}: {e}; check the --manifest path and its permissions",
                     path.display()
                 ))
             })?;
@@ -220,9 +220,14 @@ impl ManifestWriter {
             .append(true)
             .mode(0o600)
             .open(path)
-            .map_err(|e| usage(format!("cannot write manifest {}: {e}", path.display())))?;
+            .map_err(|e| {
+                usage(format!(
+                    "cannot write manifest {}: {e}; check its folder's permissions and free space",
+                    path.display()
+                ))
+            })?;
         cut_torn_tail(&mut file)
-            .map_err(|e| usage(format!("cannot repair manifest {}: {e}", path.display())))?;
+            .map_err(|e| usage(format!("cannot repair manifest {}: {e} (its last line is torn); check its permissions and free space", path.display())))?;
         let mut w = ManifestWriter {
             file,
             path: path.to_path_buf(),
@@ -292,7 +297,7 @@ impl ParsedLine<'_> {
     fn read<T: serde::de::DeserializeOwned>(self) -> anyhow::Result<T> {
         serde_json::from_value(self.value).map_err(|e| {
             usage(format!(
-                "manifest {} line {}: bad {}: {e}",
+                "manifest {} line {}: bad {}: {e}; the file is damaged (r2migrate never edits a written line): restore it from a copy",
                 self.path, self.number, self.what
             ))
         })

@@ -60,7 +60,7 @@ impl Table {
         read_only: bool,
     ) -> Result<Table, String> {
         if !path.exists() {
-            return Err(format!("database {} does not exist", path.display()));
+            return Err(format!("database {} does not exist: check `database` in the [[rewrite]] table (sqlite:///abs/path.db or a path)", path.display()));
         }
         let conn = connect(path, read_only).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut stmt = conn
@@ -75,12 +75,15 @@ impl Table {
             .map_err(|e| e.to_string())?;
         drop(stmt);
         if known.is_empty() {
-            return Err(format!("{}: no table {table:?}", path.display()));
+            return Err(format!(
+                "{}: no table {table:?}; check `table` in the [[rewrite]] table",
+                path.display()
+            ));
         }
         for col in std::iter::once(&id_column.to_string()).chain(columns) {
             if !known.contains(col) {
                 return Err(format!(
-                    "{}: table {table:?} has no column {col:?} (it has {})",
+                    "{}: table {table:?} has no column {col:?} (it has {}); check `columns` and `id_column` in the [[rewrite]] table",
                     path.display(),
                     known.join(", ")
                 ));

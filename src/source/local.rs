@@ -282,11 +282,11 @@ impl Source for LocalSource {
         match tokio::fs::metadata(&self.root).await {
             Ok(md) if md.is_dir() => Ok(()),
             Ok(_) => Err(StoreError::Fatal(format!(
-                "source {} is not a directory",
+                "source {} is not a directory: give the folder that holds the files (and --include to pick some)",
                 self.root.display()
             ))),
             Err(e) => Err(StoreError::Fatal(format!(
-                "source directory {} cannot be read: {e}",
+                "source directory {} cannot be read: {e}; check its permissions",
                 self.root.display()
             ))),
         }

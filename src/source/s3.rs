@@ -90,7 +90,7 @@ impl S3Source {
         let what = format!("HEAD s3://{}/{full_key}", self.bucket);
         let out = head_object(&self.client, &self.pacer, &self.bucket, full_key, &what)
             .await?
-            .ok_or_else(|| StoreError::Object(format!("{what}: gone since it was listed")))?;
+            .ok_or_else(|| StoreError::Object(format!("{what}: gone since it was listed (deleted at the source during the run); nothing to copy")))?;
         Ok(out
             .restore()
             .is_some_and(|r| r.contains("ongoing-request=\"false\"")))

@@ -133,13 +133,16 @@ impl DirTarget {
 
     async fn temp_file(&self) -> Result<(PathBuf, tokio::fs::File), StoreError> {
         let dir = self.root.join(STATE_DIR).join("tmp");
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| StoreError::Fatal(format!("cannot create {}: {e}", dir.display())))?;
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| {
+            StoreError::Fatal(format!(
+                "cannot create {}: {e}; check the rehearsal directory's permissions and free space",
+                dir.display()
+            ))
+        })?;
         let path = dir.join(format!("{}.part", rand::random::<u64>()));
         let file = tokio::fs::File::create(&path)
             .await
-            .map_err(|e| StoreError::Fatal(format!("cannot write in {}: {e}", dir.display())))?;
+            .map_err(|e| StoreError::Fatal(format!("cannot write in {}: {e}; check the rehearsal directory's permissions and free space", dir.display())))?;
         Ok((path, file))
     }
 
@@ -246,7 +249,7 @@ fn walk_keys(
             }
             Ok(_) => continue,
             Err(e) => Err(StoreError::Fatal(format!(
-                "cannot list the target directory: {e}"
+                "cannot list the rehearsal directory: {e}; check its permissions"
             ))),
         };
         if tx.blocking_send(item).is_err() {
@@ -264,7 +267,7 @@ impl Target for DirTarget {
     async fn check_access(&self) -> Result<(), StoreError> {
         tokio::fs::create_dir_all(&self.root).await.map_err(|e| {
             StoreError::Fatal(format!(
-                "cannot create the target directory {}: {e}",
+                "cannot create the target directory {}: {e}; check the path and its permissions",
                 self.root.display()
             ))
         })?;

@@ -87,6 +87,6 @@ pub fn open(
             bucket, prefix, allow_http, pacer,
         )?)),
         Location::Local { root } => Ok(Box::new(dir::DirTarget::new(root.clone()))),
-        other => Err(crate::error::usage(format!("{other} cannot be a target"))),
+        other => Err(crate::error::usage(format!("{other} cannot be a target: write to r2://bucket/prefix, or to a local directory to rehearse"))),
     }
 }

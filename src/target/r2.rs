@@ -257,7 +257,7 @@ impl Target for R2Target {
         .map_err(|e| write_refused(e, &self.bucket))?;
         let upload_id = out
             .upload_id()
-            .ok_or_else(|| StoreError::Object(format!("{what}: the target returned no upload id")))?
+            .ok_or_else(|| StoreError::Object(format!("{what}: the target returned no upload id; check that R2_ENDPOINT_URL is an R2 (S3-compatible) endpoint")))?
             .to_string();
         Ok(Box::new(R2Upload {
             client: self.client.clone(),

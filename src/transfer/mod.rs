@@ -187,8 +187,12 @@ impl Copier {
     }
 
     fn failed(&self, item: &WorkItem, err: &StoreError) -> ObjectRecord {
-        self.record(item, Status::Failed)
-            .with_error(err.to_string())
+        let mut why = err.to_string();
+        if err.is_retryable() {
+            // The retries are spent: say so, and what to do next.
+            why.push_str("; still failing after the retries (--retries): re-run to try again");
+        }
+        self.record(item, Status::Failed).with_error(why)
     }
 
     /// Handles one object; `Err` only for errors that must stop the whole run. A body cut
@@ -310,7 +314,7 @@ impl Copier {
                 self.intents.record(intent).await?;
                 self.target.copy(key, &backup).await.map_err(|e| {
                     e.context(format!(
-                        "{key}: backup before overwrite failed, so it was not overwritten"
+                        "{key}: backup before overwrite failed, so it was not overwritten; re-run to retry"
                     ))
                 })?;
                 plan.backup_key = Some(backup);
@@ -363,12 +367,12 @@ impl Copier {
     async fn verify_uploaded(&self, key: &str, size: u64, up: &Uploaded) -> Result<(), StoreError> {
         let Some(head) = self.target.head(key).await? else {
             return Err(StoreError::Object(format!(
-                "{key}: missing from the target right after upload"
+                "{key}: missing from the target right after upload; re-run to copy it again"
             )));
         };
         if head.size != size {
             return Err(StoreError::Object(format!(
-                "{key}: the target reports {} bytes after upload, expected {size}",
+                "{key}: the target reports {} bytes after upload, expected {size}; the write was undone: re-run to copy it again",
                 head.size
             )));
         }
@@ -380,7 +384,7 @@ impl Copier {
         };
         if !ok {
             return Err(StoreError::Object(format!(
-                "{key}: the target's checksum after upload differs from the bytes sent"
+                "{key}: the target's checksum after upload differs from the bytes sent; the write was undone: re-run to copy it again"
             )));
         }
         Ok(())

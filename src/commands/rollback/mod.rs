@@ -142,7 +142,7 @@ fn load(path: &Path) -> anyhow::Result<(Manifest, Header)> {
     let manifest = Manifest::load(path)?;
     let Some(first) = manifest.first_header().cloned() else {
         return Err(usage(format!(
-            "manifest {} is empty: nothing to roll back",
+            "manifest {} is empty: nothing to roll back (give the manifest the run wrote with --manifest)",
             path.display()
         )));
     };

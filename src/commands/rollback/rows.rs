@@ -33,7 +33,7 @@ pub(super) async fn restore(
         first.sqlite.clone(),
     ) else {
         return Err(usage(format!(
-            "manifest {} records rewritten rows, but its header names no SQLite source settings",
+            "manifest {} records rewritten rows, but its header names no SQLite source settings; it was edited by hand: restore the rows from the VACUUM INTO backup its records name",
             manifest.display()
         )));
     };

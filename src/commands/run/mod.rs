@@ -75,11 +75,11 @@ impl RunState {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             if stop_signal(&mut term).await == Stop::Keyboard {
-                crate::progress::after_keyboard_interrupt();
+                crate::terminal::after_keyboard_interrupt();
             }
             on_signal.interrupt();
             stop_signal(&mut term).await;
-            crate::progress::clear_before_exit();
+            crate::terminal::clear_before_exit();
             eprintln!(
                 "error: interrupted twice: exiting now; the manifest keeps what was recorded, run the same command again to resume"
             );

@@ -95,12 +95,19 @@ fn validate(conn: &Connection, path: &Path, s: &SqliteSettings) -> anyhow::Resul
 impl SqliteSource {
     pub async fn open(path: PathBuf, settings: SqliteSettings) -> anyhow::Result<SqliteSource> {
         if !path.is_file() {
-            return Err(usage(format!("database {} does not exist", path.display())));
+            return Err(usage(format!(
+                "database {} does not exist: check the sqlite:///abs/path/app.db URL",
+                path.display()
+            )));
         }
         let (p, s) = (path.clone(), settings.clone());
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let conn = connect(&p, true)
-                .map_err(|e| usage(format!("cannot open database {}: {e}", p.display())))?;
+            let conn = connect(&p, true).map_err(|e| {
+                usage(format!(
+                    "cannot open database {}: {e}; check its permissions (it is opened read-only)",
+                    p.display()
+                ))
+            })?;
             validate(&conn, &p, &s)
         })
         .await??;
@@ -307,7 +314,10 @@ impl Source for SqliteSource {
                     })
                 })
                 .map_err(|e| {
-                    StoreError::Object(format!("row id={}: cannot be read again: {e}", row.id))
+                    StoreError::Object(format!(
+                        "row id={}: cannot be read again: {e}; re-run to retry",
+                        row.id
+                    ))
                 })?;
             let raw = raw.ok_or_else(|| {
                 StoreError::Object(format!(

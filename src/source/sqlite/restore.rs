@@ -38,10 +38,10 @@ pub fn restore_rows(
     dry_run: bool,
 ) -> anyhow::Result<Vec<Result<(), String>>> {
     let wb = s.write_back.clone().ok_or_else(|| {
-        anyhow::anyhow!("the manifest records rewritten rows but no write_back settings")
+        anyhow::anyhow!("the manifest records rewritten rows but no write_back settings; restore the rows from the VACUUM INTO backup its records name")
     })?;
     let mut conn = connect(db, false)
-        .map_err(|e| anyhow::anyhow!("cannot open {} to restore rows: {e}", db.display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot open {} to restore rows: {e}; check the path and its permissions, then run rollback again", db.display()))?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut restorer = Restorer {
         tx: &tx,
