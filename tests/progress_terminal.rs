@@ -180,3 +180,28 @@ fn quiet_draws_nothing_on_a_terminal() {
     };
     assert_eq!(done.trim(), "EXIT=0");
 }
+
+#[test]
+fn json_on_a_terminal_draws_no_bar_and_stdout_is_the_document() {
+    let r2 = S3Server::start();
+    r2.create_bucket("media");
+    let work = tempfile::tempdir().unwrap();
+    let command = format!("{} > doc.json", slow_run(work.path(), &r2, "--json"));
+    let pane = Pane::start("json", work.path(), &command);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let s = pane.screen();
+        assert!(!has_bar_traces(&s), "{s}");
+        if s.contains("EXIT=") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "{s}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(done.contains("EXIT=0"), "{done}");
+    // The human summary went to the terminal (stderr); stdout is one document.
+    assert!(done.contains("copied 31"), "{done}");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.path().join("doc.json")).unwrap()).unwrap();
+    assert_eq!(doc["counts"]["copied"], 31);
+}
