@@ -25,6 +25,7 @@ pub mod s3api;
 pub mod selection;
 pub mod shard;
 pub mod source;
+pub mod spill;
 pub mod stall;
 pub mod table;
 pub mod tally;

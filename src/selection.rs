@@ -4,7 +4,7 @@
 //! two spellings that R2's NFC normalisation makes one). The first item to claim a key
 //! keeps it; later ones are refused, so no source item ever overwrites another.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::filter::Filter;
 use crate::keymap::{nfc, unstorable, KeyMap};
@@ -12,6 +12,7 @@ use crate::limits::{MAX_METADATA_BYTES, MAX_OBJECT};
 use crate::manifest::Selection;
 use crate::shard::Shard;
 use crate::source::{ListItem, ObjectInfo, Problem};
+use crate::spill::DiskMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectKind {
@@ -34,6 +35,8 @@ pub enum Selected {
         target_key: String,
     },
     Reject(Rejected),
+    /// The selection cannot go on (its index on disk failed): the command must stop.
+    Fatal(crate::error::StoreError),
 }
 
 /// A source item the selection refuses, and why; it is recorded, never copied.
@@ -68,8 +71,8 @@ pub struct Selector {
     shard: Option<Shard>,
     keymap: KeyMap,
     template: Option<String>,
-    /// NFC target key → the source key that claimed it.
-    claimed: HashMap<String, String>,
+    /// NFC target key → the source key that claimed it (on disk: one entry per key).
+    claimed: DiskMap<String>,
 }
 
 impl Selector {
@@ -84,7 +87,7 @@ impl Selector {
             shard,
             keymap: KeyMap::new(target_prefix, template.clone()),
             template,
-            claimed: HashMap::new(),
+            claimed: DiskMap::new("the target keys claimed"),
         }
     }
 
@@ -160,21 +163,19 @@ impl Selector {
                 format!("its metadata is {meta_bytes} bytes; R2 stores at most 8 KiB of metadata per object"),
             );
         }
-        match self.claimed.get(&nfc(&target_key)) {
-            Some(first) => Selected::Reject(Rejected {
+        match self.claimed.insert_new(&nfc(&target_key), &info.key) {
+            Ok(None) => Selected::Take { info, target_key },
+            Ok(Some(first)) => Selected::Reject(Rejected {
                 kind: RejectKind::Collision,
                 reason: format!(
                     "collision: maps to target key {target_key:?}, already taken by source key {first:?} (R2 treats keys equal after Unicode NFC normalisation); rename one or use --key-template"
                 ),
-                collides_with: Some(first.clone()),
+                collides_with: Some(first),
                 source_key: info.key.clone(),
                 target_key: target_key.clone(),
                 size: info.size,
             }),
-            None => {
-                self.claimed.insert(nfc(&target_key), info.key.clone());
-                Selected::Take { info, target_key }
-            }
+            Err(e) => Selected::Fatal(e.into()),
         }
     }
 }

@@ -8,7 +8,6 @@ pub mod rollback;
 pub mod run;
 pub mod verify;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,6 +23,7 @@ use crate::pacer::Pacer;
 use crate::source::local::WalkRules;
 use crate::source::sqlite::SqliteSettings;
 use crate::source::{Source, SourceOptions};
+use crate::spill::DiskMap;
 use crate::target::Target;
 
 pub struct Stores {
@@ -114,28 +114,29 @@ pub fn open_target(
 }
 
 /// What one listing of the target prefix showed: NFC key → (size, ETag).
-#[derive(Default)]
 pub struct TargetIndex {
-    keys: HashMap<String, (u64, Option<String>)>,
+    /// On disk: a target of ten million keys is not held in memory.
+    keys: DiskMap<(u64, Option<String>)>,
 }
 
 impl TargetIndex {
     pub async fn build(target: &dyn Target) -> Result<TargetIndex, StoreError> {
-        let mut keys = HashMap::new();
+        let keys = DiskMap::new("the target's listing");
         let mut listing = target.list();
         while let Some(obj) = listing.next().await {
             let obj = obj?;
-            keys.insert(nfc(&obj.key), (obj.size, obj.etag));
+            keys.insert(&nfc(&obj.key), &(obj.size, obj.etag))?;
         }
         Ok(TargetIndex { keys })
     }
 
-    pub fn get(&self, key: &str) -> Option<&(u64, Option<String>)> {
-        self.keys.get(&nfc(key))
+    /// The size and ETag listed at `key` (compared in NFC, as R2 does).
+    pub fn get(&self, key: &str) -> Result<Option<(u64, Option<String>)>, StoreError> {
+        Ok(self.keys.get(&nfc(key))?)
     }
 
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.keys.len() as usize
     }
 
     pub fn is_empty(&self) -> bool {

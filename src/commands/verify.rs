@@ -226,6 +226,7 @@ async fn against_source(
         let item = item.map_err(|e| anyhow::Error::new(e.context("listing the source")))?;
         let (key, target_key, info) = match selector.select(item) {
             Selected::Excluded => continue,
+            Selected::Fatal(e) => return Err(anyhow::Error::new(e)),
             // Left out on purpose: its `skipped` record says so; not a gap.
             Selected::Reject(r) if r.kind == RejectKind::Skipped => {
                 seen.insert(r.source_key);
@@ -236,7 +237,10 @@ async fn against_source(
         };
         seen.insert(key.clone());
         let recorded = by_key.get(key.as_str()).filter(|r| r.status.is_verified());
-        let in_target = index.get(&target_key).is_some();
+        let in_target = index
+            .get(&target_key)
+            .map_err(anyhow::Error::new)?
+            .is_some();
         if let Some(problem) = gap(recorded.copied(), info.as_ref(), in_target) {
             gaps.push(Problem {
                 source_key: key,

@@ -37,74 +37,49 @@ impl Manifest {
     /// Reads a manifest; a torn last line is ignored, anything else malformed is an error
     /// naming the file and line (exit 2).
     pub fn load(path: &Path) -> anyhow::Result<Manifest> {
-        let (lines, torn) = complete_lines(path)?;
         let mut m = Manifest {
             path: path.to_path_buf(),
             ..Default::default()
         };
-        for (i, line) in lines.iter().enumerate() {
-            if !line.trim().is_empty() {
-                m.add_line(line, i + 1)?;
+        let mut rest = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        m.headers = Manifest::stream(path, |line| {
+            match line {
+                Line::Object(r) => rest.0.push(r),
+                Line::Intent(i) => rest.1.push((rest.0.len(), i)),
+                Line::Rewrite(r) => rest.2.push(r),
+                Line::SourceDeleted(d) => rest.3.push(d),
             }
-        }
-        if m.headers.is_empty() && torn {
+            Ok(())
+        })?;
+        (m.records, m.intents, m.rewrites, m.source_deleted) = rest;
+        Ok(m)
+    }
+
+    /// Reads a manifest one line at a time, holding none of it: every line after the
+    /// headers goes to `each`, in order; returns the headers. The same checks as `load`.
+    pub fn stream(
+        path: &Path,
+        mut each: impl FnMut(Line) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Vec<Header>> {
+        let shown = path.display().to_string();
+        let mut headers = Vec::new();
+        let torn = for_each_complete_line(path, |line, number| {
+            if line.trim().is_empty() {
+                return Ok(());
+            }
+            match parse_line(&shown, line, number, !headers.is_empty())? {
+                Parsed::Header(h) => headers.push(h),
+                Parsed::Line(l) => each(l)?,
+            }
+            Ok(())
+        })?;
+        if headers.is_empty() && torn {
             return Err(usage(format!(
                 "{} has no complete header line: it is not an r2migrate manifest (or a run crashed before writing one)",
                 path.display()
             )));
         }
-        Ok(m)
-    }
-
-    /// One line, by its type; every line but a header needs a header before it.
-    fn add_line(&mut self, line: &str, number: usize) -> anyhow::Result<()> {
-        let path = self.path.display().to_string();
-        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-            usage(format!(
-                "manifest {path} line {number} is not JSON ({e}); it is corrupted or not an r2migrate manifest"
-            ))
-        })?;
-        let parse = |value, what| ParsedLine {
-            value,
-            what,
-            path: &path,
-            number,
-        };
-        let kind = value
-            .get("type")
-            .and_then(|t| t.as_str())
-            .map(str::to_string);
-        match kind.as_deref() {
-            Some("header") => {
-                let h: Header = parse(value, "header").read()?;
-                if h.version > VERSION {
-                    return Err(usage(format!(
-                        "manifest {path} was written by a newer r2migrate (version {}); upgrade r2migrate",
-                        h.version
-                    )));
-                }
-                self.headers.push(h);
-            }
-            Some("intent") if !self.headers.is_empty() => {
-                let intent = parse(value, "intent record").read()?;
-                self.intents.push((self.records.len(), intent));
-            }
-            Some("rewrite") if !self.headers.is_empty() => {
-                self.rewrites.push(parse(value, "rewrite line").read()?);
-            }
-            Some("source_deleted") if !self.headers.is_empty() => {
-                self.source_deleted.push(parse(value, "source_deleted line").read()?);
-            }
-            Some("object") if !self.headers.is_empty() => {
-                self.records.push(parse(value, "object record").read()?);
-            }
-            _ => {
-                return Err(usage(format!(
-                    "{path} line {number} is not an r2migrate manifest line (it must start with a header); give another --manifest"
-                )))
-            }
-        }
-        Ok(())
+        Ok(headers)
     }
 
     /// Loads several manifests that must describe one migration (same target).
@@ -304,30 +279,95 @@ impl ParsedLine<'_> {
     }
 }
 
-/// The file's lines that end in a newline, and whether a torn last line (a crash
-/// mid-write: it never got its newline) was left out.
-fn complete_lines(path: &Path) -> anyhow::Result<(Vec<String>, bool)> {
+/// A manifest line after the headers.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one lives at a time; boxing buys nothing
+pub enum Line {
+    Object(ObjectRecord),
+    Intent(Intent),
+    Rewrite(RewriteLine),
+    SourceDeleted(SourceDeleted),
+}
+
+enum Parsed {
+    Header(Header),
+    Line(Line),
+}
+
+/// One line, by its type; every line but a header needs a header before it.
+fn parse_line(path: &str, line: &str, number: usize, after_header: bool) -> anyhow::Result<Parsed> {
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+        usage(format!(
+            "manifest {path} line {number} is not JSON ({e}); it is corrupted or not an r2migrate manifest"
+        ))
+    })?;
+    let parse = |value, what| ParsedLine {
+        value,
+        what,
+        path,
+        number,
+    };
+    let kind = value
+        .get("type")
+        .and_then(|t| t.as_str())
+        .map(str::to_string);
+    Ok(match kind.as_deref() {
+        Some("header") => {
+            let h: Header = parse(value, "header").read()?;
+            if h.version > VERSION {
+                return Err(usage(format!(
+                    "manifest {path} was written by a newer r2migrate (version {}); upgrade r2migrate",
+                    h.version
+                )));
+            }
+            Parsed::Header(h)
+        }
+        Some("intent") if after_header => Parsed::Line(Line::Intent(parse(value, "intent record").read()?)),
+        Some("rewrite") if after_header => Parsed::Line(Line::Rewrite(parse(value, "rewrite line").read()?)),
+        Some("source_deleted") if after_header => {
+            Parsed::Line(Line::SourceDeleted(parse(value, "source_deleted line").read()?))
+        }
+        Some("object") if after_header => Parsed::Line(Line::Object(parse(value, "object record").read()?)),
+        _ => {
+            return Err(usage(format!(
+                "{path} line {number} is not an r2migrate manifest line (it must start with a header); give another --manifest"
+            )))
+        }
+    })
+}
+
+/// Each line that ends in a newline, with its number, to `each`; `true` when the file
+/// ends in a torn line (no newline), which is left out.
+fn for_each_complete_line(
+    path: &Path,
+    mut each: impl FnMut(&str, usize) -> anyhow::Result<()>,
+) -> anyhow::Result<bool> {
     let file = File::open(path).map_err(|e| {
         usage(format!(
             "cannot read manifest {}: {e}; give the manifest a run wrote with --manifest",
             path.display()
         ))
     })?;
-    let mut lines: Vec<String> = Vec::new();
     let mut reader = BufReader::new(file);
+    let mut buf = Vec::new();
+    let mut number = 0;
     loop {
-        let mut buf = Vec::new();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| usage(format!("cannot read manifest {}: {e}", path.display())))?;
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(|e| {
+            usage(format!(
+                "cannot read manifest {}: {e}; check the path (--manifest) and its permissions",
+                path.display()
+            ))
+        })?;
         if n == 0 {
-            return Ok((lines, false));
+            return Ok(false);
         }
         if buf.last() != Some(&b'\n') {
-            return Ok((lines, true));
+            return Ok(true);
         }
         buf.pop();
-        lines.push(String::from_utf8_lossy(&buf).into_owned());
+        number += 1;
+        each(&String::from_utf8_lossy(&buf), number)?;
     }
 }
 

@@ -53,7 +53,7 @@ impl PlanTally {
                 usd(eg.saved_usd_per_full_read)
             );
         }
-        if !previous.records.is_empty() {
+        if !previous.is_empty() {
             let d = &self.delta;
             let mut t = Table::new(&["since the manifest", "objects", "bytes"]).numbers(&[1, 2]);
             t.row(&["new", &d.new.to_string(), &human_bytes(d.new_bytes)]);

@@ -8,11 +8,9 @@ mod tables;
 mod tally;
 mod words;
 
-use std::collections::HashSet;
-
 use futures::StreamExt;
 
-use super::run::{already_done, Previous};
+use super::run::{already_done, Previous, SeenKeys};
 use super::{open_stores, Output, Stores, TargetIndex};
 use crate::config::{CopyConfig, PlanReport};
 use crate::delta::{change_since, Change};
@@ -52,7 +50,7 @@ pub async fn plan(cfg: CopyConfig, report: PlanReport, out: Output) -> anyhow::R
     for (to, verdict) in verdicts(&stores, to_compare, cfg.stores.concurrency).await {
         tally.judged(to, verdict)?;
     }
-    tally.finish(&previous, &seen);
+    tally.finish(&previous, &seen)?;
     tally.say(&cfg, &previous, &report, &out);
     if let Some(path) = &report.markdown {
         tally.write_markdown(path, &cfg, &previous, &report)?;
@@ -70,32 +68,34 @@ async fn walk(
     previous: &Previous,
     index: &TargetIndex,
     tally: &mut PlanTally,
-) -> anyhow::Result<(Vec<ToCompare>, HashSet<String>)> {
+) -> anyhow::Result<(Vec<ToCompare>, SeenKeys)> {
     let mut selector = Selector::new(
         cfg.filter.clone(),
         cfg.shard,
         stores.target.prefix(),
         cfg.key_template.clone(),
     );
-    let mut seen: HashSet<String> = HashSet::new();
+    let seen = SeenKeys::for_(previous);
     let mut to_compare = Vec::new();
     let mut listing = stores.source.list();
     while let Some(item) = listing.next().await {
         let item = item.map_err(|e| anyhow::Error::new(e.context("listing the source")))?;
         match selector.select(item) {
             Selected::Excluded => tally.counts.excluded += 1,
+            Selected::Fatal(e) => return Err(anyhow::Error::new(e)),
             Selected::Reject(r) => {
-                seen.insert(r.source_key.clone());
+                seen.note(&r.source_key)?;
                 tally.rejected(r);
             }
             Selected::Take { info, target_key } => {
-                seen.insert(info.key.clone());
-                let prev = previous.get(&info.key);
+                seen.note(&info.key)?;
+                let prev = previous.get(&info.key)?;
+                let prev = prev.as_ref();
                 let change = change_since(prev, &info);
                 tally.selected(&info, &target_key, &change);
-                let listed = index.get(&target_key);
+                let listed = index.get(&target_key).map_err(anyhow::Error::new)?;
                 let target = stores.target.as_ref();
-                if already_done(target, prev, &info, &target_key, listed)
+                if already_done(target, prev, &info, &target_key, listed.as_ref())
                     .await
                     .map_err(anyhow::Error::new)?
                 {

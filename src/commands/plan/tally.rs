@@ -3,12 +3,12 @@
 //! items to list by key.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap};
 
 use serde::Serialize;
 
 use super::{ToCompare, Verdict};
-use crate::commands::run::{deleted_at_source, Previous};
+use crate::commands::run::{deleted_at_source, Previous, SeenKeys};
 use crate::config::CopyConfig;
 use crate::delta::Change;
 use crate::error::{Exit, StoreError};
@@ -293,13 +293,12 @@ impl PlanTally {
     }
 
     /// After the listing and the comparisons: what the source no longer has, and the totals.
-    pub fn finish(&mut self, previous: &Previous, seen: &HashSet<String>) {
-        self.lists.deleted = deleted_at_source(previous, seen)
+    pub fn finish(&mut self, previous: &Previous, seen: &SeenKeys) -> anyhow::Result<()> {
+        self.lists.deleted = deleted_at_source(previous, seen)?
             .into_iter()
-            .map(|(source_key, target_key)| {
-                let size = previous.get(&source_key).map_or(0, |r| r.size);
+            .map(|r| {
                 let reason = "deleted at the source since it was migrated; left in R2".into();
-                Item::new(source_key, target_key, size, reason)
+                Item::new(r.source_key, r.target_key, r.size, reason)
             })
             .collect();
         let l = &mut self.lists;
@@ -314,6 +313,7 @@ impl PlanTally {
         if self.is_sqlite {
             self.rows.rows = self.rows.decodable + l.unreadable.len() as u64;
         }
+        Ok(())
     }
 
     /// 1 when anything would stop a clean run: conflicts, collisions, unreadable or

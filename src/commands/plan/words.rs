@@ -98,7 +98,7 @@ impl PlanTally {
 
     fn say_delta_and_rows(&self, cfg: &CopyConfig, previous: &Previous, out: &Output) {
         let d = &self.delta;
-        if !previous.records.is_empty() {
+        if !previous.is_empty() {
             out.say(&format!(
                 "  since the manifest {}: new {} ({}), changed {} ({}), deleted at source {}, unchanged {}",
                 cfg.manifest.display(),
@@ -172,7 +172,7 @@ impl PlanTally {
             "estimate": estimate(self.counts.selected_bytes, &self.ops, infrequent(cfg)),
             "source_egress": self.egress(report.source_egress_per_gb),
             "largest": self.largest.items(),
-            "delta": (!previous.records.is_empty()).then_some(&self.delta),
+            "delta": (!previous.is_empty()).then_some(&self.delta),
             "changed_at_source": l.changed,
             "deleted_at_source": l.deleted,
             "content_type_mismatches": l.type_mismatches,

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use previous::{already_done, deleted_at_source, Previous};
+pub use previous::{already_done, deleted_at_source, Previous, SeenKeys};
 
 use super::{open_stores, Output, Stores, TargetIndex};
 use crate::config::CopyConfig;

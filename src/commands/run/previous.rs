@@ -2,43 +2,101 @@
 //! verified and unchanged at the source, and (after a full listing) objects the source
 //! no longer has.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::config::CopyConfig;
 use crate::delta::{change_since, Change};
 use crate::error::StoreError;
-use crate::manifest::{Intent, Manifest, ObjectRecord};
+use crate::manifest::{Intent, Line, Manifest, ObjectRecord};
 use crate::source::ObjectInfo;
+use crate::spill::{DiskMap, SpillError};
 use crate::target::Target;
 use crate::transfer::holds_what_we_wrote;
 
-/// The last word on each source key, and the writes earlier runs announced but never
-/// recorded an outcome for (a crash).
-#[derive(Default)]
+/// The last word on each source key (on disk: a manifest of ten million records is not
+/// held in memory), and the writes earlier runs announced but never recorded an outcome
+/// for (a crash; a few per crash, so in memory).
 pub struct Previous {
-    pub records: HashMap<String, ObjectRecord>,
+    records: DiskMap<ObjectRecord>,
     pub unfinished: HashMap<String, Vec<Intent>>,
 }
 
-impl Previous {
-    pub fn load(cfg: &CopyConfig) -> anyhow::Result<Previous> {
-        if !cfg.manifest.exists() {
-            return Ok(Previous::default());
+impl Default for Previous {
+    fn default() -> Previous {
+        Previous {
+            records: DiskMap::new("the manifest's records"),
+            unfinished: HashMap::new(),
         }
-        let m = Manifest::load(&cfg.manifest)?;
+    }
+}
+
+impl Previous {
+    /// Reads the manifest one line at a time: later records of a key replace earlier
+    /// ones, and an intent is unfinished until a record of its key follows it.
+    pub fn load(cfg: &CopyConfig) -> anyhow::Result<Previous> {
+        let previous = Previous::default();
+        if !cfg.manifest.exists() {
+            return Ok(previous);
+        }
+        let mut unfinished: HashMap<String, Vec<Intent>> = HashMap::new();
+        let headers = Manifest::stream(&cfg.manifest, |line| {
+            match line {
+                Line::Object(r) => {
+                    unfinished.remove(&r.source_key);
+                    previous.records.insert(&r.source_key.clone(), &r)?;
+                }
+                Line::Intent(i) => unfinished.entry(i.source_key.clone()).or_default().push(i),
+                Line::Rewrite(_) | Line::SourceDeleted(_) => {}
+            }
+            Ok(())
+        })?;
+        let m = Manifest {
+            path: cfg.manifest.clone(),
+            headers,
+            ..Default::default()
+        };
         m.check_belongs(&cfg.source.canonical(), &cfg.target.canonical())?;
         Ok(Previous {
-            records: m
-                .latest()
-                .into_iter()
-                .map(|r| (r.source_key.clone(), r.clone()))
-                .collect(),
-            unfinished: m.unfinished_intents(),
+            unfinished,
+            ..previous
         })
     }
 
-    pub fn get(&self, source_key: &str) -> Option<&ObjectRecord> {
+    pub fn get(&self, source_key: &str) -> Result<Option<ObjectRecord>, SpillError> {
         self.records.get(source_key)
+    }
+
+    /// No earlier run recorded any object.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// The source keys a listing showed, kept only when there are earlier records to find
+/// deleted ones among (a first run needs none).
+pub struct SeenKeys {
+    keys: Option<DiskMap<()>>,
+}
+
+impl SeenKeys {
+    pub fn for_(previous: &Previous) -> SeenKeys {
+        SeenKeys {
+            keys: (!previous.is_empty()).then(|| DiskMap::new("the keys listed")),
+        }
+    }
+
+    pub fn note(&self, key: &str) -> Result<(), SpillError> {
+        match &self.keys {
+            Some(k) => k.insert(key, &()),
+            None => Ok(()),
+        }
+    }
+
+    fn contains(&self, key: &str) -> Result<bool, SpillError> {
+        match &self.keys {
+            Some(k) => k.contains(key),
+            None => Ok(false),
+        }
     }
 }
 
@@ -69,16 +127,26 @@ pub async fn already_done(
     })
 }
 
-/// Objects an earlier run verified that this listing no longer shows: (source key,
-/// target key), sorted. A SQLite row whose blob became its R2 URL has moved, not gone.
-pub fn deleted_at_source(previous: &Previous, seen: &HashSet<String>) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = previous
-        .records
-        .values()
-        .filter(|r| r.status.is_verified() && !seen.contains(&r.source_key))
-        .filter(|r| !r.row.as_ref().is_some_and(|row| row.written))
-        .map(|r| (r.source_key.clone(), r.target_key.clone()))
-        .collect();
-    out.sort();
-    out
+/// Objects an earlier run verified that this listing no longer shows, sorted by source
+/// key. A SQLite row whose blob became its R2 URL has moved, not gone.
+pub fn deleted_at_source(
+    previous: &Previous,
+    seen: &SeenKeys,
+) -> Result<Vec<ObjectRecord>, SpillError> {
+    let mut out = Vec::new();
+    let mut failed = None;
+    previous.records.for_each(|key, r| {
+        if !r.status.is_verified() || r.row.as_ref().is_some_and(|row| row.written) {
+            return;
+        }
+        match seen.contains(key) {
+            Ok(true) => {}
+            Ok(false) => out.push(r),
+            Err(e) => failed = Some(e),
+        }
+    })?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }

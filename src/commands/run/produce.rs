@@ -3,7 +3,6 @@
 //! permits. Every item the selection keeps leaves here as exactly one message to the
 //! record stage — a record, or (for a row verified earlier) a write-back to heal.
 
-use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -11,9 +10,10 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use super::previous::{already_done, deleted_at_source, Previous};
+use super::previous::{already_done, deleted_at_source, Previous, SeenKeys};
 use super::{Msg, RunState};
 use crate::commands::TargetIndex;
+use crate::error::StoreError;
 use crate::manifest::Status;
 use crate::selection::{Selected, Selector};
 use crate::source::{ObjectInfo, Source};
@@ -37,7 +37,7 @@ impl Producer {
     pub async fn produce(mut self) -> Vec<(String, String)> {
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let mut workers = JoinSet::new();
-        let mut seen: HashSet<String> = HashSet::new();
+        let seen = SeenKeys::for_(&self.previous);
         let source = self.source.clone();
         let mut listing = source.list();
         let cancel = self.state.cancel.clone();
@@ -57,7 +57,10 @@ impl Producer {
                 }
                 Some(Ok(item)) => item,
             };
-            let Some((info, target_key)) = self.select(item, &mut seen).await else {
+            let Some((info, target_key)) = self.select(item, &seen).await else {
+                if cancel.is_cancelled() {
+                    break; // the selection failed
+                }
                 continue;
             };
             let work = match self.to_copy(info, target_key).await {
@@ -74,9 +77,17 @@ impl Producer {
         }
         while workers.join_next().await.is_some() {}
         if cancel.is_cancelled() {
-            Vec::new()
-        } else {
-            deleted_at_source(&self.previous, &seen)
+            return Vec::new();
+        }
+        match deleted_at_source(&self.previous, &seen) {
+            Ok(gone) => gone
+                .into_iter()
+                .map(|r| (r.source_key, r.target_key))
+                .collect(),
+            Err(e) => {
+                self.state.fail(e.into());
+                Vec::new()
+            }
         }
     }
 
@@ -85,16 +96,19 @@ impl Producer {
     async fn select(
         &mut self,
         item: crate::source::ListItem,
-        seen: &mut HashSet<String>,
+        seen: &SeenKeys,
     ) -> Option<(ObjectInfo, String)> {
         let selected = self.selector.select(item);
         let kept = match &selected {
-            Selected::Excluded => None,
+            Selected::Excluded | Selected::Fatal(_) => None,
             Selected::Take { info, .. } => Some((&info.key, info.size)),
             Selected::Reject(r) => Some((&r.source_key, r.size)),
         };
         if let Some((key, size)) = kept {
-            seen.insert(key.clone());
+            if let Err(e) = seen.note(key) {
+                self.state.fail(e.into());
+                return None;
+            }
             self.state.listing.listed.fetch_add(1, Ordering::Relaxed);
             self.state
                 .listing
@@ -103,6 +117,10 @@ impl Producer {
         }
         match selected {
             Selected::Excluded => None,
+            Selected::Fatal(e) => {
+                self.state.fail(e);
+                None
+            }
             Selected::Reject(rejected) => {
                 let rec = rejected.record(&self.run_id);
                 let _ = self.records.send(Msg::Record(rec, None)).await;
@@ -116,8 +134,14 @@ impl Producer {
     /// it done (a row it never rewrote is sent to be healed). `Err` when a fatal error
     /// stopped the run.
     async fn to_copy(&self, info: ObjectInfo, target_key: String) -> Result<Option<WorkItem>, ()> {
-        let prev = self.previous.get(&info.key);
-        let listed = self.index.get(&target_key);
+        let looked_up = self.previous.get(&info.key).map_err(StoreError::from);
+        let (prev, listed) = match looked_up.and_then(|p| Ok((p, self.index.get(&target_key)?))) {
+            Ok(both) => both,
+            Err(e) => {
+                self.state.fail(e);
+                return Err(());
+            }
+        };
         let unfinished = self
             .previous
             .unfinished
@@ -127,7 +151,8 @@ impl Producer {
         // An unanswered intent means a crash left this key mid-write: look at it.
         let target = self.copier.target.as_ref();
         let done = unfinished.is_empty()
-            && match already_done(target, prev, &info, &target_key, listed).await {
+            && match already_done(target, prev.as_ref(), &info, &target_key, listed.as_ref()).await
+            {
                 Ok(done) => done,
                 Err(e) if e.is_fatal() => {
                     self.state.fail(e);
@@ -142,7 +167,7 @@ impl Producer {
                 .already_bytes
                 .fetch_add(info.size, Ordering::Relaxed);
             // A crash between upload and write-back: write the row now.
-            if let (Some(prev), Some(row)) = (prev, &info.row) {
+            if let (Some(prev), Some(row)) = (&prev, &info.row) {
                 if !prev.row.as_ref().is_some_and(|r| r.written) {
                     let _ = self
                         .records
@@ -154,7 +179,7 @@ impl Producer {
         }
         Ok(Some(WorkItem {
             listed: listed.is_some(),
-            previous: prev.cloned(),
+            previous: prev,
             unfinished,
             info,
             target_key,

@@ -1,0 +1,275 @@
+//! A map that lives on disk: what a run must remember per key (the target's listing, the
+//! keys already claimed, the manifest's latest records, the keys seen) kept in a private
+//! SQLite file instead of memory, so a run over ten million objects uses the memory of
+//! one over ten thousand. SQLite's page cache is capped ([`CACHE_KIB`]); the file is
+//! created on the first insert (an empty map costs nothing) in `$TMPDIR`, and removed
+//! when the map is dropped. Nothing in it needs to survive a crash: no journal, no sync.
+
+use std::marker::PhantomData;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// SQLite's page cache per map, in KiB.
+const CACHE_KIB: i64 = 4096;
+/// Writes per transaction: batching is what makes inserts cheap.
+const BATCH: u32 = 4096;
+
+/// Why the temporary index failed: the disk under `$TMPDIR` (full, read-only).
+#[derive(Debug, thiserror::Error)]
+#[error("the temporary index of {what} in {dir} failed: {source}; give TMPDIR a disk with room (about 200 bytes per object)")]
+pub struct SpillError {
+    what: &'static str,
+    dir: String,
+    source: rusqlite::Error,
+}
+
+impl From<SpillError> for crate::error::StoreError {
+    /// The run cannot remember what it must: it stops (exit 3), resumable.
+    fn from(e: SpillError) -> Self {
+        crate::error::StoreError::Fatal(e.to_string())
+    }
+}
+
+struct Db {
+    conn: Connection,
+    _dir: tempfile::TempDir,
+    writes: u32,
+}
+
+/// Keys (strings) to values of `V` (stored as JSON), on disk.
+pub struct DiskMap<V> {
+    what: &'static str,
+    db: Mutex<Option<Db>>,
+    len: Mutex<u64>,
+    _v: PhantomData<fn() -> V>,
+}
+
+impl<V: Serialize + DeserializeOwned> DiskMap<V> {
+    /// `what` names the map in errors ("the target's listing").
+    pub fn new(what: &'static str) -> DiskMap<V> {
+        DiskMap {
+            what,
+            db: Mutex::new(None),
+            len: Mutex::new(0),
+            _v: PhantomData,
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        *self.len.lock().expect("not poisoned")
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sets `key` to `value`, replacing what it held.
+    pub fn insert(&self, key: &str, value: &V) -> Result<(), SpillError> {
+        let blob = serde_json::to_vec(value).expect("plain data serialises");
+        self.write(|conn| {
+            let existed: bool = conn
+                .prepare_cached("SELECT 1 FROM map WHERE k = ?1")?
+                .exists(params![key])?;
+            conn.prepare_cached("INSERT OR REPLACE INTO map (k, v) VALUES (?1, ?2)")?
+                .execute(params![key, blob])?;
+            Ok(!existed)
+        })
+        .map(|added| {
+            if added {
+                *self.len.lock().expect("not poisoned") += 1;
+            }
+        })
+    }
+
+    /// Sets `key` to `value` unless it is taken; then returns what it holds.
+    pub fn insert_new(&self, key: &str, value: &V) -> Result<Option<V>, SpillError> {
+        let blob = serde_json::to_vec(value).expect("plain data serialises");
+        let held: Option<Vec<u8>> = self.write(|conn| {
+            let added = conn
+                .prepare_cached("INSERT OR IGNORE INTO map (k, v) VALUES (?1, ?2)")?
+                .execute(params![key, blob])?;
+            if added == 1 {
+                return Ok(None);
+            }
+            conn.prepare_cached("SELECT v FROM map WHERE k = ?1")?
+                .query_row(params![key], |r| r.get(0))
+                .optional()
+        })?;
+        match held {
+            None => {
+                *self.len.lock().expect("not poisoned") += 1;
+                Ok(None)
+            }
+            Some(blob) => Ok(Some(decode(&blob))),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<V>, SpillError> {
+        let mut guard = self.db.lock().expect("not poisoned");
+        let Some(db) = guard.as_mut() else {
+            return Ok(None);
+        };
+        let blob: Option<Vec<u8>> = db
+            .conn
+            .prepare_cached("SELECT v FROM map WHERE k = ?1")
+            .and_then(|mut s| s.query_row(params![key], |r| r.get(0)).optional())
+            .map_err(|e| self.failed(db, e))?;
+        Ok(blob.map(|b| decode(&b)))
+    }
+
+    pub fn contains(&self, key: &str) -> Result<bool, SpillError> {
+        let mut guard = self.db.lock().expect("not poisoned");
+        let Some(db) = guard.as_mut() else {
+            return Ok(false);
+        };
+        db.conn
+            .prepare_cached("SELECT 1 FROM map WHERE k = ?1")
+            .and_then(|mut s| s.exists(params![key]))
+            .map_err(|e| self.failed(db, e))
+    }
+
+    /// Every entry, in key order (bytewise), to `each`.
+    pub fn for_each(&self, mut each: impl FnMut(&str, V)) -> Result<(), SpillError> {
+        let mut guard = self.db.lock().expect("not poisoned");
+        let Some(db) = guard.as_mut() else {
+            return Ok(());
+        };
+        let mut run = |conn: &Connection| -> rusqlite::Result<()> {
+            let mut s = conn.prepare("SELECT k, v FROM map ORDER BY k")?;
+            let mut rows = s.query([])?;
+            while let Some(row) = rows.next()? {
+                let k: String = row.get(0)?;
+                let v: Vec<u8> = row.get(1)?;
+                each(&k, decode(&v));
+            }
+            Ok(())
+        };
+        run(&db.conn).map_err(|e| self.failed(db, e))
+    }
+
+    /// Runs a write inside the open batch, opening the file on the first one.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, SpillError> {
+        let mut guard = self.db.lock().expect("not poisoned");
+        if guard.is_none() {
+            *guard = Some(open(self.what)?);
+        }
+        let db = guard.as_mut().expect("just opened");
+        let out = f(&db.conn).map_err(|e| self.failed(db, e))?;
+        db.writes += 1;
+        if db.writes >= BATCH {
+            db.writes = 0;
+            db.conn
+                .execute_batch("COMMIT; BEGIN")
+                .map_err(|e| self.failed(db, e))?;
+        }
+        Ok(out)
+    }
+
+    fn failed(&self, db: &Db, source: rusqlite::Error) -> SpillError {
+        SpillError {
+            what: self.what,
+            dir: db._dir.path().display().to_string(),
+            source,
+        }
+    }
+}
+
+fn open(what: &'static str) -> Result<Db, SpillError> {
+    let failed = |dir: String, source| SpillError { what, dir, source };
+    let dir = tempfile::Builder::new()
+        .prefix("r2migrate-index-")
+        .tempdir()
+        .map_err(|e| {
+            failed(
+                std::env::temp_dir().display().to_string(),
+                rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            )
+        })?;
+    let shown = dir.path().display().to_string();
+    let conn =
+        Connection::open(dir.path().join("index.db")).map_err(|e| failed(shown.clone(), e))?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE;
+         PRAGMA temp_store = FILE; PRAGMA cache_size = -{CACHE_KIB};
+         CREATE TABLE map (k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
+         BEGIN"
+    ))
+    .map_err(|e| failed(shown, e))?;
+    Ok(Db {
+        conn,
+        _dir: dir,
+        writes: 0,
+    })
+}
+
+fn decode<V: DeserializeOwned>(blob: &[u8]) -> V {
+    serde_json::from_slice(blob).expect("this map wrote it")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_map_has_no_file_and_answers_nothing() {
+        let m: DiskMap<u64> = DiskMap::new("test");
+        assert!(m.is_empty());
+        assert_eq!(m.get("a").unwrap(), None);
+        assert!(!m.contains("a").unwrap());
+        assert!(m.db.lock().unwrap().is_none());
+    }
+
+    #[test]
+    fn inserts_replace_and_insert_new_keeps_the_first() {
+        let m: DiskMap<(u64, Option<String>)> = DiskMap::new("test");
+        m.insert("k", &(1, None)).unwrap();
+        m.insert("k", &(2, Some("e".into()))).unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.get("k").unwrap(), Some((2, Some("e".into()))));
+        let claimed: DiskMap<String> = DiskMap::new("test");
+        assert_eq!(claimed.insert_new("café", &"first".into()).unwrap(), None);
+        assert_eq!(
+            claimed.insert_new("café", &"second".into()).unwrap(),
+            Some("first".into())
+        );
+        assert_eq!(claimed.len(), 1);
+    }
+
+    #[test]
+    fn many_keys_across_batches_come_back_in_key_order() {
+        let m: DiskMap<u32> = DiskMap::new("test");
+        for i in (0..10_000u32).rev() {
+            m.insert(&format!("k{i:05}"), &i).unwrap();
+        }
+        assert_eq!(m.len(), 10_000);
+        assert_eq!(m.get("k04242").unwrap(), Some(4242));
+        let mut seen = Vec::new();
+        m.for_each(|k, v| seen.push((k.to_string(), v))).unwrap();
+        assert_eq!(seen.len(), 10_000);
+        assert_eq!(seen[0], ("k00000".to_string(), 0));
+        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn the_file_is_removed_with_the_map() {
+        let m: DiskMap<u8> = DiskMap::new("test");
+        m.insert("a", &1).unwrap();
+        let dir =
+            m.db.lock()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                ._dir
+                .path()
+                .to_path_buf();
+        assert!(dir.exists());
+        drop(m);
+        assert!(!dir.exists());
+    }
+}
