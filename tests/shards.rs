@@ -79,6 +79,23 @@ async fn n_pods_split_one_migration_and_their_manifests_merge() {
         .unwrap();
     assert_exit(&verify, 0);
     assert_eq!(json_of(&verify)["checked"], FILES as u64);
+    // Against the source, the set covers every key: no shard's keys read as deleted.
+    let against = r2migrate_to(work.path(), &r2)
+        .args(["verify", "--json", "--against-source", glob])
+        .output()
+        .unwrap();
+    assert_exit(&against, 0);
+    assert_eq!(json_of(&against)["against_source"], serde_json::json!([]));
+    // One shard's manifest alone covers its own keys only: still no gaps.
+    let one = r2migrate_to(work.path(), &r2)
+        .args([
+            "verify",
+            "--against-source",
+            "r2migrate-manifest.shard-1-of-3.jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&one, 0);
     let report = r2migrate(work.path())
         .args(["report", "--json", "--manifest", glob])
         .output()

@@ -109,7 +109,11 @@ async fn check_one(
     Ok(None)
 }
 
-fn selection_of(header: &Header, target_prefix: &str) -> anyhow::Result<Selector> {
+fn selection_of(
+    header: &Header,
+    target_prefix: &str,
+    with_shard: bool,
+) -> anyhow::Result<Selector> {
     let s = &header.selection;
     let f = &s.filter;
     let filter = Filter::new(
@@ -120,13 +124,34 @@ fn selection_of(header: &Header, target_prefix: &str) -> anyhow::Result<Selector
         f.modified_after,
         f.modified_before,
     )?;
-    let shard = s.shard.as_deref().map(Shard::parse).transpose()?;
+    let shard = match with_shard {
+        true => s.shard.as_deref().map(Shard::parse).transpose()?,
+        false => None,
+    };
     Ok(Selector::new(
         filter,
         shard,
         target_prefix,
         s.key_template.clone(),
     ))
+}
+
+/// The shards a set of manifests covers, when every run in it was sharded; `None` when
+/// one was not (it covered every key) — then the first header's own selection applies.
+fn shards_covered(manifests: &[Manifest]) -> anyhow::Result<Option<Vec<Shard>>> {
+    let mut shards = Vec::new();
+    for h in manifests.iter().flat_map(|m| &m.headers) {
+        if h.command.as_deref().unwrap_or("run") != "run" {
+            continue;
+        }
+        match h.selection.shard.as_deref() {
+            None => return Ok(None),
+            Some(text) => shards.push(Shard::parse(text)?),
+        }
+    }
+    shards.sort_by_key(|s| (s.count, s.index));
+    shards.dedup_by_key(|s| (s.count, s.index));
+    Ok((!shards.is_empty()).then_some(shards))
 }
 
 pub async fn verify(args: VerifyConfig, out: Output) -> anyhow::Result<Exit> {
@@ -151,7 +176,9 @@ pub async fn verify(args: VerifyConfig, out: Output) -> anyhow::Result<Exit> {
     let mut problems = check_target(target.as_ref(), to_check, &args, &in_flight).await?;
     problems.sort_by(|a, b| a.source_key.cmp(&b.source_key));
     let source_gaps = if args.against_source {
-        against_source(&args, &header, (target.as_ref(), &target_loc), &records).await?
+        let covered = shards_covered(&manifests)?;
+        let target = (target.as_ref(), &target_loc);
+        against_source(&args, &header, covered.as_deref(), target, &records).await?
     } else {
         Vec::new()
     };
@@ -206,6 +233,7 @@ async fn check_target(
 async fn against_source(
     args: &VerifyConfig,
     header: &Header,
+    shards: Option<&[Shard]>,
     (target, target_loc): (&dyn Target, &Location),
     records: &[ObjectRecord],
 ) -> anyhow::Result<Vec<Problem>> {
@@ -220,10 +248,16 @@ async fn against_source(
         records.iter().map(|r| (r.source_key.as_str(), r)).collect();
     let mut seen: HashSet<String> = HashSet::new();
     let mut gaps = Vec::new();
-    let mut selector = selection_of(header, target.prefix())?;
+    let mut selector = selection_of(header, target.prefix(), shards.is_none())?;
     let mut listing = source.list();
     while let Some(item) = listing.next().await {
         let item = item.map_err(|e| anyhow::Error::new(e.context("listing the source")))?;
+        // Sharded manifests together cover their shards' keys, and only those.
+        if let Some(shards) = shards {
+            if !shards.iter().any(|s| s.contains(item.key())) {
+                continue;
+            }
+        }
         let (key, target_key, info) = match selector.select(item) {
             Selected::Excluded => continue,
             Selected::Fatal(e) => return Err(anyhow::Error::new(e)),

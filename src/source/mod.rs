@@ -102,6 +102,16 @@ pub enum ListItem {
     },
 }
 
+impl ListItem {
+    /// The source key it was listed under.
+    pub fn key(&self) -> &str {
+        match self {
+            ListItem::Object(info) => &info.key,
+            ListItem::Unreadable { key, .. } | ListItem::Skipped { key, .. } => key,
+        }
+    }
+}
+
 /// Why a listed item cannot be copied: typed, so `plan` counts rows by kind without
 /// reading the words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
