@@ -177,6 +177,10 @@ pub struct SourceArgs {
     /// Region of the S3 source bucket (or AWS_REGION)
     #[arg(long, value_name = "REGION")]
     pub source_region: Option<String>,
+
+    /// S3 and GCS: list this many folders under the prefix at once, in key order [default: 8; 1: one flat listing]
+    #[arg(long, value_name = "N")]
+    pub list_concurrency: Option<usize>,
 }
 
 /// The manifests a reading command takes: positional, `--manifest` (repeatable), or both.

@@ -46,6 +46,8 @@ pub struct SourceSection {
     pub url: Option<String>,
     pub endpoint: Option<String>,
     pub region: Option<String>,
+    /// S3 and GCS: folders under the prefix listed at the same time.
+    pub list_concurrency: Option<usize>,
     /// SQLite sources: the table and columns (SPEC.md "SQLite sources").
     pub table: Option<String>,
     pub id_column: Option<String>,
@@ -221,7 +223,12 @@ pub struct StoreSettings {
     pub io_timeout: std::time::Duration,
     pub source_endpoint: Option<String>,
     pub source_region: Option<String>,
+    /// S3 and GCS sources: folders under the prefix listed at the same time.
+    pub list_concurrency: usize,
 }
+
+/// Folders of an S3 or GCS source listed at the same time, by default.
+pub const DEFAULT_LIST_CONCURRENCY: usize = 8;
 
 /// Everything `plan` and `run` need, validated.
 #[derive(Debug, Clone)]

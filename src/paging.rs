@@ -1,11 +1,18 @@
 //! A token-paged listing (ListObjectsV2, the GCS JSON API) as one lazy stream: the next
 //! page is fetched only when the consumer has taken the previous one, so a bucket of any
 //! size is never held in memory. A failed page ends the stream with its error.
+//!
+//! [`in_order`] lists several key ranges (the folders under a prefix) at once and still
+//! yields exactly what one sequential listing would, in the same order: each range runs
+//! ahead into a bounded buffer, and ranges are drained one after the other.
 
+use std::collections::VecDeque;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use futures::stream::BoxStream;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 
 use crate::error::StoreError;
 
@@ -32,9 +39,150 @@ where
     crate::object::fused(pages.flat_map(futures::stream::iter))
 }
 
+type Items<'a, T> = BoxStream<'a, Result<T, StoreError>>;
+
+/// One range being listed: its stream, what it has read ahead, whether it has ended.
+struct Running<'a, T> {
+    items: Items<'a, T>,
+    ahead: VecDeque<Result<T, StoreError>>,
+    ended: bool,
+}
+
+/// See [`in_order`].
+struct InOrder<'a, T> {
+    ranges: Option<BoxStream<'a, Items<'a, T>>>,
+    running: VecDeque<Running<'a, T>>,
+    at_once: usize,
+    buffer: usize,
+}
+
+/// The ranges' items, range after range, with up to `at_once` ranges listed at the same
+/// time, each `buffer` items ahead at most: memory is `at_once × buffer` items.
+pub fn in_order<'a, T: Send + 'a>(
+    ranges: BoxStream<'a, Items<'a, T>>,
+    at_once: usize,
+    buffer: usize,
+) -> Items<'a, T> {
+    InOrder {
+        ranges: Some(ranges),
+        running: VecDeque::new(),
+        at_once: at_once.max(1),
+        buffer: buffer.max(1),
+    }
+    .boxed()
+}
+
+// Nothing in it is pinned in place: the streams are boxed, the items are moved out.
+impl<T> Unpin for InOrder<'_, T> {}
+
+impl<T> Stream for InOrder<'_, T> {
+    type Item = Result<T, StoreError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            // Start ranges until `at_once` are running.
+            while this.running.len() < this.at_once {
+                let Some(ranges) = this.ranges.as_mut() else {
+                    break;
+                };
+                match ranges.poll_next_unpin(cx) {
+                    Poll::Ready(Some(items)) => this.running.push_back(Running {
+                        items,
+                        ahead: VecDeque::new(),
+                        ended: false,
+                    }),
+                    Poll::Ready(None) => this.ranges = None,
+                    Poll::Pending => break,
+                }
+            }
+            // Let every running range read ahead, up to its buffer.
+            for r in this.running.iter_mut() {
+                while !r.ended && r.ahead.len() < this.buffer {
+                    match r.items.poll_next_unpin(cx) {
+                        Poll::Ready(Some(item)) => r.ahead.push_back(item),
+                        Poll::Ready(None) => r.ended = true,
+                        Poll::Pending => break,
+                    }
+                }
+            }
+            // Yield from the first range only: the order is the ranges' order.
+            let Some(first) = this.running.front_mut() else {
+                return match this.ranges {
+                    None => Poll::Ready(None),
+                    Some(_) => Poll::Pending,
+                };
+            };
+            if let Some(item) = first.ahead.pop_front() {
+                return Poll::Ready(Some(item));
+            }
+            if !first.ended {
+                return Poll::Pending;
+            }
+            this.running.pop_front();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A range of `n` items from `start`, each arriving after a random short delay.
+    fn slow_range(start: u32, n: u32) -> Items<'static, u32> {
+        futures::stream::iter(start..start + n)
+            .then(|i| async move {
+                tokio::time::sleep(std::time::Duration::from_micros(
+                    (i * 7919 % 13) as u64 * 100,
+                ))
+                .await;
+                Ok(i)
+            })
+            .boxed()
+    }
+
+    #[tokio::test]
+    async fn ranges_listed_at_once_come_out_in_order() {
+        let ranges = futures::stream::iter([(0, 50), (50, 1), (51, 0), (51, 200), (251, 7)])
+            .map(|(s, n)| slow_range(s, n))
+            .boxed();
+        let got: Vec<u32> = in_order(ranges, 3, 8).map(Result::unwrap).collect().await;
+        assert_eq!(got, (0..258).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn ranges_run_at_the_same_time() {
+        // Eight ranges of one 50 ms item: about 50 ms at eight at once, 400 ms one by one.
+        let ranges = futures::stream::iter(0..8u32)
+            .map(|i| {
+                futures::stream::once(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    Ok(i)
+                })
+                .boxed()
+            })
+            .boxed();
+        let started = std::time::Instant::now();
+        let got: Vec<u32> = in_order(ranges, 8, 4).map(Result::unwrap).collect().await;
+        assert_eq!(got, (0..8).collect::<Vec<_>>());
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_comes_out_in_its_place() {
+        let ranges = futures::stream::iter([
+            futures::stream::iter([Ok(1u32), Ok(2)]).boxed(),
+            futures::stream::iter([Ok(3), Err(StoreError::Transient("page 2".into()))]).boxed(),
+        ])
+        .boxed();
+        let got: Vec<Result<u32, StoreError>> = in_order(ranges, 2, 1).collect().await;
+        assert_eq!(got.len(), 4);
+        assert!(got[3].is_err() && got[2].as_ref().is_ok_and(|v| *v == 3));
+    }
 
     #[tokio::test]
     async fn pages_are_fetched_in_order_until_there_is_no_next_token() {

@@ -14,8 +14,8 @@ use crate::cli::{
 use crate::config::{
     check_concurrency, parse_duration, parse_size, parse_time, sqlite_settings, CopyConfig,
     FileConfig, OnConflict, PlanReport, ReportConfig, RewriteConfig, RollbackConfig, SizeValue,
-    StoreSettings, VerifyConfig, DEFAULT_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD,
-    DEFAULT_PART_SIZE, DEFAULT_RETRIES,
+    StoreSettings, VerifyConfig, DEFAULT_CONCURRENCY, DEFAULT_LIST_CONCURRENCY,
+    DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, DEFAULT_RETRIES,
 };
 use crate::error::usage;
 use crate::filter::Filter;
@@ -78,7 +78,17 @@ fn stores(
     if let Some(ep) = &source_endpoint {
         crate::location::check_endpoint(ep, allow_http)?;
     }
+    let list_concurrency = source
+        .list_concurrency
+        .or(file.source.list_concurrency)
+        .unwrap_or(DEFAULT_LIST_CONCURRENCY);
+    if !(1..=256).contains(&list_concurrency) {
+        return Err(usage(format!(
+            "--list-concurrency {list_concurrency}: use a number from 1 (one flat listing) to 256"
+        )));
+    }
     Ok(StoreSettings {
+        list_concurrency,
         concurrency,
         retries: flags.retries.or(t.retries).unwrap_or(DEFAULT_RETRIES),
         max_rate: flags.max_rate.or(t.max_rate).filter(|r| *r > 0),

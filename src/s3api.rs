@@ -282,12 +282,19 @@ pub fn copy_source(bucket: &str, key: &str) -> String {
 }
 
 /// One page of ListObjectsV2 under a prefix, paced and retried.
+/// Where one ListObjectsV2 page starts and how it groups: the key prefix, `/` to roll
+/// the folders under it up into common prefixes (or none), the page size.
+pub struct ListScope<'a> {
+    pub prefix: &'a str,
+    pub delimiter: Option<&'a str>,
+    pub max_keys: Option<i32>,
+}
+
 pub async fn list_page(
     client: &aws_sdk_s3::Client,
     pacer: &crate::pacer::Pacer,
     bucket: &str,
-    prefix: &str,
-    max_keys: Option<i32>,
+    scope: &ListScope<'_>,
     token: Option<String>,
     what: &str,
 ) -> Result<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output, StoreError> {
@@ -295,8 +302,9 @@ pub async fn list_page(
         client
             .list_objects_v2()
             .bucket(bucket)
-            .prefix(prefix)
-            .set_max_keys(max_keys)
+            .prefix(scope.prefix)
+            .set_delimiter(scope.delimiter.map(str::to_string))
+            .set_max_keys(scope.max_keys)
             .set_continuation_token(token.clone())
             .send()
     })

@@ -335,8 +335,36 @@ async fn s3_source_passes_the_conformance_suite() {
     let server = S3Server::start_with_keys(SRC_KEY, SRC_SECRET);
     server.create_bucket("conf");
     let client = s3_client_with(&server.endpoint(), SRC_KEY, SRC_SECRET);
-    let source = conformance_source(&client, &server.endpoint(), 3).await;
+    let source = conformance_source(&client, &server.endpoint(), 3, 1).await;
     conformance::check(&source).await;
+}
+
+/// The same suite with the folders under the prefix listed four at a time: the same
+/// items, in the same order, as one flat listing.
+#[tokio::test]
+async fn s3_source_listing_folders_at_once_passes_the_conformance_suite() {
+    let server = S3Server::start_with_keys(SRC_KEY, SRC_SECRET);
+    server.create_bucket("conf");
+    let client = s3_client_with(&server.endpoint(), SRC_KEY, SRC_SECRET);
+    let parallel = conformance_source(&client, &server.endpoint(), 3, 4).await;
+    conformance::check(&parallel).await;
+    use r2migrate::source::Source;
+    let flat = conformance_source(&client, &server.endpoint(), 3, 1).await;
+    let a: Vec<String> = parallel
+        .list()
+        .map(|i| i.unwrap().key().to_string())
+        .collect()
+        .await;
+    let b: Vec<String> = flat
+        .list()
+        .map(|i| i.unwrap().key().to_string())
+        .collect()
+        .await;
+    assert_eq!(a, b, "folders listed at once give the flat listing's order");
+    assert!(
+        a.iter().any(|k| k.contains('/')),
+        "the fixture has folders: {a:?}"
+    );
 }
 
 /// The suite's fixture under `root/` of bucket `conf` (and a sibling outside it), and
@@ -345,6 +373,7 @@ async fn conformance_source(
     client: &aws_sdk_s3::Client,
     endpoint: &str,
     page_size: i32,
+    list_concurrency: usize,
 ) -> r2migrate::source::s3::S3Source {
     for (k, v) in conformance::fixture() {
         put_bytes(client, "conf", &format!("root/{k}"), &v).await;
@@ -358,6 +387,7 @@ async fn conformance_source(
         endpoint: Some(endpoint.to_string()),
         region: Some("us-east-1".into()),
         allow_http: false,
+        list_concurrency,
         ..Default::default()
     };
     let pacer = std::sync::Arc::new(r2migrate::pacer::Pacer::new(2, None, None));
@@ -373,7 +403,7 @@ async fn conformance_source(
 async fn s3_source_on_moto_passes_the_conformance_suite() {
     let moto = Moto::start();
     moto.create_bucket("conf").await;
-    let source = conformance_source(&moto.client(), &moto.endpoint(), 4).await;
+    let source = conformance_source(&moto.client(), &moto.endpoint(), 4, 3).await;
     conformance::check(&source).await;
     // moto lists ETags: the version is the ETag, as on S3.
     use r2migrate::source::Source;

@@ -94,6 +94,7 @@ pub async fn open_source(
         allow_http: stores.allow_http,
         sqlite,
         walk,
+        list_concurrency: stores.list_concurrency,
     };
     let source: Arc<dyn Source> = crate::source::open(loc, &opts, pacer.clone()).await?.into();
     Ok((source, pacer))

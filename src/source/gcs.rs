@@ -32,6 +32,8 @@ pub struct GcsSource {
     prefix: String,
     pacer: Arc<Pacer>,
     page_size: i32,
+    /// Folders under the prefix listed at the same time (1: one flat listing).
+    list_concurrency: usize,
 }
 
 /// The emulator's address, as a URL.
@@ -142,6 +144,7 @@ impl GcsSource {
             prefix: prefix.to_string(),
             pacer,
             page_size: 1000,
+            list_concurrency: opts.list_concurrency.max(1),
         })
     }
 
@@ -151,19 +154,24 @@ impl GcsSource {
         self
     }
 
+    /// One page of the objects under `under` (the source prefix, or one of its folders);
+    /// with `folders`, the prefix's own level: its objects and its folders (prefixes).
     async fn page(
         &self,
+        under: &str,
+        folders: bool,
         token: Option<String>,
         max: i32,
-    ) -> Result<(Vec<Object>, Option<String>), StoreError> {
-        let what = format!("listing gs://{}/{}", self.bucket, self.prefix);
+    ) -> Result<Listed, StoreError> {
+        let what = format!("listing gs://{}/{under}", self.bucket);
         let out = self
             .pacer
             .call(&what, || async {
                 self.client
                     .list_objects(&ListObjectsRequest {
                         bucket: self.bucket.clone(),
-                        prefix: (!self.prefix.is_empty()).then(|| self.prefix.clone()),
+                        prefix: (!under.is_empty()).then(|| under.to_string()),
+                        delimiter: folders.then(|| "/".to_string()),
                         // The emulator returns everything when this is absent: always send it.
                         max_results: Some(max),
                         page_token: token.clone(),
@@ -186,7 +194,51 @@ impl GcsSource {
                     })
             })
             .await?;
-        Ok((out.items.unwrap_or_default(), out.next_page_token))
+        Ok(Listed {
+            objects: out.items.unwrap_or_default(),
+            folders: out.prefixes.unwrap_or_default(),
+            next: out.next_page_token,
+        })
+    }
+
+    /// One page of the keys under `under`, as items.
+    async fn items_page(
+        &self,
+        under: &str,
+        token: Option<String>,
+    ) -> Result<crate::paging::Page<ListItem>, StoreError> {
+        let listed = self.page(under, false, token, self.page_size).await?;
+        let items = listed
+            .objects
+            .iter()
+            .filter_map(|o| self.info_of(o))
+            .map(Ok)
+            .collect();
+        Ok((items, listed.next))
+    }
+
+    /// One page of the prefix's own level, objects and folders merged in key order.
+    async fn level_page(
+        &self,
+        token: Option<String>,
+    ) -> Result<crate::paging::Page<Entry>, StoreError> {
+        let listed = self.page(&self.prefix, true, token, self.page_size).await?;
+        let mut entries: Vec<(String, Entry)> = Vec::new();
+        for item in listed.objects.iter().filter_map(|o| self.info_of(o)) {
+            entries.push((item.key().to_string(), Entry::Item(item)));
+        }
+        for full in listed.folders {
+            let rel = full
+                .strip_prefix(self.prefix.as_str())
+                .unwrap_or(&full)
+                .to_string();
+            entries.push((rel, Entry::Folder(full)));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok((
+            entries.into_iter().map(|(_, e)| Ok(e)).collect(),
+            listed.next,
+        ))
     }
 
     fn info_of(&self, o: &Object) -> Option<ListItem> {
@@ -218,18 +270,41 @@ impl GcsSource {
     }
 }
 
+/// A listing page: objects, folders (with a delimiter), the next page's token.
+struct Listed {
+    objects: Vec<Object>,
+    folders: Vec<String>,
+    next: Option<String>,
+}
+
+/// An entry of the prefix's own level: an object, or a folder to list on its own.
+enum Entry {
+    Item(ListItem),
+    Folder(String),
+}
+
 #[async_trait]
 impl Source for GcsSource {
+    /// With `list_concurrency` above 1, the folders under the prefix are listed that
+    /// many at a time, the output still in key order; else one flat listing.
     fn list(&self) -> BoxStream<'_, Result<ListItem, StoreError>> {
-        crate::paging::token_pages(move |token| async move {
-            let (objects, next) = self.page(token, self.page_size).await?;
-            let items = objects
-                .iter()
-                .filter_map(|o| self.info_of(o))
-                .map(Ok)
-                .collect();
-            Ok((items, next))
-        })
+        use futures::StreamExt;
+        if self.list_concurrency <= 1 {
+            return crate::paging::token_pages(move |token| self.items_page(&self.prefix, token));
+        }
+        let ranges =
+            crate::paging::token_pages(move |token| self.level_page(token)).map(move |entry| {
+                match entry {
+                    Ok(Entry::Folder(under)) => crate::paging::token_pages(move |token| {
+                        let under = under.clone();
+                        async move { self.items_page(&under, token).await }
+                    }),
+                    Ok(Entry::Item(item)) => futures::stream::iter([Ok(item)]).boxed(),
+                    Err(e) => futures::stream::iter([Err(e)]).boxed(),
+                }
+            });
+        let buffer = 2 * self.page_size as usize;
+        crate::paging::in_order(ranges.boxed(), self.list_concurrency, buffer)
     }
 
     async fn open(&self, obj: &ObjectInfo, range: Option<ByteRange>) -> Result<Opened, StoreError> {
@@ -260,7 +335,7 @@ impl Source for GcsSource {
     }
 
     async fn check_access(&self) -> Result<(), StoreError> {
-        match self.page(None, 1).await {
+        match self.page(&self.prefix, false, None, 1).await {
             Ok(_) => Ok(()),
             Err(StoreError::Transient(m)) => Err(StoreError::Fatal(format!(
                 "{m}; check STORAGE_EMULATOR_HOST / --source-endpoint and the network"

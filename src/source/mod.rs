@@ -171,6 +171,8 @@ pub struct SourceOptions {
     pub sqlite: Option<sqlite::SqliteSettings>,
     /// A local source: which links to follow, which paths to leave out.
     pub walk: local::WalkRules,
+    /// S3 and GCS: folders under the prefix listed at the same time.
+    pub list_concurrency: usize,
 }
 
 /// Builds the source a location names.

@@ -20,7 +20,7 @@ use crate::object::{ByteRange, SourceDigests};
 use crate::pacer::Pacer;
 use crate::s3api::{
     body_stream, get_object, head_object, list_page, meta_from_parts, probe_bucket, unquote,
-    with_our_policy,
+    with_our_policy, ListScope,
 };
 
 pub struct S3Source {
@@ -29,6 +29,8 @@ pub struct S3Source {
     prefix: String,
     pacer: Arc<Pacer>,
     page_size: i32,
+    /// Folders under the prefix listed at the same time (1: one flat listing).
+    list_concurrency: usize,
     /// Whether a credentials provider was found at all (checked in `check_access`).
     credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
@@ -71,6 +73,7 @@ impl S3Source {
             prefix: prefix.to_string(),
             pacer,
             page_size: 1000,
+            list_concurrency: opts.list_concurrency.max(1),
             credentials: shared.credentials_provider(),
         })
     }
@@ -96,23 +99,84 @@ impl S3Source {
             .is_some_and(|r| r.contains("ongoing-request=\"false\"")))
     }
 
+    /// One page of the keys under `under` (the source prefix, or one of its folders).
     async fn list_page(
         &self,
+        under: &str,
         token: Option<String>,
     ) -> Result<crate::paging::Page<ListItem>, StoreError> {
-        let what = format!("listing s3://{}/{}", self.bucket, self.prefix);
+        let what = format!("listing s3://{}/{under}", self.bucket);
+        let scope = ListScope {
+            prefix: under,
+            delimiter: None,
+            max_keys: Some(self.page_size),
+        };
         let out = list_page(
             &self.client,
             &self.pacer,
             &self.bucket,
-            &self.prefix,
-            Some(self.page_size),
+            &scope,
             token,
             &what,
         )
         .await?;
-        let mut items = Vec::with_capacity(out.contents().len());
-        for o in out.contents() {
+        let items = self.items_of(out.contents()).await?;
+        let next = match (out.is_truncated(), out.next_continuation_token()) {
+            (Some(true), Some(t)) => Some(t.to_string()),
+            _ => None,
+        };
+        Ok((items, next))
+    }
+
+    /// One page of the prefix's own level: its objects and its folders (common prefixes),
+    /// merged in key order — a folder's keys all sort together, where its name sorts.
+    async fn level_page(
+        &self,
+        token: Option<String>,
+    ) -> Result<crate::paging::Page<Range>, StoreError> {
+        let what = format!("listing s3://{}/{}", self.bucket, self.prefix);
+        let scope = ListScope {
+            prefix: &self.prefix,
+            delimiter: Some("/"),
+            max_keys: Some(self.page_size),
+        };
+        let out = list_page(
+            &self.client,
+            &self.pacer,
+            &self.bucket,
+            &scope,
+            token,
+            &what,
+        )
+        .await?;
+        let mut entries: Vec<(String, Range)> = Vec::new();
+        for item in self.items_of(out.contents()).await? {
+            let key = item
+                .as_ref()
+                .map(|i| i.key().to_string())
+                .unwrap_or_default();
+            entries.push((key, Range::Item(item)));
+        }
+        for p in out.common_prefixes() {
+            let full = p.prefix().unwrap_or_default();
+            let rel = full.strip_prefix(self.prefix.as_str()).unwrap_or(full);
+            entries.push((rel.to_string(), Range::Folder(full.to_string())));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let next = match (out.is_truncated(), out.next_continuation_token()) {
+            (Some(true), Some(t)) => Some(t.to_string()),
+            _ => None,
+        };
+        Ok((entries.into_iter().map(|(_, r)| Ok(r)).collect(), next))
+    }
+
+    /// Listed objects as items: folder placeholders left out, archived ones reported.
+    async fn items_of(
+        &self,
+        contents: &[aws_sdk_s3::types::Object],
+    ) -> Result<Vec<Result<ListItem, StoreError>>, StoreError> {
+        let mut items = Vec::with_capacity(contents.len());
+        for o in contents {
             let full = o.key().unwrap_or_default();
             let rel = full.strip_prefix(self.prefix.as_str()).unwrap_or(full);
             let size = o.size().unwrap_or(0).max(0) as u64;
@@ -160,12 +224,14 @@ impl S3Source {
             info.storage_class = Some(class.unwrap_or_else(|| "STANDARD".into()));
             items.push(Ok(ListItem::Object(info)));
         }
-        let next = match (out.is_truncated(), out.next_continuation_token()) {
-            (Some(true), Some(t)) => Some(t.to_string()),
-            _ => None,
-        };
-        Ok((items, next))
+        Ok(items)
     }
+}
+
+/// An entry of the prefix's own level: an object, or a folder to list on its own.
+enum Range {
+    Item(Result<ListItem, StoreError>),
+    Folder(String),
 }
 
 /// Digests an S3 GET states: the ETag as MD5 only for a plain single-part upload
@@ -198,8 +264,26 @@ fn stated_digests(
 
 #[async_trait]
 impl Source for S3Source {
+    /// With `list_concurrency` above 1, the folders under the prefix are listed that
+    /// many at a time, the output still in key order; else one flat listing.
     fn list(&self) -> BoxStream<'_, Result<ListItem, StoreError>> {
-        crate::paging::token_pages(move |token| self.list_page(token))
+        use futures::StreamExt;
+        if self.list_concurrency <= 1 {
+            return crate::paging::token_pages(move |token| self.list_page(&self.prefix, token));
+        }
+        let ranges =
+            crate::paging::token_pages(move |token| self.level_page(token)).map(move |entry| {
+                match entry {
+                    Ok(Range::Folder(under)) => crate::paging::token_pages(move |token| {
+                        let under = under.clone();
+                        async move { self.list_page(&under, token).await }
+                    }),
+                    Ok(Range::Item(item)) => futures::stream::iter([item]).boxed(),
+                    Err(e) => futures::stream::iter([Err(e)]).boxed(),
+                }
+            });
+        let buffer = 2 * self.page_size as usize;
+        crate::paging::in_order(ranges.boxed(), self.list_concurrency, buffer)
     }
 
     async fn open(&self, obj: &ObjectInfo, range: Option<ByteRange>) -> Result<Opened, StoreError> {

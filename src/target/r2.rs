@@ -19,7 +19,7 @@ use crate::object::{Body, ByteStream, ObjectMeta};
 use crate::pacer::Pacer;
 use crate::s3api::{
     body_stream, copy_source, get_object, head_object, list_page, meta_from_parts, probe_bucket,
-    send, send_patiently, send_upload, unquote, with_our_policy,
+    send, send_patiently, send_upload, unquote, with_our_policy, ListScope,
 };
 
 pub struct R2Target {
@@ -160,12 +160,16 @@ impl Target for R2Target {
         crate::paging::token_pages(move |token| {
             let what = what.clone();
             async move {
+                let scope = ListScope {
+                    prefix: &self.prefix,
+                    delimiter: None,
+                    max_keys: None,
+                };
                 let out = list_page(
                     &self.client,
                     &self.pacer,
                     &self.bucket,
-                    &self.prefix,
-                    None,
+                    &scope,
                     token,
                     &what,
                 )
