@@ -278,6 +278,7 @@ struct Listed {
 }
 
 /// An entry of the prefix's own level: an object, or a folder to list on its own.
+#[allow(clippy::large_enum_variant)] // a page's worth at a time; boxing buys nothing
 enum Entry {
     Item(ListItem),
     Folder(String),

@@ -229,6 +229,7 @@ impl S3Source {
 }
 
 /// An entry of the prefix's own level: an object, or a folder to list on its own.
+#[allow(clippy::large_enum_variant)] // a page's worth at a time; boxing buys nothing
 enum Range {
     Item(Result<ListItem, StoreError>),
     Folder(String),
