@@ -149,7 +149,8 @@ impl Totals {
 }
 
 fn eta(d: Duration) -> String {
-    let s = d.as_secs();
+    // To the nearest second: 0.7 s left reads "1s", not "0s".
+    let s = d.as_secs_f64().round() as u64;
     match s {
         0..=59 => format!("{s}s"),
         60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
@@ -335,6 +336,7 @@ mod tests {
             "{later}"
         );
         assert_eq!(eta(Duration::from_secs(3725)), "1h02m");
+        assert_eq!(eta(Duration::from_millis(700)), "1s");
     }
 
     #[test]

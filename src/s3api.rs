@@ -311,6 +311,16 @@ pub async fn list_page(
     .await
 }
 
+/// The next page's token, when the page says there is one.
+pub fn next_token(
+    out: &aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output,
+) -> Option<String> {
+    match (out.is_truncated(), out.next_continuation_token()) {
+        (Some(true), Some(t)) => Some(t.to_string()),
+        _ => None,
+    }
+}
+
 /// Proves a bucket exists and the credentials may list it, with one ListObjectsV2
 /// (max-keys 1) under the prefix — never a bucket-level call, which bucket-scoped tokens
 /// may not make. Every failure is fatal (exit 3); `refused` says which permission is

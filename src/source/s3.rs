@@ -19,8 +19,8 @@ use crate::error::StoreError;
 use crate::object::{ByteRange, SourceDigests};
 use crate::pacer::Pacer;
 use crate::s3api::{
-    body_stream, get_object, head_object, list_page, meta_from_parts, probe_bucket, unquote,
-    with_our_policy, ListScope,
+    body_stream, get_object, head_object, list_page, meta_from_parts, next_token, probe_bucket,
+    unquote, with_our_policy, ListScope,
 };
 
 pub struct S3Source {
@@ -99,19 +99,20 @@ impl S3Source {
             .is_some_and(|r| r.contains("ongoing-request=\"false\"")))
     }
 
-    /// One page of the keys under `under` (the source prefix, or one of its folders).
-    async fn list_page(
+    /// One ListObjectsV2 page of the keys under `under`, grouped by `delimiter`.
+    async fn raw_page(
         &self,
         under: &str,
+        delimiter: Option<&str>,
         token: Option<String>,
-    ) -> Result<crate::paging::Page<ListItem>, StoreError> {
+    ) -> Result<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output, StoreError> {
         let what = format!("listing s3://{}/{under}", self.bucket);
         let scope = ListScope {
             prefix: under,
-            delimiter: None,
+            delimiter,
             max_keys: Some(self.page_size),
         };
-        let out = list_page(
+        list_page(
             &self.client,
             &self.pacer,
             &self.bucket,
@@ -119,13 +120,18 @@ impl S3Source {
             token,
             &what,
         )
-        .await?;
+        .await
+    }
+
+    /// One page of the keys under `under` (the source prefix, or one of its folders).
+    async fn list_page(
+        &self,
+        under: &str,
+        token: Option<String>,
+    ) -> Result<crate::paging::Page<ListItem>, StoreError> {
+        let out = self.raw_page(under, None, token).await?;
         let items = self.items_of(out.contents()).await?;
-        let next = match (out.is_truncated(), out.next_continuation_token()) {
-            (Some(true), Some(t)) => Some(t.to_string()),
-            _ => None,
-        };
-        Ok((items, next))
+        Ok((items, next_token(&out)))
     }
 
     /// One page of the prefix's own level: its objects and its folders (common prefixes),
@@ -134,21 +140,7 @@ impl S3Source {
         &self,
         token: Option<String>,
     ) -> Result<crate::paging::Page<Range>, StoreError> {
-        let what = format!("listing s3://{}/{}", self.bucket, self.prefix);
-        let scope = ListScope {
-            prefix: &self.prefix,
-            delimiter: Some("/"),
-            max_keys: Some(self.page_size),
-        };
-        let out = list_page(
-            &self.client,
-            &self.pacer,
-            &self.bucket,
-            &scope,
-            token,
-            &what,
-        )
-        .await?;
+        let out = self.raw_page(&self.prefix, Some("/"), token).await?;
         let mut entries: Vec<(String, Range)> = Vec::new();
         for item in self.items_of(out.contents()).await? {
             let key = item
@@ -163,11 +155,8 @@ impl S3Source {
             entries.push((rel.to_string(), Range::Folder(full.to_string())));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let next = match (out.is_truncated(), out.next_continuation_token()) {
-            (Some(true), Some(t)) => Some(t.to_string()),
-            _ => None,
-        };
-        Ok((entries.into_iter().map(|(_, r)| Ok(r)).collect(), next))
+        let entries = entries.into_iter().map(|(_, r)| Ok(r)).collect();
+        Ok((entries, next_token(&out)))
     }
 
     /// Listed objects as items: folder placeholders left out, archived ones reported.

@@ -18,8 +18,8 @@ use crate::error::{usage, StoreError};
 use crate::object::{Body, ByteStream, ObjectMeta};
 use crate::pacer::Pacer;
 use crate::s3api::{
-    body_stream, copy_source, get_object, head_object, list_page, meta_from_parts, probe_bucket,
-    send, send_patiently, send_upload, unquote, with_our_policy, ListScope,
+    body_stream, copy_source, get_object, head_object, list_page, meta_from_parts, next_token,
+    probe_bucket, send, send_patiently, send_upload, unquote, with_our_policy, ListScope,
 };
 
 pub struct R2Target {
@@ -186,10 +186,7 @@ impl Target for R2Target {
                         })
                     })
                     .collect();
-                let next = match (out.is_truncated(), out.next_continuation_token()) {
-                    (Some(true), Some(t)) => Some(t.to_string()),
-                    _ => None,
-                };
+                let next = next_token(&out);
                 Ok((items, next))
             }
         })
