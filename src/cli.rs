@@ -178,7 +178,7 @@ pub struct SourceArgs {
     #[arg(long, value_name = "REGION")]
     pub source_region: Option<String>,
 
-    /// S3 and GCS: list this many folders under the prefix at once, in key order [default: 8; 1: one flat listing]
+    /// S3 and GCS: walk the prefix by delimiter, this many folders at once, in key order [default: 8; 1: one flat listing, fewest requests]
     #[arg(long, value_name = "N")]
     pub list_concurrency: Option<usize>,
 }

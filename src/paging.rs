@@ -5,6 +5,10 @@
 //! [`in_order`] lists several key ranges (the folders under a prefix) at once and still
 //! yields exactly what one sequential listing would, in the same order: each range runs
 //! ahead into a bounded buffer, and ranges are drained one after the other.
+//!
+//! [`walk`] lists a tree by delimiter, as `rclone lsf -R` does: it goes down through
+//! narrow levels (`data/` holding only `2024/`) to the first level with enough folders
+//! to keep `at_once` listings busy, then walks each of those folders on its own.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -40,6 +44,121 @@ where
 }
 
 type Items<'a, T> = BoxStream<'a, Result<T, StoreError>>;
+
+/// An entry of one level of a listing by delimiter: an object, or a folder (its full
+/// prefix, ending in the delimiter) whose keys all sort together where its name sorts.
+pub enum Entry<T> {
+    Item(T),
+    Folder(String),
+}
+
+/// How many levels [`walk`] goes down looking for one wide enough to share out.
+const NARROW_LEVELS: usize = 4;
+
+/// Every item under `root`, in key order, listed by delimiter: `level(folder, token)`
+/// gives one page of a folder's own level, objects and subfolders merged in key order.
+/// Up to `at_once` folders are walked at the same time, each `buffer` items ahead.
+pub fn walk<'a, T, L, Fut>(root: String, level: L, at_once: usize, buffer: usize) -> Items<'a, T>
+where
+    T: Send + 'a,
+    L: Fn(String, Option<String>) -> Fut + Clone + Send + Sync + 'a,
+    Fut: Future<Output = Result<Page<Entry<T>>, StoreError>> + Send + 'a,
+{
+    let at_once = at_once.max(1);
+    let top = level_entries(root, level.clone());
+    in_order(shares(top, level, at_once, buffer, 0), at_once, buffer)
+}
+
+/// One folder's own level, page after page.
+fn level_entries<'a, T, L, Fut>(folder: String, level: L) -> Items<'a, Entry<T>>
+where
+    T: Send + 'a,
+    L: Fn(String, Option<String>) -> Fut + Send + 'a,
+    Fut: Future<Output = Result<Page<Entry<T>>, StoreError>> + Send + 'a,
+{
+    token_pages(move |token| level(folder.clone(), token))
+}
+
+/// The ranges [`walk`] shares out: a level that ends within one buffer with fewer than
+/// `at_once` folders is replaced by the level below it (its folders listed at once,
+/// in order); otherwise each object is a range and each folder a walked subtree.
+fn shares<'a, T, L, Fut>(
+    entries: Items<'a, Entry<T>>,
+    level: L,
+    at_once: usize,
+    buffer: usize,
+    depth: usize,
+) -> BoxStream<'a, Items<'a, T>>
+where
+    T: Send + 'a,
+    L: Fn(String, Option<String>) -> Fut + Clone + Send + Sync + 'a,
+    Fut: Future<Output = Result<Page<Entry<T>>, StoreError>> + Send + 'a,
+{
+    futures::stream::once(async move {
+        let mut entries = entries;
+        let mut head = Vec::new();
+        let mut ended = false;
+        while head.len() < buffer.max(1) {
+            match entries.next().await {
+                Some(e) => head.push(e),
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        let folders = head
+            .iter()
+            .filter(|e| matches!(e, Ok(Entry::Folder(_))))
+            .count();
+        let narrow = ended
+            && depth < NARROW_LEVELS
+            && (1..at_once).contains(&folders)
+            && head.iter().all(Result::is_ok);
+        let entries = futures::stream::iter(head).chain(entries).boxed();
+        if narrow {
+            let lower = level.clone();
+            let below = entries.map(move |e| match e {
+                Ok(Entry::Folder(f)) => level_entries(f, lower.clone()),
+                other => futures::stream::iter([other]).boxed(),
+            });
+            shares(
+                in_order(below.boxed(), at_once, buffer),
+                level,
+                at_once,
+                buffer,
+                depth + 1,
+            )
+        } else {
+            entries
+                .map(move |e| match e {
+                    Ok(Entry::Folder(f)) => subtree(f, level.clone()),
+                    Ok(Entry::Item(t)) => futures::stream::iter([Ok(t)]).boxed(),
+                    Err(e) => futures::stream::iter([Err(e)]).boxed(),
+                })
+                .boxed()
+        }
+    })
+    .flatten()
+    .boxed()
+}
+
+/// Every item under `folder`, in key order: its level, each subfolder walked in place.
+fn subtree<'a, T, L, Fut>(folder: String, level: L) -> Items<'a, T>
+where
+    T: Send + 'a,
+    L: Fn(String, Option<String>) -> Fut + Clone + Send + Sync + 'a,
+    Fut: Future<Output = Result<Page<Entry<T>>, StoreError>> + Send + 'a,
+{
+    let lower = level.clone();
+    level_entries(folder, level)
+        .flat_map(move |e| match e {
+            Ok(Entry::Folder(f)) => subtree(f, lower.clone()),
+            Ok(Entry::Item(t)) => futures::stream::iter([Ok(t)]).boxed(),
+            Err(e) => futures::stream::iter([Err(e)]).boxed(),
+        })
+        .boxed()
+}
 
 /// One range being listed: its stream, what it has read ahead, whether it has ended.
 struct Running<'a, T> {
@@ -139,6 +258,95 @@ mod tests {
                 Ok(i)
             })
             .boxed()
+    }
+
+    /// One page of `folder`'s own level in a bucket holding `keys`, as S3 gives it with
+    /// delimiter "/": objects and subfolders merged in key order, `per_page` at a time.
+    fn level_of(
+        keys: &[String],
+        folder: &str,
+        token: Option<String>,
+        per_page: usize,
+    ) -> Page<Entry<String>> {
+        let mut level: Vec<Entry<String>> = Vec::new();
+        for k in keys.iter().filter(|k| k.starts_with(folder)) {
+            let rest = &k[folder.len()..];
+            match rest.find('/') {
+                Some(i) => {
+                    let f = format!("{folder}{}", &rest[..=i]);
+                    if !matches!(level.last(), Some(Entry::Folder(last)) if *last == f) {
+                        level.push(Entry::Folder(f));
+                    }
+                }
+                None => level.push(Entry::Item(k.clone())),
+            }
+        }
+        let from: usize = token.map_or(0, |t| t.parse().unwrap());
+        let to = (from + per_page).min(level.len());
+        let next = (to < level.len()).then(|| to.to_string());
+        (level.drain(from..to).map(Ok).collect(), next)
+    }
+
+    async fn walked(
+        keys: &[String],
+        at_once: usize,
+        buffer: usize,
+        per_page: usize,
+    ) -> Vec<String> {
+        walk(
+            String::new(),
+            |folder: String, token| async move { Ok(level_of(keys, &folder, token, per_page)) },
+            at_once,
+            buffer,
+        )
+        .map(Result::unwrap)
+        .collect()
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_walk_gives_every_key_once_in_key_order() {
+        let mut keys: Vec<String> = [
+            "a",
+            "a-b",
+            "a/x",
+            "a/y/z",
+            "a0",
+            "data/2024/01/a.jpg",
+            "data/2024/01/b.jpg",
+            "data/2024/02/c.jpg",
+            "data/2024/02/d/e",
+            "data/readme",
+            "deep/1/2/3/4/5/6/f",
+            "z/",
+        ]
+        .map(String::from)
+        .to_vec();
+        keys.extend((0..300).map(|i| format!("users/{:03}/avatar-{}.png", i % 37, i)));
+        keys.sort();
+        for at_once in [1, 2, 8] {
+            for (buffer, per_page) in [(1, 1), (3, 2), (64, 1000)] {
+                assert_eq!(
+                    walked(&keys, at_once, buffer, per_page).await,
+                    keys,
+                    "{at_once} {buffer} {per_page}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_tree_walks_in_the_order_of_a_flat_listing(
+            set in proptest::collection::btree_set("[ab/-]{1,7}", 0..60),
+            at_once in 1usize..6,
+            per_page in 1usize..5,
+        ) {
+            let keys: Vec<String> = set.into_iter().collect();
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let got = rt.block_on(walked(&keys, at_once, per_page + 1, per_page));
+            proptest::prop_assert_eq!(got, keys);
+        }
     }
 
     #[tokio::test]

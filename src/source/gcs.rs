@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::paging::Entry;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use gcloud_storage::client::{Client, ClientConfig};
@@ -217,13 +219,15 @@ impl GcsSource {
         Ok((items, listed.next))
     }
 
-    /// One page of the prefix's own level, objects and folders merged in key order.
+    /// One page of the folder `under`'s own level, objects and subfolders merged in
+    /// key order.
     async fn level_page(
         &self,
+        under: String,
         token: Option<String>,
-    ) -> Result<crate::paging::Page<Entry>, StoreError> {
-        let listed = self.page(&self.prefix, true, token, self.page_size).await?;
-        let mut entries: Vec<(String, Entry)> = Vec::new();
+    ) -> Result<crate::paging::Page<Entry<ListItem>>, StoreError> {
+        let listed = self.page(&under, true, token, self.page_size).await?;
+        let mut entries: Vec<(String, Entry<ListItem>)> = Vec::new();
         for item in listed.objects.iter().filter_map(|o| self.info_of(o)) {
             entries.push((item.key().to_string(), Entry::Item(item)));
         }
@@ -277,35 +281,17 @@ struct Listed {
     next: Option<String>,
 }
 
-/// An entry of the prefix's own level: an object, or a folder to list on its own.
-#[allow(clippy::large_enum_variant)] // a page's worth at a time; boxing buys nothing
-enum Entry {
-    Item(ListItem),
-    Folder(String),
-}
-
 #[async_trait]
 impl Source for GcsSource {
-    /// With `list_concurrency` above 1, the folders under the prefix are listed that
-    /// many at a time, the output still in key order; else one flat listing.
+    /// With `list_concurrency` above 1, the prefix is walked by delimiter, that many
+    /// folders at a time, the output still in key order; else one flat listing.
     fn list(&self) -> BoxStream<'_, Result<ListItem, StoreError>> {
-        use futures::StreamExt;
         if self.list_concurrency <= 1 {
             return crate::paging::token_pages(move |token| self.items_page(&self.prefix, token));
         }
-        let ranges =
-            crate::paging::token_pages(move |token| self.level_page(token)).map(move |entry| {
-                match entry {
-                    Ok(Entry::Folder(under)) => crate::paging::token_pages(move |token| {
-                        let under = under.clone();
-                        async move { self.items_page(&under, token).await }
-                    }),
-                    Ok(Entry::Item(item)) => futures::stream::iter([Ok(item)]).boxed(),
-                    Err(e) => futures::stream::iter([Err(e)]).boxed(),
-                }
-            });
+        let level = move |under, token| self.level_page(under, token);
         let buffer = 2 * self.page_size as usize;
-        crate::paging::in_order(ranges.boxed(), self.list_concurrency, buffer)
+        crate::paging::walk(self.prefix.clone(), level, self.list_concurrency, buffer)
     }
 
     async fn open(&self, obj: &ObjectInfo, range: Option<ByteRange>) -> Result<Opened, StoreError> {

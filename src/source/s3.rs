@@ -7,6 +7,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+
+use crate::paging::Entry;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_s3::config::Region;
 use aws_sdk_s3::types::ServerSideEncryption;
@@ -134,28 +136,29 @@ impl S3Source {
         Ok((items, next_token(&out)))
     }
 
-    /// One page of the prefix's own level: its objects and its folders (common prefixes),
-    /// merged in key order — a folder's keys all sort together, where its name sorts.
+    /// One page of the folder `under`'s own level: its objects and its subfolders
+    /// (common prefixes), merged in key order.
     async fn level_page(
         &self,
+        under: String,
         token: Option<String>,
-    ) -> Result<crate::paging::Page<Range>, StoreError> {
-        let out = self.raw_page(&self.prefix, Some("/"), token).await?;
-        let mut entries: Vec<(String, Range)> = Vec::new();
+    ) -> Result<crate::paging::Page<Entry<ListItem>>, StoreError> {
+        let out = self.raw_page(&under, Some("/"), token).await?;
+        let mut entries: Vec<(String, Result<Entry<ListItem>, StoreError>)> = Vec::new();
         for item in self.items_of(out.contents()).await? {
             let key = item
                 .as_ref()
                 .map(|i| i.key().to_string())
                 .unwrap_or_default();
-            entries.push((key, Range::Item(item)));
+            entries.push((key, item.map(Entry::Item)));
         }
         for p in out.common_prefixes() {
             let full = p.prefix().unwrap_or_default();
             let rel = full.strip_prefix(self.prefix.as_str()).unwrap_or(full);
-            entries.push((rel.to_string(), Range::Folder(full.to_string())));
+            entries.push((rel.to_string(), Ok(Entry::Folder(full.to_string()))));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let entries = entries.into_iter().map(|(_, r)| Ok(r)).collect();
+        let entries = entries.into_iter().map(|(_, e)| e).collect();
         Ok((entries, next_token(&out)))
     }
 
@@ -217,13 +220,6 @@ impl S3Source {
     }
 }
 
-/// An entry of the prefix's own level: an object, or a folder to list on its own.
-#[allow(clippy::large_enum_variant)] // a page's worth at a time; boxing buys nothing
-enum Range {
-    Item(Result<ListItem, StoreError>),
-    Folder(String),
-}
-
 /// Digests an S3 GET states: the ETag as MD5 only for a plain single-part upload
 /// without SSE-KMS or SSE-C, and whole-object additional checksums (never composites).
 fn stated_digests(
@@ -254,26 +250,15 @@ fn stated_digests(
 
 #[async_trait]
 impl Source for S3Source {
-    /// With `list_concurrency` above 1, the folders under the prefix are listed that
-    /// many at a time, the output still in key order; else one flat listing.
+    /// With `list_concurrency` above 1, the prefix is walked by delimiter, that many
+    /// folders at a time, the output still in key order; else one flat listing.
     fn list(&self) -> BoxStream<'_, Result<ListItem, StoreError>> {
-        use futures::StreamExt;
         if self.list_concurrency <= 1 {
             return crate::paging::token_pages(move |token| self.list_page(&self.prefix, token));
         }
-        let ranges =
-            crate::paging::token_pages(move |token| self.level_page(token)).map(move |entry| {
-                match entry {
-                    Ok(Range::Folder(under)) => crate::paging::token_pages(move |token| {
-                        let under = under.clone();
-                        async move { self.list_page(&under, token).await }
-                    }),
-                    Ok(Range::Item(item)) => futures::stream::iter([item]).boxed(),
-                    Err(e) => futures::stream::iter([Err(e)]).boxed(),
-                }
-            });
+        let level = move |under, token| self.level_page(under, token);
         let buffer = 2 * self.page_size as usize;
-        crate::paging::in_order(ranges.boxed(), self.list_concurrency, buffer)
+        crate::paging::walk(self.prefix.clone(), level, self.list_concurrency, buffer)
     }
 
     async fn open(&self, obj: &ObjectInfo, range: Option<ByteRange>) -> Result<Opened, StoreError> {
