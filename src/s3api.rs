@@ -322,8 +322,9 @@ pub fn next_token(
 }
 
 /// Proves a bucket exists and the credentials may list it, with one ListObjectsV2
-/// (max-keys 1) under the prefix — never a bucket-level call, which bucket-scoped tokens
-/// may not make. Every failure is fatal (exit 3); `refused` says which permission is
+/// (max-keys 1, delimiter "/": one level, which S3-compatible stores that walk the
+/// whole tree for a flat listing answer at once) under the prefix — never a
+/// bucket-level call, which bucket-scoped tokens may not make. Every failure is fatal (exit 3); `refused` says which permission is
 /// needed and `unreachable` where the endpoint is configured.
 pub async fn probe_bucket(
     client: &aws_sdk_s3::Client,
@@ -341,6 +342,7 @@ pub async fn probe_bucket(
                 .list_objects_v2()
                 .bucket(bucket)
                 .prefix(prefix)
+                .delimiter("/")
                 .max_keys(1)
                 .send()
                 .await
