@@ -43,7 +43,6 @@ struct Db {
 pub struct DiskMap<V> {
     what: &'static str,
     db: Mutex<Option<Db>>,
-    len: Mutex<u64>,
     _v: PhantomData<fn() -> V>,
 }
 
@@ -53,34 +52,35 @@ impl<V: Serialize + DeserializeOwned> DiskMap<V> {
         DiskMap {
             what,
             db: Mutex::new(None),
-            len: Mutex::new(0),
             _v: PhantomData,
         }
     }
 
-    pub fn len(&self) -> u64 {
-        *self.len.lock().expect("not poisoned")
+    /// How many keys it holds: counted when asked (once per run), so that inserting
+    /// stays one statement.
+    pub fn len(&self) -> Result<u64, SpillError> {
+        let guard = self.db.lock().expect("not poisoned");
+        let Some(db) = guard.as_ref() else {
+            return Ok(0);
+        };
+        db.conn
+            .query_row("SELECT count(*) FROM map", [], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.failed(db, e))
     }
 
+    /// Nothing was ever inserted (keys are never removed).
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.db.lock().expect("not poisoned").is_none()
     }
 
     /// Sets `key` to `value`, replacing what it held.
     pub fn insert(&self, key: &str, value: &V) -> Result<(), SpillError> {
         let blob = serde_json::to_vec(value).expect("plain data serialises");
         self.write(|conn| {
-            let existed: bool = conn
-                .prepare_cached("SELECT 1 FROM map WHERE k = ?1")?
-                .exists(params![key])?;
             conn.prepare_cached("INSERT OR REPLACE INTO map (k, v) VALUES (?1, ?2)")?
-                .execute(params![key, blob])?;
-            Ok(!existed)
-        })
-        .map(|added| {
-            if added {
-                *self.len.lock().expect("not poisoned") += 1;
-            }
+                .execute(params![key, blob])
+                .map(drop)
         })
     }
 
@@ -98,13 +98,7 @@ impl<V: Serialize + DeserializeOwned> DiskMap<V> {
                 .query_row(params![key], |r| r.get(0))
                 .optional()
         })?;
-        match held {
-            None => {
-                *self.len.lock().expect("not poisoned") += 1;
-                Ok(None)
-            }
-            Some(blob) => Ok(Some(decode(&blob))),
-        }
+        Ok(held.map(|blob| decode(&blob)))
     }
 
     pub fn get(&self, key: &str) -> Result<Option<V>, SpillError> {
@@ -230,7 +224,7 @@ mod tests {
         let m: DiskMap<(u64, Option<String>)> = DiskMap::new("test");
         m.insert("k", &(1, None)).unwrap();
         m.insert("k", &(2, Some("e".into()))).unwrap();
-        assert_eq!(m.len(), 1);
+        assert_eq!(m.len().unwrap(), 1);
         assert_eq!(m.get("k").unwrap(), Some((2, Some("e".into()))));
         let claimed: DiskMap<String> = DiskMap::new("test");
         assert_eq!(claimed.insert_new("café", &"first".into()).unwrap(), None);
@@ -238,7 +232,7 @@ mod tests {
             claimed.insert_new("café", &"second".into()).unwrap(),
             Some("first".into())
         );
-        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed.len().unwrap(), 1);
     }
 
     #[test]
@@ -247,7 +241,7 @@ mod tests {
         for i in (0..10_000u32).rev() {
             m.insert(&format!("k{i:05}"), &i).unwrap();
         }
-        assert_eq!(m.len(), 10_000);
+        assert_eq!(m.len().unwrap(), 10_000);
         assert_eq!(m.get("k04242").unwrap(), Some(4242));
         let mut seen = Vec::new();
         m.for_each(|k, v| seen.push((k.to_string(), v))).unwrap();

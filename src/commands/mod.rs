@@ -136,8 +136,9 @@ impl TargetIndex {
         Ok(self.keys.get(&nfc(key))?)
     }
 
-    pub fn len(&self) -> usize {
-        self.keys.len() as usize
+    /// How many keys the target listed (keys equal in NFC count once).
+    pub fn len(&self) -> Result<usize, StoreError> {
+        Ok(self.keys.len()? as usize)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -54,17 +54,7 @@ impl PlanTally {
             );
         }
         if !previous.is_empty() {
-            let d = &self.delta;
-            let mut t = Table::new(&["since the manifest", "objects", "bytes"]).numbers(&[1, 2]);
-            t.row(&["new", &d.new.to_string(), &human_bytes(d.new_bytes)]);
-            t.row(&[
-                "changed",
-                &d.changed.to_string(),
-                &human_bytes(d.changed_bytes),
-            ]);
-            t.row(&["deleted at source", &d.deleted_at_source.to_string(), ""]);
-            t.row(&["unchanged", &d.unchanged.to_string(), ""]);
-            section(&mut md, "Delta since the manifest", &t);
+            section(&mut md, "Delta since the manifest", &self.delta_table());
         }
         let l = &self.lists;
         for (title, list) in [

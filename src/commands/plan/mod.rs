@@ -45,7 +45,7 @@ pub async fn plan(cfg: CopyConfig, report: PlanReport, out: Output) -> anyhow::R
     let index = TargetIndex::build(stores.target.as_ref())
         .await
         .map_err(anyhow::Error::new)?;
-    let mut tally = PlanTally::new(&cfg, index.len());
+    let mut tally = PlanTally::new(&cfg, index.len()?);
     let (to_compare, seen) = walk(&cfg, &stores, &previous, &index, &mut tally).await?;
     for (to, verdict) in verdicts(&stores, to_compare, cfg.stores.concurrency).await {
         tally.judged(to, verdict)?;

@@ -9,6 +9,21 @@ use crate::pricing::{egress, estimate, Egress};
 use crate::table::Table;
 
 impl PlanTally {
+    /// What changed at the source since the manifest's records.
+    pub fn delta_table(&self) -> Table {
+        let d = &self.delta;
+        let mut t = Table::new(&["since the manifest", "objects", "bytes"]).numbers(&[1, 2]);
+        t.row(&["new", &d.new.to_string(), &human_bytes(d.new_bytes)]);
+        t.row(&[
+            "changed",
+            &d.changed.to_string(),
+            &human_bytes(d.changed_bytes),
+        ]);
+        t.row(&["deleted at source", &d.deleted_at_source.to_string(), ""]);
+        t.row(&["unchanged", &d.unchanged.to_string(), ""]);
+        t
+    }
+
     /// Every listed object that no filter or shard excluded lands in exactly one row;
     /// the last row is their sum.
     pub fn status_table(&self) -> Table {

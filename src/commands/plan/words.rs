@@ -97,18 +97,9 @@ impl PlanTally {
     }
 
     fn say_delta_and_rows(&self, cfg: &CopyConfig, previous: &Previous, out: &Output) {
-        let d = &self.delta;
         if !previous.is_empty() {
-            out.say(&format!(
-                "  since the manifest {}: new {} ({}), changed {} ({}), deleted at source {}, unchanged {}",
-                cfg.manifest.display(),
-                d.new,
-                human_bytes(d.new_bytes),
-                d.changed,
-                human_bytes(d.changed_bytes),
-                d.deleted_at_source,
-                d.unchanged
-            ));
+            out.say(&format!("  since the manifest {}:", cfg.manifest.display()));
+            out.say(&self.delta_table().text(4));
         }
         if self.is_sqlite {
             let r = &self.rows;
