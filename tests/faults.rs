@@ -28,8 +28,9 @@ async fn throttling_server_errors_and_resets_are_retried() {
         1,
         Fault::Reply(429, "TooManyRequests"),
     );
+    // A PUT whose response proves the upload needs no HEAD: the 500 goes on the PUT.
     proxy.inject(
-        "HEAD",
+        "PUT",
         "/media/c.txt",
         "",
         1,

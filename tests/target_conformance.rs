@@ -142,7 +142,7 @@ async fn check(target: &dyn Target, gaps: &Gaps, open_uploads: impl Fn() -> usiz
 
     // Abort leaves nothing: no object, no upload in progress.
     let key = format!("{p}multi/aborted.bin");
-    let mut up = target.start_multipart(&key, &meta()).await.unwrap();
+    let up = target.start_multipart(&key, &meta()).await.unwrap();
     let part = Bytes::from(bytes_for(4, 5 * MIB));
     up.upload_part(1, Body::of(part.clone())).await.unwrap();
     up.abort().await.expect("abort");
@@ -155,7 +155,7 @@ async fn check(target: &dyn Target, gaps: &Gaps, open_uploads: impl Fn() -> usiz
     // An upload a killed process forgot: its recorded id is enough to abort it, and an
     // id that is no longer open (or never was) is no error.
     let key = format!("{p}multi/forgotten.bin");
-    let mut up = target.start_multipart(&key, &meta()).await.unwrap();
+    let up = target.start_multipart(&key, &meta()).await.unwrap();
     up.upload_part(1, Body::of(part.clone())).await.unwrap();
     let id = up.id();
     assert!(!id.is_empty(), "an upload has an id to record");
@@ -227,7 +227,7 @@ async fn check(target: &dyn Target, gaps: &Gaps, open_uploads: impl Fn() -> usiz
     }
 }
 
-/// Multipart: two equal parts and a short last one; HEAD reports what verify accepts and
+/// Multipart: two equal parts and a short last one, sent at once in reverse order; HEAD reports what verify accepts and
 /// what resume recognises as ours; a wrong part checksum is refused like a wrong PUT.
 async fn multipart(target: &dyn Target, gaps: &Gaps, p: &str) {
     let key = format!("{p}multi/part.bin");
@@ -237,14 +237,19 @@ async fn multipart(target: &dyn Target, gaps: &Gaps, p: &str) {
         &whole[5 * MIB..10 * MIB],
         &whole[10 * MIB..],
     ];
-    let mut up = target
+    let up = target
         .start_multipart(&key, &meta())
         .await
         .expect("start multipart");
-    for (i, part) in parts.iter().enumerate() {
-        up.upload_part(i as i32 + 1, Body::of(Bytes::copy_from_slice(part)))
-            .await
-            .expect("upload part");
+    // All at once, last first: a target takes parts in any order (the uploader sends
+    // several of one object at a time) and assembles them by number.
+    let sends = parts
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, part)| up.upload_part(i as i32 + 1, Body::of(Bytes::copy_from_slice(part))));
+    for sent in futures::future::join_all(sends).await {
+        sent.expect("upload part");
     }
     let done = up.complete().await.expect("complete");
     let composite = composite_sha256(&parts.iter().map(|p| sha256(p)).collect::<Vec<_>>());
@@ -271,7 +276,7 @@ async fn multipart(target: &dyn Target, gaps: &Gaps, p: &str) {
     assert!(read_all(target, &key).await == whole, "multipart bytes");
 
     // A wrong part checksum is refused the same way (where the server checks parts).
-    let mut up = target
+    let up = target
         .start_multipart(&format!("{p}multi/bad.bin"), &meta())
         .await
         .unwrap();

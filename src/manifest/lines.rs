@@ -70,6 +70,19 @@ impl Status {
     }
 }
 
+/// What proved an upload arrived whole (SPEC: `verified_by`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifiedBy {
+    /// The PUT (or CompleteMultipartUpload) response echoed the checksum we sent: the
+    /// target computed it over the bytes it stored. No HEAD was needed.
+    Response,
+    /// A HEAD after the upload reported the size and the checksum (or ETag) we sent.
+    Head,
+    /// The object was downloaded and re-hashed (`verify --deep`).
+    Deep,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ObjectRecord {
     #[serde(rename = "type")]
@@ -102,6 +115,10 @@ pub struct ObjectRecord {
     /// The SHA-256 the target reports for what we wrote (base64; `-N` when multipart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_checksum: Option<String>,
+    /// How the upload was proven: the PUT/Complete response echoed our checksum, or a
+    /// HEAD reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_by: Option<VerifiedBy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,6 +146,7 @@ impl ObjectRecord {
             declared_content_type: None,
             target_etag: None,
             target_checksum: None,
+            verified_by: None,
             backup_key: None,
             row: None,
             at: now_rfc3339(),

@@ -329,7 +329,10 @@ impl Target for DirTarget {
             let _ = tokio::fs::remove_file(&temp).await;
             return Err(e);
         }
-        Ok(PutResult { etag: Some(etag) })
+        Ok(PutResult {
+            etag: Some(etag),
+            checksum_sha256: None,
+        })
     }
 
     async fn start_multipart(
@@ -344,9 +347,8 @@ impl Target for DirTarget {
             key: key.to_string(),
             meta: meta.clone(),
             temp,
-            file,
-            hasher: Hasher::new(),
-            next: 1,
+            file: tokio::sync::Mutex::new(file),
+            parts: std::sync::Mutex::new(std::collections::BTreeSet::new()),
         }))
     }
 
@@ -356,6 +358,7 @@ impl Target for DirTarget {
             return Ok(());
         }
         let temp = self.root.join(STATE_DIR).join("tmp").join(upload_id);
+        remove_part_files(&temp).await;
         match tokio::fs::remove_file(&temp).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -408,14 +411,39 @@ impl Target for DirTarget {
     }
 }
 
+/// A rehearsal multipart upload: each part lands in its own file beside the temp file
+/// (parts may arrive in any order, several at once); completing joins them in order.
 struct DirUpload {
     target: DirTarget,
     key: String,
     meta: ObjectMeta,
     temp: PathBuf,
-    file: tokio::fs::File,
-    hasher: Hasher,
-    next: i32,
+    file: tokio::sync::Mutex<tokio::fs::File>,
+    /// The numbers of the parts written so far.
+    parts: std::sync::Mutex<std::collections::BTreeSet<i32>>,
+}
+
+/// Where part `number` of the upload whose temp file is `temp` waits.
+fn part_path(temp: &Path, number: i32) -> PathBuf {
+    let mut name = temp.as_os_str().to_owned();
+    name.push(format!(".{number}"));
+    PathBuf::from(name)
+}
+
+/// Removes every part file of the upload whose temp file is `temp`.
+async fn remove_part_files(temp: &Path) {
+    let (Some(dir), Some(name)) = (temp.parent(), temp.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return;
+    };
+    while let Ok(Some(e)) = entries.next_entry().await {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = tokio::fs::remove_file(e.path()).await;
+        }
+    }
 }
 
 #[async_trait]
@@ -427,12 +455,12 @@ impl MultipartUpload for DirUpload {
             .unwrap_or_default()
     }
 
-    async fn upload_part(&mut self, number: i32, part: Body) -> Result<(), StoreError> {
+    async fn upload_part(&self, number: i32, part: Body) -> Result<(), StoreError> {
         let (body, sha256) = (part.bytes, part.sha256);
-        if number != self.next {
+        if number < 1 {
             return Err(StoreError::Object(format!(
-                "{}: parts must arrive in order (got {number}, expected {})",
-                self.key, self.next
+                "{}: part numbers start at 1 (got {number})",
+                self.key
             )));
         }
         if crate::checksum::sha256(&body) != sha256 {
@@ -441,21 +469,48 @@ impl MultipartUpload for DirUpload {
                 self.key
             )));
         }
-        self.file
-            .write_all(&body)
+        tokio::fs::write(part_path(&self.temp, number), &body)
             .await
             .map_err(|e| io_err("cannot write", &self.key, e))?;
-        self.hasher.update(&body);
-        self.next += 1;
+        self.parts.lock().expect("not poisoned").insert(number);
         Ok(())
     }
 
-    async fn complete(mut self: Box<Self>) -> Result<PutResult, StoreError> {
-        self.file
-            .sync_data()
-            .await
-            .map_err(|e| io_err("cannot write", &self.key, e))?;
-        let d = self.hasher.clone().finish();
+    async fn complete(self: Box<Self>) -> Result<PutResult, StoreError> {
+        let numbers: Vec<i32> = self
+            .parts
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .copied()
+            .collect();
+        if numbers.iter().zip(1..).any(|(n, want)| *n != want) {
+            remove_part_files(&self.temp).await;
+            let _ = tokio::fs::remove_file(&self.temp).await;
+            return Err(StoreError::Object(format!(
+                "{}: parts {numbers:?} are not 1 to N; the upload was aborted",
+                self.key
+            )));
+        }
+        let mut hasher = Hasher::new();
+        {
+            let mut file = self.file.lock().await;
+            for n in numbers {
+                let path = part_path(&self.temp, n);
+                let body = tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| io_err("cannot read a part of", &self.key, e))?;
+                hasher.update(&body);
+                file.write_all(&body)
+                    .await
+                    .map_err(|e| io_err("cannot write", &self.key, e))?;
+                let _ = tokio::fs::remove_file(&path).await;
+            }
+            file.sync_data()
+                .await
+                .map_err(|e| io_err("cannot write", &self.key, e))?;
+        }
+        let d = hasher.finish();
         let etag = hex::encode(&d.sha256[..16]);
         if let Err(e) = self
             .target
@@ -465,10 +520,14 @@ impl MultipartUpload for DirUpload {
             let _ = tokio::fs::remove_file(&self.temp).await;
             return Err(e);
         }
-        Ok(PutResult { etag: Some(etag) })
+        Ok(PutResult {
+            etag: Some(etag),
+            checksum_sha256: None,
+        })
     }
 
     async fn abort(self: Box<Self>) -> Result<(), StoreError> {
+        remove_part_files(&self.temp).await;
         let _ = tokio::fs::remove_file(&self.temp).await;
         Ok(())
     }

@@ -28,15 +28,19 @@ pub struct TargetObject {
 #[derive(Debug, Clone)]
 pub struct PutResult {
     pub etag: Option<String>,
+    /// The SHA-256 the target computed over what it stored, where its response says it
+    /// (base64; `-N` for a multipart composite): proof enough that no HEAD is needed.
+    pub checksum_sha256: Option<String>,
 }
 
 #[async_trait]
-pub trait MultipartUpload: Send {
+pub trait MultipartUpload: Send + Sync {
     /// The target's name for this upload, recorded in the manifest as it starts so a
     /// run killed mid-upload (kill -9) leaves nothing open after the next run.
     fn id(&self) -> String;
     /// Uploads part `number` (1-based), which the target checks against its SHA-256.
-    async fn upload_part(&mut self, number: i32, part: Body) -> Result<(), StoreError>;
+    /// Several parts of one upload may be in flight at once, in any order.
+    async fn upload_part(&self, number: i32, part: Body) -> Result<(), StoreError>;
     async fn complete(self: Box<Self>) -> Result<PutResult, StoreError>;
     /// Removes every part uploaded so far; nothing is left behind.
     async fn abort(self: Box<Self>) -> Result<(), StoreError>;

@@ -236,6 +236,7 @@ impl Target for R2Target {
         .map_err(|e| write_refused(e, &self.bucket))?;
         Ok(PutResult {
             etag: unquote(out.e_tag()),
+            checksum_sha256: out.checksum_sha256().map(str::to_string),
         })
     }
 
@@ -265,7 +266,7 @@ impl Target for R2Target {
             bucket: self.bucket.clone(),
             key: key.to_string(),
             upload_id,
-            parts: Vec::new(),
+            parts: std::sync::Mutex::new(Vec::new()),
             pacer: self.pacer.clone(),
         }))
     }
@@ -364,7 +365,8 @@ struct R2Upload {
     bucket: String,
     key: String,
     upload_id: String,
-    parts: Vec<CompletedPart>,
+    /// Parts as they complete, in any order; sorted by number to complete the upload.
+    parts: std::sync::Mutex<Vec<CompletedPart>>,
     pacer: Arc<Pacer>,
 }
 
@@ -374,7 +376,7 @@ impl MultipartUpload for R2Upload {
         self.upload_id.clone()
     }
 
-    async fn upload_part(&mut self, number: i32, part: Body) -> Result<(), StoreError> {
+    async fn upload_part(&self, number: i32, part: Body) -> Result<(), StoreError> {
         let (body, sha256) = (part.bytes, part.sha256);
         let what = format!("UploadPart {number} of r2://{}/{}", self.bucket, self.key);
         let checksum = b64(&sha256);
@@ -393,7 +395,7 @@ impl MultipartUpload for R2Upload {
         })
         .await
         .map_err(|e| write_refused(e, &self.bucket))?;
-        self.parts.push(
+        self.parts.lock().expect("not poisoned").push(
             CompletedPart::builder()
                 .part_number(number)
                 .set_e_tag(out.e_tag().map(str::to_string))
@@ -405,8 +407,10 @@ impl MultipartUpload for R2Upload {
 
     async fn complete(self: Box<Self>) -> Result<PutResult, StoreError> {
         let what = format!("CompleteMultipartUpload r2://{}/{}", self.bucket, self.key);
+        let mut parts = self.parts.lock().expect("not poisoned").clone();
+        parts.sort_by_key(|p| p.part_number());
         let done = CompletedMultipartUpload::builder()
-            .set_parts(Some(self.parts.clone()))
+            .set_parts(Some(parts))
             .build();
         let out = send_patiently(&self.pacer, &what, COMPLETE_PATIENCE, || {
             self.client
@@ -422,6 +426,7 @@ impl MultipartUpload for R2Upload {
         match out {
             Ok(out) => Ok(PutResult {
                 etag: unquote(out.e_tag()),
+                checksum_sha256: out.checksum_sha256().map(str::to_string),
             }),
             Err(e) => {
                 let _ = self.abort().await;

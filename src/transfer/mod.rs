@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checksum::{b64, etag_md5, Digests, Hasher};
 use crate::config::OnConflict;
 use crate::error::StoreError;
-use crate::manifest::{Intent, ObjectRecord, Prior, Status};
+use crate::manifest::{Intent, ObjectRecord, Prior, Status, VerifiedBy};
 use crate::source::{ObjectInfo, Source};
 use crate::target::{Target, TargetObject};
 use intent::{written_under, IntentLog};
@@ -340,13 +340,16 @@ impl Copier {
         };
         let up = uploader.upload(&item.info, key).await?;
         crate::testhooks::after_upload();
-        if let Err(e) = self.verify_uploaded(key, item.info.size, &up).await {
-            // Refused or fatal: nothing more can be written (a resume reads the intent).
-            if !matches!(e, StoreError::Refused(_) | StoreError::Fatal(_)) {
-                self.undo_bad_upload(key, plan.backup_key.as_deref()).await;
+        let verified_by = match self.verify_uploaded(key, item.info.size, &up).await {
+            Ok(by) => by,
+            Err(e) => {
+                // Refused or fatal: nothing more can be written (a resume reads the intent).
+                if !matches!(e, StoreError::Refused(_) | StoreError::Fatal(_)) {
+                    self.undo_bad_upload(key, plan.backup_key.as_deref()).await;
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
         let mut r = self.record(item, Status::Copied);
         r.source_etag = up.source.etag.clone().or(r.source_etag);
         r.source_md5 = up.source.md5.map(hex::encode).or(r.source_md5);
@@ -358,13 +361,33 @@ impl Copier {
         r.sha256 = Some(hex::encode(up.digests.sha256));
         r.target_etag = up.etag;
         r.target_checksum = Some(up.checksum);
+        r.verified_by = Some(verified_by);
         r.content_type = up.content_type;
         r.backup_key = plan.backup_key;
         Ok(r)
     }
 
-    /// HEAD after upload: the size and the checksum (or ETag) must be what we sent.
-    async fn verify_uploaded(&self, key: &str, size: u64, up: &Uploaded) -> Result<(), StoreError> {
+    /// Proves the upload: by the target's response where it stated the SHA-256 it
+    /// computed over the stored bytes and that is ours (the hash covers the size), else by
+    /// a HEAD, whose size and checksum (or ETag) must be what we sent.
+    async fn verify_uploaded(
+        &self,
+        key: &str,
+        size: u64,
+        up: &Uploaded,
+    ) -> Result<VerifiedBy, StoreError> {
+        let whole = hex::encode(up.digests.sha256);
+        match &up.echoed {
+            Some(echoed) if checksum_proves(echoed, Some(&up.checksum), Some(&whole)) => {
+                return Ok(VerifiedBy::Response);
+            }
+            Some(_) => {
+                return Err(StoreError::Object(format!(
+                    "{key}: the target's response states another checksum than the bytes sent; the write was undone: re-run to copy it again"
+                )))
+            }
+            None => {}
+        }
         let Some(head) = self.target.head(key).await? else {
             return Err(StoreError::Object(format!(
                 "{key}: missing from the target right after upload; re-run to copy it again"
@@ -376,7 +399,6 @@ impl Copier {
                 head.size
             )));
         }
-        let whole = hex::encode(up.digests.sha256);
         let ok = match (&head.checksum_sha256, &head.etag, &up.etag) {
             (Some(reported), _, _) => checksum_proves(reported, Some(&up.checksum), Some(&whole)),
             (None, Some(etag), Some(put_etag)) => etag == put_etag,
@@ -387,7 +409,7 @@ impl Copier {
                 "{key}: the target's checksum after upload differs from the bytes sent; the write was undone: re-run to copy it again"
             )));
         }
-        Ok(())
+        Ok(VerifiedBy::Head)
     }
 
     /// After a failed verification: put back what was there, or remove what we wrote.

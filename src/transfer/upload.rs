@@ -54,6 +54,8 @@ pub struct UploadSettings {
     /// `--header-upload` and `[[target.headers]]`, over what the source carried.
     pub headers: crate::headers::HeaderRules,
     pub storage_class: Option<crate::headers::StorageClass>,
+    /// Parts of one object in flight at once (all within the shared memory budget).
+    pub parts_at_once: usize,
 }
 
 /// What an upload proved.
@@ -63,6 +65,8 @@ pub struct Uploaded {
     pub etag: Option<String>,
     /// The SHA-256 the target should report (base64, `-N` for multipart).
     pub checksum: String,
+    /// The SHA-256 the target's own response stated for what it stored, if it did.
+    pub echoed: Option<String>,
     pub content_type: Option<String>,
     /// What the source stated about the bytes (listing, or the read's response).
     pub source: crate::object::SourceDigests,
@@ -249,6 +253,7 @@ impl Uploader<'_> {
         let put = self.target.put(key, body, &meta).await?;
         Ok(Uploaded {
             checksum,
+            echoed: put.checksum_sha256,
             digests,
             etag: put.etag,
             content_type: meta.content_type,
@@ -268,7 +273,7 @@ impl Uploader<'_> {
         let memory = self.memory.reserve(part_size).await;
         let first = reader.read(part_size).await?.freeze();
         let meta = meta_for(obj, &first[..first.len().min(512)], self.settings);
-        let mut upload = self.target.start_multipart(key, &meta).await?;
+        let upload = self.target.start_multipart(key, &meta).await?;
         // Its id reaches the manifest before any part is sent: a kill -9 from here on
         // leaves an upload the next run can find and abort.
         let (log, template) = &self.announce;
@@ -286,7 +291,7 @@ impl Uploader<'_> {
             hasher,
         };
         // Whatever stops the parts, no part is left behind in the target.
-        let (digests, checksum) = match self.send_parts(obj, upload.as_mut(), first, parts).await {
+        let (digests, checksum) = match self.send_parts(obj, upload.as_ref(), first, parts).await {
             Ok(sent) => sent,
             Err(e) => {
                 let _ = upload.abort().await;
@@ -296,6 +301,7 @@ impl Uploader<'_> {
         let done = upload.complete().await?;
         Ok(Uploaded {
             checksum,
+            echoed: done.checksum_sha256,
             digests,
             etag: done.etag,
             content_type: meta.content_type,
@@ -303,12 +309,15 @@ impl Uploader<'_> {
         })
     }
 
-    /// Sends every part (equal sizes but the last), checks the whole object's digests
-    /// and announces the write; the caller completes or aborts the upload.
+    /// Sends every part (equal sizes but the last), up to `parts_at_once` at the same
+    /// time, each holding its share of the memory budget until it is sent; reading and
+    /// hashing stay in order. Then checks the whole object's digests and announces the
+    /// write; the caller completes or aborts the upload (a part still in flight when this
+    /// returns an error is dropped first).
     async fn send_parts(
         &self,
         obj: &ObjectInfo,
-        upload: &mut dyn MultipartUpload,
+        upload: &dyn MultipartUpload,
         mut part: Bytes,
         mut p: Parts,
     ) -> Result<(Digests, String), StoreError> {
@@ -319,34 +328,44 @@ impl Uploader<'_> {
             obj.size,
             crate::limits::parts_for(obj.size, p.part_size),
         );
+        let tracked = &tracked;
+        let mut sending = futures::stream::FuturesUnordered::new();
+        let at_once = self.settings.parts_at_once.max(1);
         loop {
             p.hasher.update(&part);
             let last = (part.len() as u64) < p.part_size;
             let len = part.len() as u64;
             let body = Body::of(part);
-            let digest = body.sha256;
-            tokio::select! {
-                r = upload.upload_part(number, body) => r?,
-                _ = self.cancel.cancelled() => {
-                    return Err(StoreError::Object(format!(
-                        "{}: interrupted; the multipart upload was aborted",
-                        obj.key
-                    )))
+            part_digests.push(body.sha256);
+            let memory = p.memory;
+            sending.push(async move {
+                let sent = upload.upload_part(number, body).await;
+                drop(memory);
+                if sent.is_ok() {
+                    tracked.part_sent(len);
                 }
-            };
-            part_digests.push(digest);
-            tracked.part_sent(len);
-            drop(p.memory);
+                sent
+            });
+            while sending.len() >= at_once {
+                self.part_done(obj, sending.next()).await?;
+            }
             if last {
                 break;
             }
-            p.memory = self.memory.reserve(p.part_size).await;
-            let next = p.reader.read(p.part_size).await?;
+            p.memory = self
+                .sending_meanwhile(obj, &mut sending, self.memory.reserve(p.part_size))
+                .await?;
+            let next = self
+                .sending_meanwhile(obj, &mut sending, p.reader.read(p.part_size))
+                .await??;
             if next.is_empty() {
                 break;
             }
             part = next.freeze();
             number += 1;
+        }
+        while !sending.is_empty() {
+            self.part_done(obj, sending.next()).await?;
         }
         // Drain anything past the listed size, so a grown source is noticed.
         let extra = p.reader.read(1).await?;
@@ -358,6 +377,46 @@ impl Uploader<'_> {
             .await?;
         Ok((digests, checksum))
     }
+
+    /// Waits for one part in flight to finish, or for the run to be interrupted.
+    async fn part_done(
+        &self,
+        obj: &ObjectInfo,
+        next: impl std::future::Future<Output = Option<Result<(), StoreError>>>,
+    ) -> Result<(), StoreError> {
+        tokio::select! {
+            r = next => r.unwrap_or(Ok(())),
+            _ = self.cancel.cancelled() => Err(interrupted(obj)),
+        }
+    }
+
+    /// Runs `work` (waiting for memory, reading the next part) while the parts in
+    /// flight keep moving; the first part that fails ends it.
+    async fn sending_meanwhile<T, S>(
+        &self,
+        obj: &ObjectInfo,
+        sending: &mut S,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, StoreError>
+    where
+        S: futures::Stream<Item = Result<(), StoreError>> + Unpin + futures::stream::FusedStream,
+    {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                v = &mut work => return Ok(v),
+                Some(r) = sending.next(), if !sending.is_terminated() => r?,
+                _ = self.cancel.cancelled() => return Err(interrupted(obj)),
+            }
+        }
+    }
+}
+
+fn interrupted(obj: &ObjectInfo) -> StoreError {
+    StoreError::Object(format!(
+        "{}: interrupted; the multipart upload was aborted",
+        obj.key
+    ))
 }
 
 #[cfg(test)]

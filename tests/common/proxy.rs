@@ -33,6 +33,9 @@ pub enum Fault {
     /// Forward the request, send the reply's headers and half its body, then send
     /// nothing more (a stalled stream).
     StallReplyBody,
+    /// Forward the request, then set this header on the reply (a server that states
+    /// something else than what it stored).
+    SetReplyHeader(&'static str, &'static str),
 }
 
 #[derive(Debug, Clone)]
@@ -340,10 +343,17 @@ async fn handle(
         Some(Fault::StallReplyBody) => Some(false),
         _ => None,
     };
+    let set_header = match fault {
+        Some(Fault::SetReplyHeader(name, value)) => Some((name, value)),
+        _ => None,
+    };
     let upstream = Request::from_parts(parts, Full::new(body));
     match client.request(upstream).await {
         Ok(resp) => {
-            let (parts, body) = resp.into_parts();
+            let (mut parts, body) = resp.into_parts();
+            if let Some((name, value)) = set_header {
+                parts.headers.insert(name, value.parse().unwrap());
+            }
             let mut bytes = body
                 .collect()
                 .await

@@ -1,0 +1,126 @@
+//! Requests per object, counted by the proxy in front of the server playing R2: a PUT
+//! whose response states the SHA-256 the server computed, equal to ours, is the proof
+//! (`verified_by: "response"`) and no HEAD follows; where the response states none (a
+//! multipart upload completed on s3s-fs), the HEAD is still made (`verified_by: "head"`).
+//! A resume uploads nothing again.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn a_put_that_echoes_our_checksum_needs_no_head() {
+    let r2 = S3Server::start();
+    r2.create_bucket("media");
+    let proxy = common::proxy::FaultProxy::start(r2.port);
+    let src = tempfile::tempdir().unwrap();
+    let small = 25;
+    for i in 0..small {
+        write(
+            src.path(),
+            &format!("small/{i:02}.bin"),
+            &bytes_for(i, 1000 + i as usize),
+        );
+    }
+    write(
+        src.path(),
+        "big/video.mp4",
+        &bytes_for(99, 6 * 1024 * 1024 + 7),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let run = || {
+        via_proxy(work.path(), &proxy)
+            .args(["run", "--json", "--from"])
+            .arg(src.path())
+            .args(["--to", "r2://media/", "--multipart-threshold", "5MiB"])
+            .args(["--part-size", "5MiB"])
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_exit(&out, 0);
+
+    assert_eq!(proxy.count("PUT", "/media/small/"), small as usize);
+    assert_eq!(
+        proxy.count("HEAD", "/media/small/"),
+        0,
+        "the PUT response proved them"
+    );
+    // s3s-fs completes a multipart upload without a checksum: that one is HEADed.
+    assert_eq!(proxy.count("HEAD", "/media/big/video.mp4"), 1);
+
+    let records = manifest_objects(&work.path().join("r2migrate-manifest.jsonl"));
+    assert_eq!(records.len(), small as usize + 1);
+    for r in &records {
+        let by = if r["source_key"] == "big/video.mp4" {
+            "head"
+        } else {
+            "response"
+        };
+        assert_eq!(r["status"], "copied", "{r}");
+        assert_eq!(r["verified_by"], by, "{r}");
+    }
+
+    // The bytes R2 holds are the bytes read.
+    let client = s3_client(&r2.endpoint());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let got = rt.block_on(get_bytes(&client, "media", "small/07.bin"));
+    assert_eq!(got, bytes_for(7, 1007));
+
+    // Resumed: nothing is sent again. R2's listing carries each ETag, which proves the
+    // record without a request; s3s-fs lists none, so each object costs one HEAD here.
+    let (puts, heads) = (
+        proxy.count("PUT", "/media/"),
+        proxy.count("HEAD", "/media/"),
+    );
+    assert_exit(&run(), 0);
+    assert_eq!(
+        proxy.count("PUT", "/media/"),
+        puts,
+        "nothing uploaded again"
+    );
+    assert_eq!(proxy.count("HEAD", "/media/"), heads + records.len());
+}
+
+/// A response that states another SHA-256 than the bytes sent fails the object, and the
+/// write is undone — never recorded `copied`.
+#[test]
+fn a_put_response_with_another_checksum_fails_the_object() {
+    let r2 = S3Server::start();
+    r2.create_bucket("media");
+    let proxy = common::proxy::FaultProxy::start(r2.port);
+    proxy.inject(
+        "PUT",
+        "/media/a.txt",
+        "",
+        1,
+        common::proxy::Fault::SetReplyHeader(
+            "x-amz-checksum-sha256",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ),
+    );
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "a.txt", b"alpha");
+    write(src.path(), "b.txt", b"beta");
+    let work = tempfile::tempdir().unwrap();
+    let out = via_proxy(work.path(), &proxy)
+        .args(["run", "--json", "--from"])
+        .arg(src.path())
+        .args(["--to", "r2://media/"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    let records = manifest_objects(&work.path().join("r2migrate-manifest.jsonl"));
+    let a = records.iter().find(|r| r["source_key"] == "a.txt").unwrap();
+    assert_eq!(a["status"], "failed", "{a}");
+    assert!(
+        a["error"].as_str().unwrap().contains("another checksum"),
+        "{a}"
+    );
+    let b = records.iter().find(|r| r["source_key"] == "b.txt").unwrap();
+    assert_eq!(b["verified_by"], "response", "{b}");
+    let client = s3_client(&r2.endpoint());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let keys = rt.block_on(list_keys(&client, "media", ""));
+    assert_eq!(keys, vec!["b.txt".to_string()], "the bad write was undone");
+}
