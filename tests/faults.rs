@@ -44,12 +44,7 @@ async fn throttling_server_errors_and_resets_are_retried() {
         ("d.txt", b"d"),
     ]);
     let work = tempfile::tempdir().unwrap();
-    let out = via_proxy(work.path(), &proxy)
-        .args(["run", "--json", "--from"])
-        .arg(src.path())
-        .args(["--to", "r2://media/"])
-        .output()
-        .unwrap();
+    let out = run_via_proxy(work.path(), &proxy, src.path(), "r2://media/");
     assert_exit(&out, 0);
     let doc = json_of(&out);
     assert_eq!(doc["counts"]["copied"], 4);
@@ -119,12 +114,7 @@ async fn a_body_corrupted_on_the_way_is_rejected_by_its_checksum_and_resent() {
     let body = bytes_for(3, 2048);
     let src = source_with(&[("flip.bin", &body), ("fine.bin", b"fine")]);
     let work = tempfile::tempdir().unwrap();
-    let out = via_proxy(work.path(), &proxy)
-        .args(["run", "--json", "--from"])
-        .arg(src.path())
-        .args(["--to", "r2://media/"])
-        .output()
-        .unwrap();
+    let out = run_via_proxy(work.path(), &proxy, src.path(), "r2://media/");
     let doc = json_of(&out);
     assert_eq!(out.status.code(), Some(0), "{doc}");
     // The server refused the corrupted body (its SHA-256 did not match the header we

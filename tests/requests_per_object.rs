@@ -103,12 +103,7 @@ fn a_put_response_with_another_checksum_fails_the_object() {
     write(src.path(), "a.txt", b"alpha");
     write(src.path(), "b.txt", b"beta");
     let work = tempfile::tempdir().unwrap();
-    let out = via_proxy(work.path(), &proxy)
-        .args(["run", "--json", "--from"])
-        .arg(src.path())
-        .args(["--to", "r2://media/"])
-        .output()
-        .unwrap();
+    let out = run_via_proxy(work.path(), &proxy, src.path(), "r2://media/");
     assert_exit(&out, 1);
     let records = manifest_objects(&work.path().join("r2migrate-manifest.jsonl"));
     let a = records.iter().find(|r| r["source_key"] == "a.txt").unwrap();

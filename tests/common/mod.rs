@@ -523,6 +523,21 @@ pub fn run_to_r2(cwd: &Path, r2: &S3Server, src: &Path, to: &str) -> std::proces
         .unwrap()
 }
 
+/// `run --json` from a local directory into `to`, through the fault proxy.
+pub fn run_via_proxy(
+    cwd: &Path,
+    proxy: &proxy::FaultProxy,
+    src: &Path,
+    to: &str,
+) -> std::process::Output {
+    via_proxy(cwd, proxy)
+        .args(["run", "--json", "--from"])
+        .arg(src)
+        .args(["--to", to])
+        .output()
+        .unwrap()
+}
+
 /// Asserts the binary's exit code, showing what it said on stderr when it differs.
 pub fn assert_exit(output: &std::process::Output, code: i32) {
     assert_eq!(
