@@ -48,6 +48,18 @@ fn a_put_that_echoes_our_checksum_needs_no_head() {
     );
     // s3s-fs completes a multipart upload without a checksum: that one is HEADed.
     assert_eq!(proxy.count("HEAD", "/media/big/video.mp4"), 1);
+    // Complete carries the whole object's CRC64NVME as a FULL_OBJECT checksum, for R2 to
+    // check against what it assembles (s3s-fs ignores it: the proxy shows it was sent).
+    let big = bytes_for(99, 6 * 1024 * 1024 + 7);
+    let mut h = r2migrate::checksum::Hasher::new();
+    h.update(&big);
+    let crc = r2migrate::checksum::crc64nvme_b64(h.finish().crc64nvme);
+    let complete = |name| proxy.header_values("POST", "/media/big/video.mp4?uploadId", name);
+    assert_eq!(complete("x-amz-checksum-crc64nvme"), vec![crc.clone()]);
+    assert_eq!(
+        complete("x-amz-checksum-type"),
+        vec!["FULL_OBJECT".to_string()]
+    );
 
     let records = manifest_objects(&work.path().join("r2migrate-manifest.jsonl"));
     assert_eq!(records.len(), small as usize + 1);
@@ -59,6 +71,40 @@ fn a_put_that_echoes_our_checksum_needs_no_head() {
         };
         assert_eq!(r["status"], "copied", "{r}");
         assert_eq!(r["verified_by"], by, "{r}");
+    }
+    let big_record = records
+        .iter()
+        .find(|r| r["source_key"] == "big/video.mp4")
+        .unwrap();
+    assert_eq!(
+        big_record["target_crc64nvme"],
+        crc.as_str(),
+        "recorded for verify"
+    );
+
+    // verify proves a multipart object from the CRC64NVME a HEAD reports (R2 keeps it;
+    // here the proxy adds it to s3s-fs's answer): the right one passes, another fails.
+    let crc_static: &'static str = Box::leak(crc.clone().into_boxed_str());
+    for (stated, code) in [(crc_static, 0), ("AAAAAAAAAAA=", 1)] {
+        proxy.inject(
+            "HEAD",
+            "/media/big/video.mp4",
+            "",
+            1,
+            common::proxy::Fault::SetReplyHeader("x-amz-checksum-crc64nvme", stated),
+        );
+        let verify = via_proxy(work.path(), &proxy)
+            .arg("verify")
+            .output()
+            .unwrap();
+        assert_exit(&verify, code);
+        if code == 1 {
+            let text = String::from_utf8_lossy(&verify.stdout);
+            assert!(
+                text.contains("big/video.mp4") && text.contains("CRC64NVME differs"),
+                "{text}"
+            );
+        }
     }
 
     // The bytes R2 holds are the bytes read.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use r2migrate::checksum::{b64, composite_sha256, sha256};
+use r2migrate::checksum::{b64, composite_sha256, crc64nvme_b64, sha256, Hasher};
 use r2migrate::manifest::{Intent, ObjectRecord, Status};
 use r2migrate::object::{Body, ObjectMeta};
 use r2migrate::target::Target;
@@ -33,6 +33,8 @@ struct Gaps {
     /// (S3 and R2 say `…Result`), which the Rust SDK refuses: its multipart steps are
     /// covered on s3s-fs.
     cannot_complete_multipart: bool,
+    /// s3s-fs does not check the full-object CRC64NVME sent with Complete (R2 does).
+    ignores_full_object_checksum: bool,
 }
 
 const DIRECTORY: Gaps = Gaps {
@@ -40,6 +42,7 @@ const DIRECTORY: Gaps = Gaps {
     checks_no_checksum: false,
     lists_no_etag: false,
     cannot_complete_multipart: false,
+    ignores_full_object_checksum: false,
 };
 
 fn pacer() -> Arc<r2migrate::pacer::Pacer> {
@@ -251,7 +254,14 @@ async fn multipart(target: &dyn Target, gaps: &Gaps, p: &str) {
     for sent in futures::future::join_all(sends).await {
         sent.expect("upload part");
     }
-    let done = up.complete().await.expect("complete");
+    let crc = crc64_of(&whole);
+    let done = up.complete(&crc).await.expect("complete");
+    if let Some(stated) = &done.checksum_crc64nvme {
+        assert_eq!(
+            stated, &crc,
+            "the CRC64NVME Complete states is the one sent"
+        );
+    }
     let composite = composite_sha256(&parts.iter().map(|p| sha256(p)).collect::<Vec<_>>());
     let head = target
         .head(&key)
@@ -274,6 +284,33 @@ async fn multipart(target: &dyn Target, gaps: &Gaps, p: &str) {
         "resume must know it as ours"
     );
     assert!(read_all(target, &key).await == whole, "multipart bytes");
+
+    // A wrong full-object CRC64NVME is refused on Complete, and leaves no object.
+    let bad_key = format!("{p}multi/bad-crc.bin");
+    let up = target.start_multipart(&bad_key, &meta()).await.unwrap();
+    let sends = parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| up.upload_part(i as i32 + 1, Body::of(Bytes::copy_from_slice(part))));
+    for sent in futures::future::join_all(sends).await {
+        sent.expect("upload part");
+    }
+    match up.complete(&crc64_of(b"other bytes")).await {
+        Err(e) => {
+            assert!(e.to_string().contains("BadDigest"), "{e}");
+            assert!(
+                target.head(&bad_key).await.unwrap().is_none(),
+                "refused: no object"
+            );
+        }
+        Ok(_) => {
+            assert!(
+                gaps.ignores_full_object_checksum,
+                "a wrong CRC64NVME must be refused"
+            );
+            target.delete(&bad_key).await.unwrap();
+        }
+    }
 
     // A wrong part checksum is refused the same way (where the server checks parts).
     let up = target
@@ -332,6 +369,7 @@ async fn r2_on_s3s_fs_passes_the_target_suite() {
         checks_no_checksum: false,
         lists_no_etag: true,
         cannot_complete_multipart: false,
+        ignores_full_object_checksum: true,
     };
     check(&target, &gaps, || server.open_uploads()).await;
 }
@@ -354,6 +392,7 @@ async fn r2_on_moto_passes_the_target_suite() {
         checks_no_checksum: true,
         lists_no_etag: false,
         cannot_complete_multipart: true,
+        ignores_full_object_checksum: true,
     };
     let open = || {
         let client = client.clone();
@@ -374,4 +413,11 @@ async fn r2_on_moto_passes_the_target_suite() {
         .unwrap()
     };
     check(&target, &gaps, open).await;
+}
+
+/// The whole object's CRC64NVME as Complete sends it.
+fn crc64_of(bytes: &[u8]) -> String {
+    let mut h = Hasher::new();
+    h.update(bytes);
+    crc64nvme_b64(h.finish().crc64nvme)
 }

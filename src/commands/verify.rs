@@ -74,6 +74,11 @@ async fn check_one(
             obj.size, rec.size
         )));
     }
+    if let (Some(reported), Some(recorded)) = (&obj.checksum_crc64nvme, &rec.target_crc64nvme) {
+        if reported != recorded {
+            return Ok(Some("CRC64NVME differs from the bytes migrated".into()));
+        }
+    }
     let recorded_sha = rec.sha256.as_deref().and_then(|h| hex::decode(h).ok());
     let ours = rec.target_checksum.is_some() || rec.sha256.is_some();
     match (&obj.checksum_sha256, ours, &obj.etag, &rec.target_etag) {

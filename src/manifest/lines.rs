@@ -115,6 +115,10 @@ pub struct ObjectRecord {
     /// The SHA-256 the target reports for what we wrote (base64; `-N` when multipart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_checksum: Option<String>,
+    /// A multipart upload's full-object CRC64NVME (base64), which R2 checked on Complete
+    /// and reports on HEAD: `verify` proves a multipart object with it, no download.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_crc64nvme: Option<String>,
     /// How the upload was proven: the PUT/Complete response echoed our checksum, or a
     /// HEAD reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,6 +150,7 @@ impl ObjectRecord {
             declared_content_type: None,
             target_etag: None,
             target_checksum: None,
+            target_crc64nvme: None,
             verified_by: None,
             backup_key: None,
             row: None,

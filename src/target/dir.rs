@@ -209,6 +209,7 @@ impl DirTarget {
             size: d.len,
             etag: Some(hex::encode(&d.sha256[..16])),
             checksum_sha256: Some(b64(&d.sha256)),
+            checksum_crc64nvme: Some(crate::checksum::crc64nvme_b64(d.crc64nvme)),
             meta,
         }))
     }
@@ -332,6 +333,7 @@ impl Target for DirTarget {
         Ok(PutResult {
             etag: Some(etag),
             checksum_sha256: None,
+            checksum_crc64nvme: None,
         })
     }
 
@@ -476,7 +478,7 @@ impl MultipartUpload for DirUpload {
         Ok(())
     }
 
-    async fn complete(self: Box<Self>) -> Result<PutResult, StoreError> {
+    async fn complete(self: Box<Self>, crc64nvme: &str) -> Result<PutResult, StoreError> {
         let numbers: Vec<i32> = self
             .parts
             .lock()
@@ -511,6 +513,15 @@ impl MultipartUpload for DirUpload {
                 .map_err(|e| io_err("cannot write", &self.key, e))?;
         }
         let d = hasher.finish();
+        // As R2 does: the assembled object must have the CRC64NVME the client computed.
+        let assembled = crate::checksum::crc64nvme_b64(d.crc64nvme);
+        if assembled != crc64nvme {
+            let _ = tokio::fs::remove_file(&self.temp).await;
+            return Err(StoreError::Object(format!(
+                "CompleteMultipartUpload {}: BadDigest: the assembled object's CRC64NVME is {assembled}, not {crc64nvme}; the upload was aborted",
+                self.key
+            )));
+        }
         let etag = hex::encode(&d.sha256[..16]);
         if let Err(e) = self
             .target
@@ -523,6 +534,7 @@ impl MultipartUpload for DirUpload {
         Ok(PutResult {
             etag: Some(etag),
             checksum_sha256: None,
+            checksum_crc64nvme: Some(assembled),
         })
     }
 

@@ -21,6 +21,9 @@ pub struct TargetObject {
     pub etag: Option<String>,
     /// SHA-256 as the S3 API reports it: base64, with `-N` for a multipart composite.
     pub checksum_sha256: Option<String>,
+    /// The full-object CRC64NVME the target reports (base64), where it keeps one: R2
+    /// does for a multipart upload completed with one.
+    pub checksum_crc64nvme: Option<String>,
     pub meta: ObjectMeta,
 }
 
@@ -31,6 +34,8 @@ pub struct PutResult {
     /// The SHA-256 the target computed over what it stored, where its response says it
     /// (base64; `-N` for a multipart composite): proof enough that no HEAD is needed.
     pub checksum_sha256: Option<String>,
+    /// The full-object CRC64NVME the target states for what it stored, if it does.
+    pub checksum_crc64nvme: Option<String>,
 }
 
 #[async_trait]
@@ -41,7 +46,9 @@ pub trait MultipartUpload: Send + Sync {
     /// Uploads part `number` (1-based), which the target checks against its SHA-256.
     /// Several parts of one upload may be in flight at once, in any order.
     async fn upload_part(&self, number: i32, part: Body) -> Result<(), StoreError>;
-    async fn complete(self: Box<Self>) -> Result<PutResult, StoreError>;
+    /// Assembles the parts; `crc64nvme` is the whole object's CRC64NVME (base64), which
+    /// the target checks against what it assembled (R2: a FULL_OBJECT checksum).
+    async fn complete(self: Box<Self>, crc64nvme: &str) -> Result<PutResult, StoreError>;
     /// Removes every part uploaded so far; nothing is left behind.
     async fn abort(self: Box<Self>) -> Result<(), StoreError>;
 }

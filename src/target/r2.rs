@@ -200,6 +200,7 @@ impl Target for R2Target {
             size: h.content_length().unwrap_or(0).max(0) as u64,
             etag: unquote(h.e_tag()),
             checksum_sha256: h.checksum_sha256().map(str::to_string),
+            checksum_crc64nvme: h.checksum_crc64_nvme().map(str::to_string),
             meta: meta_from_parts(
                 h.content_type(),
                 h.cache_control(),
@@ -237,6 +238,7 @@ impl Target for R2Target {
         Ok(PutResult {
             etag: unquote(out.e_tag()),
             checksum_sha256: out.checksum_sha256().map(str::to_string),
+            checksum_crc64nvme: out.checksum_crc64_nvme().map(str::to_string),
         })
     }
 
@@ -267,6 +269,7 @@ impl Target for R2Target {
             key: key.to_string(),
             upload_id,
             parts: std::sync::Mutex::new(Vec::new()),
+            bytes: std::sync::atomic::AtomicU64::new(0),
             pacer: self.pacer.clone(),
         }))
     }
@@ -342,8 +345,13 @@ impl Target for R2Target {
     }
 }
 
-/// How long CompleteMultipartUpload may stay silent while R2 assembles the object.
-const COMPLETE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
+/// How long CompleteMultipartUpload may stay silent while R2 assembles the object: ten
+/// times what any other request may (`--io-timeout`), plus 10 s per GiB, at most 10
+/// minutes — a Complete that hangs is retried, not waited on for the full ten minutes.
+fn complete_patience(io_timeout: std::time::Duration, bytes: u64) -> std::time::Duration {
+    let per_gib = std::time::Duration::from_secs(10).mul_f64(bytes as f64 / (1u64 << 30) as f64);
+    (io_timeout * 10 + per_gib).min(std::time::Duration::from_secs(600))
+}
 
 /// R2 API tokens are granted per bucket, never per object: a refused write means this
 /// token cannot write to the bucket at all (revoked, rotated, or read-only), so the run
@@ -367,6 +375,8 @@ struct R2Upload {
     upload_id: String,
     /// Parts as they complete, in any order; sorted by number to complete the upload.
     parts: std::sync::Mutex<Vec<CompletedPart>>,
+    /// Bytes of the parts uploaded: how long Complete may take grows with them.
+    bytes: std::sync::atomic::AtomicU64,
     pacer: Arc<Pacer>,
 }
 
@@ -395,6 +405,8 @@ impl MultipartUpload for R2Upload {
         })
         .await
         .map_err(|e| write_refused(e, &self.bucket))?;
+        self.bytes
+            .fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
         self.parts.lock().expect("not poisoned").push(
             CompletedPart::builder()
                 .part_number(number)
@@ -405,20 +417,25 @@ impl MultipartUpload for R2Upload {
         Ok(())
     }
 
-    async fn complete(self: Box<Self>) -> Result<PutResult, StoreError> {
+    async fn complete(self: Box<Self>, crc64nvme: &str) -> Result<PutResult, StoreError> {
         let what = format!("CompleteMultipartUpload r2://{}/{}", self.bucket, self.key);
         let mut parts = self.parts.lock().expect("not poisoned").clone();
         parts.sort_by_key(|p| p.part_number());
         let done = CompletedMultipartUpload::builder()
             .set_parts(Some(parts))
             .build();
-        let out = send_patiently(&self.pacer, &what, COMPLETE_PATIENCE, || {
+        let bytes = self.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        let patience = complete_patience(self.pacer.io_timeout(), bytes);
+        let out = send_patiently(&self.pacer, &what, patience, || {
             self.client
                 .complete_multipart_upload()
                 .bucket(&self.bucket)
                 .key(&self.key)
                 .upload_id(&self.upload_id)
                 .multipart_upload(done.clone())
+                // R2 checks the assembled object against it (its only FULL_OBJECT type).
+                .checksum_crc64_nvme(crc64nvme)
+                .checksum_type(aws_sdk_s3::types::ChecksumType::FullObject)
                 .send()
         })
         .await
@@ -427,6 +444,7 @@ impl MultipartUpload for R2Upload {
             Ok(out) => Ok(PutResult {
                 etag: unquote(out.e_tag()),
                 checksum_sha256: out.checksum_sha256().map(str::to_string),
+                checksum_crc64nvme: out.checksum_crc64_nvme().map(str::to_string),
             }),
             Err(e) => {
                 let _ = self.abort().await;
@@ -448,5 +466,23 @@ impl MultipartUpload for R2Upload {
         .await
         .map_err(|e| write_refused(e, &self.bucket))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::complete_patience;
+    use std::time::Duration;
+
+    #[test]
+    fn complete_waits_longer_for_larger_objects_within_ten_minutes() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            complete_patience(s(1), 11 << 20),
+            s(10) + s(10).mul_f64(11.0 / 1024.0)
+        );
+        assert_eq!(complete_patience(s(60), 0), s(600));
+        assert_eq!(complete_patience(s(5), 30 << 30), s(350));
+        assert_eq!(complete_patience(s(5), 5 << 40), s(600));
     }
 }

@@ -144,6 +144,10 @@ pub fn holds_what_we_wrote(obj: &TargetObject, rec: &ObjectRecord) -> bool {
     if obj.size != rec.size {
         return false;
     }
+    // A full-object CRC64NVME (R2, multipart) decides where both sides have one.
+    if let (Some(reported), Some(ours)) = (&obj.checksum_crc64nvme, &rec.target_crc64nvme) {
+        return reported == ours;
+    }
     match (&obj.checksum_sha256, &obj.etag, &rec.target_etag) {
         (Some(reported), _, _) if rec.target_checksum.is_some() || rec.sha256.is_some() => {
             checksum_proves(
@@ -361,6 +365,7 @@ impl Copier {
         r.sha256 = Some(hex::encode(up.digests.sha256));
         r.target_etag = up.etag;
         r.target_checksum = Some(up.checksum);
+        r.target_crc64nvme = up.crc64nvme;
         r.verified_by = Some(verified_by);
         r.content_type = up.content_type;
         r.backup_key = plan.backup_key;
@@ -377,16 +382,24 @@ impl Copier {
         up: &Uploaded,
     ) -> Result<VerifiedBy, StoreError> {
         let whole = hex::encode(up.digests.sha256);
+        let differs = || {
+            StoreError::Object(format!(
+                "{key}: the target's response states another checksum than the bytes sent; the write was undone: re-run to copy it again"
+            ))
+        };
         match &up.echoed {
             Some(echoed) if checksum_proves(echoed, Some(&up.checksum), Some(&whole)) => {
                 return Ok(VerifiedBy::Response);
             }
-            Some(_) => {
-                return Err(StoreError::Object(format!(
-                    "{key}: the target's response states another checksum than the bytes sent; the write was undone: re-run to copy it again"
-                )))
-            }
+            Some(_) => return Err(differs()),
             None => {}
+        }
+        // Multipart: the full-object CRC64NVME the target checked on the assembled bytes
+        // (each part was checked against its SHA-256 on the way).
+        match (&up.echoed_crc64nvme, &up.crc64nvme) {
+            (Some(echoed), Some(ours)) if echoed == ours => return Ok(VerifiedBy::Response),
+            (Some(_), Some(_)) => return Err(differs()),
+            _ => {}
         }
         let Some(head) = self.target.head(key).await? else {
             return Err(StoreError::Object(format!(
@@ -398,6 +411,14 @@ impl Copier {
                 "{key}: the target reports {} bytes after upload, expected {size}; the write was undone: re-run to copy it again",
                 head.size
             )));
+        }
+        if let (Some(reported), Some(ours)) = (&head.checksum_crc64nvme, &up.crc64nvme) {
+            if reported != ours {
+                return Err(StoreError::Object(format!(
+                    "{key}: the target's CRC64NVME after upload differs from the bytes sent; the write was undone: re-run to copy it again"
+                )));
+            }
+            return Ok(VerifiedBy::Head);
         }
         let ok = match (&head.checksum_sha256, &head.etag, &up.etag) {
             (Some(reported), _, _) => checksum_proves(reported, Some(&up.checksum), Some(&whole)),

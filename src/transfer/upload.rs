@@ -67,6 +67,10 @@ pub struct Uploaded {
     pub checksum: String,
     /// The SHA-256 the target's own response stated for what it stored, if it did.
     pub echoed: Option<String>,
+    /// Multipart: the whole object's CRC64NVME (base64) sent with Complete, and what
+    /// the target's response stated for it.
+    pub crc64nvme: Option<String>,
+    pub echoed_crc64nvme: Option<String>,
     pub content_type: Option<String>,
     /// What the source stated about the bytes (listing, or the read's response).
     pub source: crate::object::SourceDigests,
@@ -254,6 +258,8 @@ impl Uploader<'_> {
         Ok(Uploaded {
             checksum,
             echoed: put.checksum_sha256,
+            crc64nvme: None,
+            echoed_crc64nvme: None,
             digests,
             etag: put.etag,
             content_type: meta.content_type,
@@ -298,10 +304,13 @@ impl Uploader<'_> {
                 return Err(e);
             }
         };
-        let done = upload.complete().await?;
+        let crc64nvme = crate::checksum::crc64nvme_b64(digests.crc64nvme);
+        let done = upload.complete(&crc64nvme).await?;
         Ok(Uploaded {
             checksum,
             echoed: done.checksum_sha256,
+            crc64nvme: Some(crc64nvme),
+            echoed_crc64nvme: done.checksum_crc64nvme,
             digests,
             etag: done.etag,
             content_type: meta.content_type,
