@@ -9,6 +9,10 @@ pub const MIN_PART: u64 = 5 * MIB;
 pub const MAX_PART: u64 = 5 * 1024 * MIB;
 /// Parts in one multipart upload at most.
 pub const MAX_PARTS: u64 = 10_000;
+/// Parts of one object in flight at once (rclone's default upload concurrency; R2 has been
+/// seen to throttle many parallel parts of one upload). Parts of many objects add up to
+/// `--concurrency` objects, all within one memory budget.
+pub const PARTS_IN_FLIGHT: usize = 4;
 /// A single PUT stays below 5 GiB − 5 MiB; bigger objects go in parts.
 pub const MAX_SINGLE_PUT: u64 = MAX_PART - MIN_PART;
 /// The largest object R2 stores (about 4.995 TiB).

@@ -111,8 +111,10 @@ fn the_bar_shows_percent_rate_eta_and_parts_then_leaves_no_trace() {
     r2.create_bucket("media");
     let work = tempfile::tempdir().unwrap();
     let pane = Pane::start("done", work.path(), &slow_run(work.path(), &r2, ""));
+    // Parts travel several at once, so the bytes count (and the rate reads MiB/s) once
+    // the first of them is sent.
     let running = pane.wait_for("the bar with a large object's parts", |s| {
-        s.contains("ETA") && s.contains("video.mp4: part ")
+        s.contains("ETA") && s.contains("video.mp4: part ") && s.contains("MiB/s")
     });
     let bar = running
         .lines()

@@ -219,8 +219,7 @@ fn copier(cfg: &CopyConfig, o: &Opened, state: &RunState, intents: IntentLog) ->
             multipart_threshold: cfg.multipart_threshold,
             headers: cfg.headers.clone(),
             storage_class: cfg.storage_class,
-            // One large object may use the whole budget; parts of many share it.
-            parts_at_once: cfg.stores.concurrency,
+            parts_at_once: cfg.stores.concurrency.min(crate::limits::PARTS_IN_FLIGHT),
         },
         cancel: state.cancel.clone(),
         on_conflict: cfg.on_conflict,
