@@ -165,3 +165,51 @@ fn a_put_response_with_another_checksum_fails_the_object() {
     let keys = rt.block_on(list_keys(&client, "media", ""));
     assert_eq!(keys, vec!["b.txt".to_string()], "the bad write was undone");
 }
+
+/// Where Complete states no checksum, the HEAD after upload decides, by the same verdict
+/// `verify` uses: a HEAD that reports another full-object CRC64NVME fails the object,
+/// and the write is undone.
+#[test]
+fn a_head_after_upload_with_another_crc64nvme_fails_the_object() {
+    let r2 = S3Server::start();
+    r2.create_bucket("media");
+    let proxy = common::proxy::FaultProxy::start(r2.port);
+    proxy.inject(
+        "HEAD",
+        "/media/big.bin",
+        "",
+        1,
+        common::proxy::Fault::SetReplyHeader("x-amz-checksum-crc64nvme", "AAAAAAAAAAA="),
+    );
+    let src = tempfile::tempdir().unwrap();
+    write(src.path(), "big.bin", &bytes_for(5, 6 * 1024 * 1024 + 3));
+    write(src.path(), "small.txt", b"small");
+    let work = tempfile::tempdir().unwrap();
+    let out = via_proxy(work.path(), &proxy)
+        .args(["run", "--json", "--from"])
+        .arg(src.path())
+        .args(["--to", "r2://media/", "--multipart-threshold", "5MiB"])
+        .args(["--part-size", "5MiB"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    let records = manifest_objects(&work.path().join("r2migrate-manifest.jsonl"));
+    let big = records
+        .iter()
+        .find(|r| r["source_key"] == "big.bin")
+        .unwrap();
+    assert_eq!(big["status"], "failed", "{big}");
+    let why = big["error"].as_str().unwrap();
+    assert!(
+        why.contains("big.bin") && why.contains("after upload, CRC64NVME differs"),
+        "{big}"
+    );
+    let client = s3_client(&r2.endpoint());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let keys = rt.block_on(list_keys(&client, "media", ""));
+    assert_eq!(
+        keys,
+        vec!["small.txt".to_string()],
+        "the bad write was undone"
+    );
+}

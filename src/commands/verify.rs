@@ -23,7 +23,7 @@ use crate::selection::{RejectKind, Selected, Selector};
 use crate::shard::Shard;
 use crate::source::ObjectInfo;
 use crate::target::Target;
-use crate::transfer::checksum_proves;
+use crate::transfer::verdict::{compare, Verdict, Wrote};
 
 #[derive(Debug, Serialize)]
 struct Problem {
@@ -68,36 +68,10 @@ async fn check_one(
     let Some(obj) = target.head(&rec.target_key).await? else {
         return Ok(Some("missing from the target".into()));
     };
-    if obj.size != rec.size {
-        return Ok(Some(format!(
-            "size differs: the target holds {} bytes, the manifest says {}",
-            obj.size, rec.size
-        )));
-    }
-    if let (Some(reported), Some(recorded)) = (&obj.checksum_crc64nvme, &rec.target_crc64nvme) {
-        if reported != recorded {
-            return Ok(Some("CRC64NVME differs from the bytes migrated".into()));
-        }
+    if let Verdict::Differs(what) = compare(&obj, &Wrote::from_record(rec)) {
+        return Ok(Some(what.to_string()));
     }
     let recorded_sha = rec.sha256.as_deref().and_then(|h| hex::decode(h).ok());
-    let ours = rec.target_checksum.is_some() || rec.sha256.is_some();
-    match (&obj.checksum_sha256, ours, &obj.etag, &rec.target_etag) {
-        (Some(reported), true, _, _)
-            if !checksum_proves(
-                reported,
-                rec.target_checksum.as_deref(),
-                rec.sha256.as_deref(),
-            ) =>
-        {
-            return Ok(Some("SHA-256 differs from the bytes migrated".into()))
-        }
-        (None, _, Some(etag), Some(recorded)) if etag != recorded => {
-            return Ok(Some(format!(
-                "ETag differs: {etag} now, {recorded} at upload"
-            )))
-        }
-        _ => {}
-    }
     if deep {
         let mut h = Hasher::new();
         let mut body = target.get(&rec.target_key).await?;

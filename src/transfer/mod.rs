@@ -6,6 +6,7 @@
 pub mod inflight;
 pub mod intent;
 pub mod upload;
+pub mod verdict;
 
 use std::sync::Arc;
 
@@ -20,6 +21,8 @@ use crate::source::{ObjectInfo, Source};
 use crate::target::{Target, TargetObject};
 use intent::{written_under, IntentLog};
 use upload::{MemoryBudget, UploadSettings, Uploaded, Uploader};
+pub use verdict::{checksum_matches, checksum_proves, holds_what_we_wrote};
+use verdict::{Verdict, Wrote};
 
 /// One object to handle, as the selection stage hands it over.
 #[derive(Debug, Clone)]
@@ -115,50 +118,11 @@ pub async fn compare(
     })
 }
 
-/// Whether a reported checksum is the one we computed (R2 may omit the `-N`).
-pub fn checksum_matches(reported: &str, ours: &str) -> bool {
-    reported == ours
-        || ours
-            .split_once('-')
-            .is_some_and(|(base, _)| reported == base)
-}
-
-/// Whether the SHA-256 a target reports proves bytes we wrote: the value we computed for
-/// the upload (for multipart on R2 the composite of the part checksums), or the
-/// whole-object SHA-256 (a rehearsal directory re-hashes the file, whatever the upload
-/// was). `whole_hex` is the whole-object digest as the manifest keeps it (hex).
-pub fn checksum_proves(reported: &str, upload: Option<&str>, whole_hex: Option<&str>) -> bool {
-    let whole = whole_hex.and_then(|h| hex::decode(h).ok()).map(|d| b64(&d));
-    upload.is_some_and(|u| checksum_matches(reported, u)) || whole.as_deref() == Some(reported)
-}
-
 /// Whether this tool wrote the object now at the key: the record says it copied it
 /// there (an `identical` object was there before — never ours to replace or delete) and
 /// the object is still exactly those bytes.
 pub fn is_ours(obj: &TargetObject, rec: &ObjectRecord) -> bool {
     rec.status == Status::Copied && holds_what_we_wrote(obj, rec)
-}
-
-/// Whether the target object is exactly what a record says we wrote.
-pub fn holds_what_we_wrote(obj: &TargetObject, rec: &ObjectRecord) -> bool {
-    if obj.size != rec.size {
-        return false;
-    }
-    // A full-object CRC64NVME (R2, multipart) decides where both sides have one.
-    if let (Some(reported), Some(ours)) = (&obj.checksum_crc64nvme, &rec.target_crc64nvme) {
-        return reported == ours;
-    }
-    match (&obj.checksum_sha256, &obj.etag, &rec.target_etag) {
-        (Some(reported), _, _) if rec.target_checksum.is_some() || rec.sha256.is_some() => {
-            checksum_proves(
-                reported,
-                rec.target_checksum.as_deref(),
-                rec.sha256.as_deref(),
-            )
-        }
-        (_, Some(etag), Some(ours)) => etag == ours,
-        _ => false,
-    }
 }
 
 impl Copier {
@@ -406,28 +370,17 @@ impl Copier {
                 "{key}: missing from the target right after upload; re-run to copy it again"
             )));
         };
-        if head.size != size {
-            return Err(StoreError::Object(format!(
-                "{key}: the target reports {} bytes after upload, expected {size}; the write was undone: re-run to copy it again",
-                head.size
-            )));
-        }
-        if let (Some(reported), Some(ours)) = (&head.checksum_crc64nvme, &up.crc64nvme) {
-            if reported != ours {
-                return Err(StoreError::Object(format!(
-                    "{key}: the target's CRC64NVME after upload differs from the bytes sent; the write was undone: re-run to copy it again"
-                )));
-            }
-            return Ok(VerifiedBy::Head);
-        }
-        let ok = match (&head.checksum_sha256, &head.etag, &up.etag) {
-            (Some(reported), _, _) => checksum_proves(reported, Some(&up.checksum), Some(&whole)),
-            (None, Some(etag), Some(put_etag)) => etag == put_etag,
-            _ => true, // nothing to compare beyond size; the PUT's own checksum was checked
+        let wrote = Wrote {
+            size,
+            upload_checksum: Some(&up.checksum),
+            sha256_hex: Some(&whole),
+            crc64nvme: up.crc64nvme.as_deref(),
+            etag: up.etag.as_deref(),
         };
-        if !ok {
+        // Size alone passes: the PUT's own checksum was checked by the target.
+        if let Verdict::Differs(what) = verdict::compare(&head, &wrote) {
             return Err(StoreError::Object(format!(
-                "{key}: the target's checksum after upload differs from the bytes sent; the write was undone: re-run to copy it again"
+                "{key}: after upload, {what}; the write was undone: re-run to copy it again"
             )));
         }
         Ok(VerifiedBy::Head)
