@@ -50,6 +50,16 @@ fn a_hung_part_does_not_hold_up_the_parts_after_it() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["status"], "copied");
     assert_eq!(records[0]["sha256"], sha256_hex(&body));
+    // Part 1 finished last, yet the composite R2 checks lists the parts in order.
+    let parts: Vec<[u8; 32]> = body
+        .chunks(5 * 1024 * 1024)
+        .map(r2migrate::checksum::sha256)
+        .collect();
+    assert_eq!(parts.len(), 9);
+    assert_eq!(
+        records[0]["target_checksum"],
+        r2migrate::checksum::composite_sha256(&parts).as_str()
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let got = rt.block_on(get_bytes(&s3_client(&r2.endpoint()), "media", "big.bin"));
     assert!(got == body, "the object is whole and in order");
