@@ -237,6 +237,24 @@ impl ManifestWriter {
             .map_err(|e| cannot(&self.path, "append to", &e))
     }
 
+    /// Forces everything written so far to disk, on a blocking thread: the runtime's
+    /// threads go on copying while the disk answers.
+    pub async fn sync_off_thread(&mut self) -> anyhow::Result<()> {
+        self.since_sync = 0;
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| cannot(&self.path, "sync", &e))?;
+        let synced = tokio::task::spawn_blocking(move || file.sync_data()).await;
+        match synced {
+            Ok(r) => r.map_err(|e| cannot(&self.path, "sync", &e)),
+            Err(e) => Err(anyhow::anyhow!(
+                "the manifest {} was not synced ({e}); run the same command again to resume",
+                self.path.display()
+            )),
+        }
+    }
+
     /// Forces everything written so far to disk.
     pub fn sync(&mut self) -> anyhow::Result<()> {
         self.since_sync = 0;

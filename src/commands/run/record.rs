@@ -97,16 +97,37 @@ impl Recorder {
                     self.on_record(msg, rows.jobs.as_ref(), state)?;
                 }
                 Some(w) = rows.answers.recv() => self.on_row(w)?,
-                // Intents are written before the write they announce may start.
-                Some((intent, done)) = intents.recv() => {
-                    self.writer.append_line(&intent)?;
-                    let _ = done.send(());
-                }
+                Some(first) = intents.recv() => self.on_intents(first, &mut intents).await?,
             }
         }
         drop(rows.jobs.take());
         while let Some(w) = rows.answers.recv().await {
             self.on_row(w)?;
+        }
+        Ok(())
+    }
+
+    /// Intents are on disk (fsync) before the writes they announce may start, so a
+    /// crash or a power cut loses at most the objects in flight, which a resumed run
+    /// finds again from their intents; outcome lines need no sync of their own. Every
+    /// intent already waiting is written first and one sync covers them all (a group
+    /// commit): with many copies in flight, one sync answers many.
+    async fn on_intents(
+        &mut self,
+        first: IntentMsg,
+        waiting: &mut mpsc::Receiver<IntentMsg>,
+    ) -> anyhow::Result<()> {
+        let mut answers = Vec::new();
+        let mut next = Some(first);
+        while let Some((intent, done)) = next {
+            self.writer.append_line(&intent)?;
+            answers.push(done);
+            // Each copier waits for its answer before it sends another, so this ends.
+            next = waiting.try_recv().ok();
+        }
+        self.writer.sync_off_thread().await?;
+        for done in answers {
+            let _ = done.send(());
         }
         Ok(())
     }
