@@ -73,12 +73,8 @@ async fn check_one(
     }
     let recorded_sha = rec.sha256.as_deref().and_then(|h| hex::decode(h).ok());
     if deep {
-        let mut h = Hasher::new();
-        let mut body = target.get(&rec.target_key).await?;
-        while let Some(chunk) = body.next().await {
-            h.update(&chunk?);
-        }
-        let d = h.finish();
+        let body = target.get(&rec.target_key).await?;
+        let d = Hasher::new().digest_stream(body).await?;
         if recorded_sha.as_deref() != Some(&d.sha256[..]) {
             return Ok(Some(
                 "downloaded bytes do not hash to the recorded SHA-256".into(),

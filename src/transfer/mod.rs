@@ -10,7 +10,6 @@ pub mod verdict;
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::checksum::{b64, etag_md5, Digests, Hasher};
@@ -88,15 +87,12 @@ pub async fn compare(
     let target_md5 = existing.etag.as_deref().and_then(etag_md5);
     let opened = source.open(obj, None).await?;
     let obj = &obj.updated_by(&opened);
-    let mut hasher = Hasher::with(
+    let digests = Hasher::with(
         obj.digests.md5.is_some() || (whole_sha.is_none() && target_md5.is_some()),
         obj.digests.crc32c.is_some(),
-    );
-    let mut stream = opened.body;
-    while let Some(chunk) = stream.next().await {
-        hasher.update(&chunk?);
-    }
-    let digests = hasher.finish();
+    )
+    .digest_stream(opened.body)
+    .await?;
     upload::check_source_digests(obj, &digests)?;
     let same = if let Some(sha) = whole_sha {
         sha == b64(&digests.sha256)
@@ -104,12 +100,8 @@ pub async fn compare(
         want == got
     } else {
         // No usable digest on the target (a multipart object of another tool): read it.
-        let mut h = Hasher::new();
-        let mut body = target.get(&existing.key).await?;
-        while let Some(chunk) = body.next().await {
-            h.update(&chunk?);
-        }
-        h.finish().sha256 == digests.sha256
+        let body = target.get(&existing.key).await?;
+        Hasher::new().digest_stream(body).await?.sha256 == digests.sha256
     };
     Ok(if same {
         Comparison::Identical(digests)
