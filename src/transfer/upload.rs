@@ -339,7 +339,7 @@ impl Uploader<'_> {
         let Parts {
             mut reader,
             part_size,
-            memory,
+            mut memory,
             hasher,
         } = p;
         let mut sent: Vec<(i32, [u8; 32])> = Vec::new();
@@ -352,25 +352,21 @@ impl Uploader<'_> {
         let tracked = &tracked;
         let mut sending = futures::stream::FuturesUnordered::new();
         let at_once = self.settings.parts_at_once.max(1);
-        let mut hasher = Some(hasher);
-        let mut hashing: Option<tokio::task::JoinHandle<Hasher>> = None;
-        let mut memory = Some(memory);
+        // The whole object's hash so far, as the task that will hand it back.
+        let mut hashing = tokio::task::spawn_blocking(move || hasher);
         loop {
             // The part's memory returns to the budget once it is sent and hashed.
-            let held = Arc::new(memory.take().expect("memory reserved for this part"));
-            let mut whole = match hashing.take() {
-                Some(h) => {
-                    self.sending_meanwhile(obj, &mut sending, &mut sent, joined(obj, h))
-                        .await??
-                }
-                None => hasher.take().expect("the whole object's hasher"),
-            };
+            let held = Arc::new(memory);
+            let previous = joined(obj, hashing);
+            let mut whole = self
+                .sending_meanwhile(obj, &mut sending, &mut sent, previous)
+                .await??;
             let (bytes, hold) = (part.clone(), held.clone());
-            hashing = Some(tokio::task::spawn_blocking(move || {
+            hashing = tokio::task::spawn_blocking(move || {
                 whole.update(&bytes);
                 drop(hold);
                 whole
-            }));
+            });
             let last = (part.len() as u64) < part_size;
             let len = part.len() as u64;
             sending.push(async move {
@@ -384,18 +380,15 @@ impl Uploader<'_> {
                 Ok((number, sha256))
             });
             while sending.len() >= at_once {
-                if let Some(done) = self.part_done(obj, sending.next()).await? {
-                    sent.push(done);
-                }
+                self.part_done(obj, &mut sending, &mut sent).await?;
             }
             if last {
                 break;
             }
             let reserve = self.memory.reserve(part_size);
-            memory = Some(
-                self.sending_meanwhile(obj, &mut sending, &mut sent, reserve)
-                    .await?,
-            );
+            memory = self
+                .sending_meanwhile(obj, &mut sending, &mut sent, reserve)
+                .await?;
             let next = self
                 .sending_meanwhile(obj, &mut sending, &mut sent, reader.read(part_size))
                 .await??;
@@ -406,14 +399,9 @@ impl Uploader<'_> {
             number += 1;
         }
         while !sending.is_empty() {
-            if let Some(done) = self.part_done(obj, sending.next()).await? {
-                sent.push(done);
-            }
+            self.part_done(obj, &mut sending, &mut sent).await?;
         }
-        let mut whole = match hashing.take() {
-            Some(h) => joined(obj, h).await?,
-            None => hasher.take().expect("the whole object's hasher"),
-        };
+        let mut whole = joined(obj, hashing).await?;
         // Drain anything past the listed size, so a grown source is noticed.
         let extra = reader.read(1).await?;
         whole.update(&extra);
@@ -427,14 +415,24 @@ impl Uploader<'_> {
         Ok((digests, checksum))
     }
 
-    /// Waits for one part in flight to finish, or for the run to be interrupted.
-    async fn part_done(
+    /// Waits for one part in flight to finish (its number and SHA-256 go into `sent`),
+    /// or for the run to be interrupted.
+    async fn part_done<S>(
         &self,
         obj: &ObjectInfo,
-        next: impl std::future::Future<Output = Option<Result<(i32, [u8; 32]), StoreError>>>,
-    ) -> Result<Option<(i32, [u8; 32])>, StoreError> {
+        sending: &mut S,
+        sent: &mut Vec<(i32, [u8; 32])>,
+    ) -> Result<(), StoreError>
+    where
+        S: futures::Stream<Item = Result<(i32, [u8; 32]), StoreError>> + Unpin,
+    {
         tokio::select! {
-            r = next => r.transpose(),
+            r = sending.next() => {
+                if let Some(done) = r {
+                    sent.push(done?);
+                }
+                Ok(())
+            }
             _ = self.cancel.cancelled() => Err(interrupted(obj)),
         }
     }
