@@ -56,18 +56,6 @@ impl Hasher {
         self.len += chunk.len() as u64;
     }
 
-    /// Feeds a whole body through, as it streams by, and returns the digests.
-    pub async fn digest_stream(
-        mut self,
-        mut body: crate::object::ByteStream,
-    ) -> Result<Digests, crate::error::StoreError> {
-        use futures::StreamExt;
-        while let Some(chunk) = body.next().await {
-            self.update(&chunk?);
-        }
-        Ok(self.finish())
-    }
-
     pub fn finish(self) -> Digests {
         Digests {
             sha256: self.sha256.finalize().into(),

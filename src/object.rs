@@ -16,6 +16,17 @@ pub type ByteRange = std::ops::Range<u64>;
 /// A stream of an object's bytes, in chunks; never the whole body at once.
 pub type ByteStream = BoxStream<'static, Result<Bytes, StoreError>>;
 
+/// Feeds a whole body through `hasher` as it streams by, and returns the digests.
+pub async fn digest(
+    mut body: ByteStream,
+    mut hasher: crate::checksum::Hasher,
+) -> Result<crate::checksum::Digests, StoreError> {
+    while let Some(chunk) = body.next().await {
+        hasher.update(&chunk?);
+    }
+    Ok(hasher.finish())
+}
+
 /// Boxes a stream fused: polled after its end it says `None` again instead of panicking
 /// (an `Unfold` polled after its end panics — an S3 body once did, mid-copy). Every
 /// stream an adapter hands out goes through here.

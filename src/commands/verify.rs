@@ -74,7 +74,7 @@ async fn check_one(
     let recorded_sha = rec.sha256.as_deref().and_then(|h| hex::decode(h).ok());
     if deep {
         let body = target.get(&rec.target_key).await?;
-        let d = Hasher::new().digest_stream(body).await?;
+        let d = crate::object::digest(body, Hasher::new()).await?;
         if recorded_sha.as_deref() != Some(&d.sha256[..]) {
             return Ok(Some(
                 "downloaded bytes do not hash to the recorded SHA-256".into(),

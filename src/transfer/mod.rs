@@ -87,12 +87,11 @@ pub async fn compare(
     let target_md5 = existing.etag.as_deref().and_then(etag_md5);
     let opened = source.open(obj, None).await?;
     let obj = &obj.updated_by(&opened);
-    let digests = Hasher::with(
+    let hasher = Hasher::with(
         obj.digests.md5.is_some() || (whole_sha.is_none() && target_md5.is_some()),
         obj.digests.crc32c.is_some(),
-    )
-    .digest_stream(opened.body)
-    .await?;
+    );
+    let digests = crate::object::digest(opened.body, hasher).await?;
     upload::check_source_digests(obj, &digests)?;
     let same = if let Some(sha) = whole_sha {
         sha == b64(&digests.sha256)
@@ -101,7 +100,7 @@ pub async fn compare(
     } else {
         // No usable digest on the target (a multipart object of another tool): read it.
         let body = target.get(&existing.key).await?;
-        Hasher::new().digest_stream(body).await?.sha256 == digests.sha256
+        crate::object::digest(body, Hasher::new()).await?.sha256 == digests.sha256
     };
     Ok(if same {
         Comparison::Identical(digests)
