@@ -28,15 +28,7 @@ fn a_put_that_echoes_our_checksum_needs_no_head() {
         &bytes_for(99, 6 * 1024 * 1024 + 7),
     );
     let work = tempfile::tempdir().unwrap();
-    let run = || {
-        via_proxy(work.path(), &proxy)
-            .args(["run", "--json", "--from"])
-            .arg(src.path())
-            .args(["--to", "r2://media/", "--multipart-threshold", "5MiB"])
-            .args(["--part-size", "5MiB"])
-            .output()
-            .unwrap()
-    };
+    let run = || run_with_5mib_parts(work.path(), &proxy, src.path());
     let out = run();
     assert_exit(&out, 0);
 
@@ -185,13 +177,7 @@ fn a_head_after_upload_with_another_crc64nvme_fails_the_object() {
     write(src.path(), "big.bin", &bytes_for(5, 6 * 1024 * 1024 + 3));
     write(src.path(), "small.txt", b"small");
     let work = tempfile::tempdir().unwrap();
-    let out = via_proxy(work.path(), &proxy)
-        .args(["run", "--json", "--from"])
-        .arg(src.path())
-        .args(["--to", "r2://media/", "--multipart-threshold", "5MiB"])
-        .args(["--part-size", "5MiB"])
-        .output()
-        .unwrap();
+    let out = run_with_5mib_parts(work.path(), &proxy, src.path());
     assert_exit(&out, 1);
     let records = manifest_objects(&work.path().join("r2migrate-manifest.jsonl"));
     let big = records
@@ -212,4 +198,20 @@ fn a_head_after_upload_with_another_crc64nvme_fails_the_object() {
         vec!["small.txt".to_string()],
         "the bad write was undone"
     );
+}
+
+/// `run --json` from `src` into r2://media/ through the proxy, multipart from 5 MiB on,
+/// in 5 MiB parts (the smallest R2 takes).
+fn run_with_5mib_parts(
+    work: &std::path::Path,
+    proxy: &common::proxy::FaultProxy,
+    src: &std::path::Path,
+) -> std::process::Output {
+    via_proxy(work, proxy)
+        .args(["run", "--json", "--from"])
+        .arg(src)
+        .args(["--to", "r2://media/", "--multipart-threshold", "5MiB"])
+        .args(["--part-size", "5MiB"])
+        .output()
+        .unwrap()
 }

@@ -513,14 +513,18 @@ pub fn to_rehearsal(cwd: &Path, args: &[&str], src: &Path) -> std::process::Outp
         .unwrap()
 }
 
-/// `run --json` from a local directory into `to` on the server playing R2.
-pub fn run_to_r2(cwd: &Path, r2: &S3Server, src: &Path, to: &str) -> std::process::Output {
-    r2migrate_to(cwd, r2)
-        .args(["run", "--json", "--from"])
+/// `run --json` from a local directory into `to`, with `cmd`'s endpoint and credentials.
+pub fn run_json(mut cmd: assert_cmd::Command, src: &Path, to: &str) -> std::process::Output {
+    cmd.args(["run", "--json", "--from"])
         .arg(src)
         .args(["--to", to])
         .output()
         .unwrap()
+}
+
+/// `run --json` from a local directory into `to` on the server playing R2.
+pub fn run_to_r2(cwd: &Path, r2: &S3Server, src: &Path, to: &str) -> std::process::Output {
+    run_json(r2migrate_to(cwd, r2), src, to)
 }
 
 /// `run --json` from a local directory into `to`, through the fault proxy.
@@ -530,12 +534,7 @@ pub fn run_via_proxy(
     src: &Path,
     to: &str,
 ) -> std::process::Output {
-    via_proxy(cwd, proxy)
-        .args(["run", "--json", "--from"])
-        .arg(src)
-        .args(["--to", to])
-        .output()
-        .unwrap()
+    run_json(via_proxy(cwd, proxy), src, to)
 }
 
 /// Asserts the binary's exit code, showing what it said on stderr when it differs.
