@@ -61,9 +61,16 @@ struct State {
     injected: usize,
     /// "METHOD path?query" and the request's headers, of every request seen.
     headers: Vec<(String, Vec<(String, String)>)>,
+    /// "METHOD path?query" and the body, of every request whose body is small (an XML
+    /// document such as CompleteMultipartUpload's part list, not an object's bytes).
+    small_bodies: Vec<(String, Bytes)>,
     /// A fault campaign: each request not matched by a rule draws one of these faults
     /// with this chance in a hundred, from a seeded generator.
     random: Option<RandomFaults>,
+    /// A gateway's path: only requests under it reach the server, without it; every
+    /// other request gets a web page (HTTP 200, text/html), as a site in front of a
+    /// store answers a URL it does not route.
+    under: Option<String>,
 }
 
 struct RandomFaults {
@@ -83,6 +90,9 @@ impl RandomFaults {
     }
 }
 
+/// Request bodies up to this size are kept for [`FaultProxy::small_bodies`].
+const SMALL_BODY: usize = 64 * 1024;
+
 pub struct FaultProxy {
     pub port: u16,
     state: Arc<Mutex<State>>,
@@ -90,7 +100,22 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub fn start(upstream_port: u16) -> FaultProxy {
-        let state = Arc::new(Mutex::new(State::default()));
+        FaultProxy::start_with(upstream_port, State::default())
+    }
+
+    /// A gateway serving the server's S3 API under `path` (such as `/cdn-cgi/local/r2/s3`,
+    /// where Cloudflare's local R2 serves it): the server must not check signatures
+    /// (moto), since a signature covers the path the client sent.
+    pub fn start_under(upstream_port: u16, path: &str) -> FaultProxy {
+        let state = State {
+            under: Some(path.trim_end_matches('/').to_string()),
+            ..State::default()
+        };
+        FaultProxy::start_with(upstream_port, state)
+    }
+
+    fn start_with(upstream_port: u16, state: State) -> FaultProxy {
+        let state = Arc::new(Mutex::new(state));
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let port = std_listener.local_addr().unwrap().port();
@@ -165,6 +190,17 @@ impl FaultProxy {
             .collect()
     }
 
+    /// The bodies (as text) of requests of `method` whose path and query contain
+    /// `fragment`, where the body was small enough to keep (at most 64 KiB).
+    pub fn small_bodies(&self, method: &str, fragment: &str) -> Vec<String> {
+        let s = self.state.lock().unwrap();
+        s.small_bodies
+            .iter()
+            .filter(|(line, _)| line.starts_with(&format!("{method} ")) && line.contains(fragment))
+            .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+            .collect()
+    }
+
     /// Faults injected so far.
     pub fn injected(&self) -> usize {
         self.state.lock().unwrap().injected
@@ -187,6 +223,11 @@ impl FaultProxy {
                 (method == "*" || m == method) && t >= from && t < to
             })
             .fold((0, 0), |(n, b), (_, _, len)| (n + 1, b + len))
+    }
+
+    /// "METHOD path?query" of every request seen so far, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().log.clone()
     }
 
     /// Requests seen so far that match a method and a path fragment.
@@ -301,8 +342,11 @@ async fn handle(
             .iter()
             .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
-        s.headers
-            .push((format!("{} {path}?{query}", parts.method), headers));
+        let line = format!("{} {path}?{query}", parts.method);
+        if body.len() <= SMALL_BODY {
+            s.small_bodies.push((line.clone(), body.clone()));
+        }
+        s.headers.push((line, headers));
     }
     let fault = matching_fault(&state, parts.method.as_str(), &path, &query);
     match &fault {
@@ -329,11 +373,25 @@ async fn handle(
         }
         _ => {}
     }
-    let pq = parts
+    let mut pq = parts
         .uri
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
+    let under = state.lock().unwrap().under.clone();
+    if let Some(under) = under {
+        match pq.strip_prefix(&under) {
+            Some(rest) if rest.starts_with('/') => pq = rest.to_string(),
+            _ => {
+                let page = "<!DOCTYPE html><html><head><title>Welcome</title></head><body>Not an S3 API</body></html>";
+                return Ok(Response::builder()
+                    .status(200)
+                    .header("content-type", "text/html; charset=utf-8")
+                    .body(full(Bytes::from(page)))
+                    .unwrap());
+            }
+        }
+    }
     parts.uri = format!("http://127.0.0.1:{upstream_port}{pq}")
         .parse()
         .unwrap();
