@@ -67,6 +67,28 @@ impl Hasher {
     }
 }
 
+/// The CRC64NVME of one buffer (a multipart part).
+pub fn crc64nvme(bytes: &[u8]) -> u64 {
+    let mut d = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme);
+    d.update(bytes);
+    d.finalize()
+}
+
+/// The MD5 of one buffer (a part's Content-MD5).
+pub fn md5(bytes: &[u8]) -> [u8; 16] {
+    Md5::digest(bytes).into()
+}
+
+/// The ETag S3 (and R2) give a multipart object: the MD5 of the parts' binary MD5s,
+/// hex, then `-N`.
+pub fn multipart_etag(parts: &[[u8; 16]]) -> String {
+    let mut h = Md5::new();
+    for p in parts {
+        h.update(p);
+    }
+    format!("{}-{}", hex::encode(h.finalize()), parts.len())
+}
+
 /// A CRC64NVME as the S3 API writes it: base64 of its 8 big-endian bytes.
 pub fn crc64nvme_b64(crc: u64) -> String {
     b64(&crc.to_be_bytes())
@@ -88,16 +110,6 @@ pub fn b64(bytes: &[u8]) -> String {
 
 pub fn from_b64(text: &str) -> Option<Vec<u8>> {
     B64.decode(text.trim()).ok()
-}
-
-/// The value R2 (and S3) report for a multipart object uploaded with SHA-256 part
-/// checksums: the SHA-256 of the concatenated raw part digests, base64, then `-N`.
-pub fn composite_sha256(parts: &[[u8; 32]]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-    }
-    format!("{}-{}", b64(&h.finalize()), parts.len())
 }
 
 /// An ETag that is a plain MD5 (single-part upload, no SSE-KMS): 32 hex digits.
@@ -145,14 +157,14 @@ mod tests {
     }
 
     #[test]
-    fn composite_is_hash_of_part_hashes() {
-        let parts = [sha256(b"a"), sha256(b"b")];
+    fn a_multipart_etag_is_the_md5_of_the_part_md5s() {
+        let parts = [md5(b"a"), md5(b"b")];
         let mut cat = Vec::new();
         cat.extend_from_slice(&parts[0]);
         cat.extend_from_slice(&parts[1]);
         assert_eq!(
-            composite_sha256(&parts),
-            format!("{}-2", b64(&sha256(&cat)))
+            multipart_etag(&parts),
+            format!("{}-2", hex::encode(md5(&cat)))
         );
     }
 

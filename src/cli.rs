@@ -144,6 +144,10 @@ pub struct CopyArgs {
     #[arg(long, value_name = "SIZE")]
     pub multipart_threshold: Option<String>,
 
+    /// How multipart uploads are checked: crc64nvme (R2: each part's and the whole object's CRC64NVME, FULL_OBJECT) or md5 (each part's Content-MD5 and the multipart ETag, for S3-compatible stores that refuse the first) [default: crc64nvme]
+    #[arg(long, value_name = "SCHEME")]
+    pub multipart_checksum: Option<String>,
+
     /// At most this many bytes per second uploaded (e.g. 50MiB)
     #[arg(long, value_name = "SIZE")]
     pub max_bandwidth: Option<String>,

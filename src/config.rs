@@ -162,6 +162,8 @@ pub struct TransferSection {
     pub allow_http: Option<bool>,
     /// `--io-timeout` in the file: "60s", "2m", or seconds.
     pub io_timeout: Option<SizeValue>,
+    /// `--multipart-checksum` in the file: "crc64nvme" or "md5".
+    pub multipart_checksum: Option<String>,
 }
 
 /// A size in the file: a number of bytes or a string such as "64 MiB".
@@ -254,6 +256,9 @@ pub struct CopyConfig {
     pub headers: crate::headers::HeaderRules,
     /// `--storage-class`; `None`: the bucket's default.
     pub storage_class: Option<crate::headers::StorageClass>,
+    /// `--multipart-checksum`: R2's CRC64NVME FULL_OBJECT, or Content-MD5 per part for an
+    /// S3-compatible store that refuses it.
+    pub multipart_checksum: crate::object::MultipartChecksum,
     /// How often a status line is printed when stderr is not a terminal.
     pub status_interval: std::time::Duration,
 }

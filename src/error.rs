@@ -51,6 +51,27 @@ pub enum StoreError {
     /// `transfer::Copier::process`).
     #[error("{0}")]
     Refused(String),
+    /// The target refused a write as one it does not accept (a 4xx that is neither a
+    /// refusal of access nor a throttle): this object failed. The same refusal of the
+    /// same kind of request for several objects in a row stops the run (see
+    /// `transfer::repeats`): sending every object again would only learn it again.
+    #[error("{}", .0.words)]
+    Rejected(Box<Rejection>),
+}
+
+/// A write the target refused, with what was sent, so a message can say both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The S3 operation: `PutObject`, `CompleteMultipartUpload`, …
+    pub request: String,
+    /// The target's error code (`InvalidRequest`, `BadDigest`, …) and HTTP status.
+    pub code: String,
+    pub status: u16,
+    /// The whole message: the request, the object, the code and the target's words.
+    pub words: String,
+    /// What the request carried that the target may have objected to (checksum
+    /// algorithm, type and headers); filled in by the adapter that sent it.
+    pub sent: String,
 }
 
 impl StoreError {
@@ -70,6 +91,21 @@ impl StoreError {
             StoreError::Digest(m) => StoreError::Digest(format!("{what}: {m}")),
             StoreError::Fatal(m) => StoreError::Fatal(format!("{what}: {m}")),
             StoreError::Refused(m) => StoreError::Refused(format!("{what}: {m}")),
+            StoreError::Rejected(mut r) => {
+                r.words = format!("{what}: {}", r.words);
+                StoreError::Rejected(r)
+            }
+        }
+    }
+
+    /// Notes on a rejected write what the request carried; other errors pass unchanged.
+    pub fn sent(self, sent: impl FnOnce() -> String) -> StoreError {
+        match self {
+            StoreError::Rejected(mut r) => {
+                r.sent = sent();
+                StoreError::Rejected(r)
+            }
+            other => other,
         }
     }
 }

@@ -50,6 +50,57 @@ impl Body {
     }
 }
 
+/// How a multipart upload proves its bytes: one scheme from Create to Complete.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MultipartChecksum {
+    /// R2's: created with algorithm CRC64NVME and type FULL_OBJECT (R2 allows CRC64NVME
+    /// only as FULL_OBJECT, and S3's model fixes one algorithm for the parts and the
+    /// whole), each part checked against its own CRC64NVME, the assembled object against
+    /// the whole object's.
+    #[default]
+    Crc64nvme,
+    /// For S3-compatible stores that refuse the first (`--multipart-checksum md5`): no
+    /// checksum algorithm; each part carries its Content-MD5, and Complete's ETag must be
+    /// the MD5 of the parts' MD5s and `-N`.
+    Md5,
+}
+
+impl MultipartChecksum {
+    /// `--multipart-checksum` (or `[transfer] multipart_checksum`).
+    pub fn parse(text: &str) -> anyhow::Result<MultipartChecksum> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "crc64nvme" => Ok(MultipartChecksum::Crc64nvme),
+            "md5" => Ok(MultipartChecksum::Md5),
+            _ => Err(crate::error::usage(format!(
+                "--multipart-checksum {text:?}: use crc64nvme (R2, the default) or md5 (an \
+                 S3-compatible store that refuses full-object CRC64NVME checksums)"
+            ))),
+        }
+    }
+}
+
+/// One part of a multipart upload, with its own checksums: the CRC64NVME always (R2's
+/// scheme), the MD5 when the upload is checked by Content-MD5.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub bytes: Bytes,
+    pub crc64nvme: u64,
+    pub md5: Option<[u8; 16]>,
+}
+
+impl Part {
+    /// The bytes with the checksums `scheme` sends.
+    pub fn of(bytes: Bytes, scheme: MultipartChecksum) -> Part {
+        let crc64nvme = crate::checksum::crc64nvme(&bytes);
+        let md5 = (scheme == MultipartChecksum::Md5).then(|| crate::checksum::md5(&bytes));
+        Part {
+            bytes,
+            crc64nvme,
+            md5,
+        }
+    }
+}
+
 /// HTTP-level metadata carried from source to target.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObjectMeta {

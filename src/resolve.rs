@@ -317,6 +317,11 @@ pub fn copy(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<CopyConfig> {
             .or(file.target.storage_class.as_deref())
             .map(crate::headers::StorageClass::parse)
             .transpose()?,
+        multipart_checksum: (args.multipart_checksum.as_deref())
+            .or(file.transfer.multipart_checksum.as_deref())
+            .map(crate::object::MultipartChecksum::parse)
+            .transpose()?
+            .unwrap_or_default(),
         status_interval: match args.status_interval.as_deref() {
             Some(t) => parse_duration(t, "--status-interval")?,
             None => crate::progress::DEFAULT_STATUS_INTERVAL,

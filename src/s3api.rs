@@ -43,12 +43,22 @@ where
         }
         _ => {}
     }
-    let words = if detail.is_empty() {
+    let words = if code.is_empty() && detail.is_empty() {
+        // No S3 error in the answer: say what came back instead of an empty code.
+        format!("{what}: {}", not_s3(err.raw_response()))
+    } else if detail.is_empty() {
         format!("{what}: {code} (HTTP {})", status.unwrap_or(0))
     } else {
         format!("{what}: {code}: {detail} (HTTP {})", status.unwrap_or(0))
     };
+    let request = operation_of::<E>();
     match (status, code.as_str()) {
+        // Complete sends no object bytes, only the part list and the whole object's
+        // checksum: a BadDigest there is the target disagreeing with the checksum scheme
+        // or value, which sending it again (or the whole object again) cannot change.
+        (_, "BadDigest") if request == "CompleteMultipartUpload" => {
+            rejected(request, &code, status, words)
+        }
         (_, "SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable" | "RequestTimeTooSkewed"
             // The body was corrupted on the way; we resend it from our verified buffer.
             | "BadDigest" | "XAmzContentSHA256Mismatch") => {
@@ -66,8 +76,61 @@ where
             "{words}: the bucket is in another region; set --source-region (or AWS_REGION) to its region"
         )),
         (Some(401 | 403), _) => StoreError::Refused(words),
+        (Some(400..=499), _) if WRITES.contains(&request) => rejected(request, &code, status, words),
         _ => StoreError::Object(words),
     }
+}
+
+/// The requests that write to a target: a refusal of one of them is a [`Rejection`],
+/// counted for "a refusal that repeats" (a read refused is about that object alone).
+///
+/// [`Rejection`]: crate::error::Rejection
+const WRITES: [&str; 5] = [
+    "PutObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "CompleteMultipartUpload",
+    "CopyObject",
+];
+
+fn rejected(request: &str, code: &str, status: Option<u16>, words: String) -> StoreError {
+    StoreError::Rejected(Box::new(crate::error::Rejection {
+        request: request.to_string(),
+        code: code.to_string(),
+        status: status.unwrap_or(0),
+        words,
+        sent: String::new(),
+    }))
+}
+
+/// The S3 operation an SDK error type belongs to (`CompleteMultipartUploadError` →
+/// `CompleteMultipartUpload`): the SDK names each operation's error type after it.
+fn operation_of<E>() -> &'static str {
+    let full = std::any::type_name::<E>();
+    let name = full.rsplit("::").next().unwrap_or(full);
+    name.strip_suffix("Error").unwrap_or(name)
+}
+
+/// An answer that is not the S3 API's (a web page, a gateway's error): its status,
+/// content type and first bytes, so the operator sees what the endpoint really is.
+fn not_s3(raw: Option<&HttpResponse>) -> String {
+    let Some(raw) = raw else {
+        return "no answer the S3 API would give".into();
+    };
+    let content_type = raw.headers().get("content-type").unwrap_or("none");
+    let first: String = raw
+        .body()
+        .bytes()
+        .map(|b| String::from_utf8_lossy(&b[..b.len().min(120)]).into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!(
+        "the answer is not the S3 API's (HTTP {}, Content-Type: {content_type}, body starting {first:?}); \
+         check that the endpoint URL is the store's S3 API, path included",
+        raw.status().as_u16()
+    )
 }
 
 /// The innermost cause's words ("Connection refused (os error 111)"), without the
@@ -82,6 +145,21 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
         DisplayErrorContext(err).to_string()
     } else {
         text
+    }
+}
+
+/// An endpoint URL as the SDK must be given it. A gateway or Cloudflare's local R2
+/// serves the S3 API under a path (`http://host/cdn-cgi/local/r2/s3`); the SDK appends
+/// the bucket to the endpoint's path as it is, so without a trailing slash the bucket
+/// would be glued to the last segment (`…/s3dest/`). A bare host keeps no slash.
+pub fn endpoint_url(given: &str) -> String {
+    let url = given.trim();
+    let bare = url.trim_end_matches('/');
+    let after_scheme = bare.split_once("://").map_or(bare, |(_, rest)| rest);
+    if after_scheme.contains('/') {
+        format!("{bare}/")
+    } else {
+        bare.to_string()
     }
 }
 
@@ -361,7 +439,8 @@ pub async fn probe_bucket(
     match result {
         Ok(_) => Ok(()),
         Err(StoreError::Transient(m)) => Err(StoreError::Fatal(format!("{m}; {unreachable}"))),
-        Err(StoreError::Object(m) | StoreError::Refused(m)) => Err(StoreError::Fatal(m)),
+        Err(StoreError::Object(m)) => Err(StoreError::Fatal(format!("{m}; {unreachable}"))),
+        Err(StoreError::Refused(m)) => Err(StoreError::Fatal(m)),
         Err(other) => Err(other),
     }
 }
@@ -400,7 +479,8 @@ mod tests {
             (503, "SlowDown", "transient"),
             (429, "TooManyRequests", "transient"),
             (500, "InternalError", "transient"),
-            (400, "InvalidArgument", "object"),
+            (400, "InvalidArgument", "object"), // a read: that object alone
+            (400, "BadDigest", "transient"),    // a GET's body: read it again
         ] {
             assert_eq!(kind(class(status, code)), want, "{status} {code}");
         }
@@ -410,6 +490,65 @@ mod tests {
         assert!(class(403, "AccessDenied")
             .to_string()
             .contains("GET s3://b/k"));
+    }
+
+    #[test]
+    fn a_refused_write_names_its_request_and_a_complete_bad_digest_is_not_resent() {
+        use aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadError;
+        use aws_sdk_s3::operation::put_object::PutObjectError;
+        fn error<E>(
+            status: u16,
+            code: &str,
+            generic: fn(ErrorMetadata) -> E,
+        ) -> SdkError<E, HttpResponse> {
+            let raw = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+            SdkError::service_error(generic(ErrorMetadata::builder().code(code).build()), raw)
+        }
+        let complete = |code| {
+            classify(
+                error(400, code, CompleteMultipartUploadError::generic),
+                "CompleteMultipartUpload r2://b/k",
+            )
+        };
+        for code in ["BadDigest", "InvalidRequest", "InvalidPart"] {
+            match complete(code) {
+                StoreError::Rejected(r) => {
+                    assert_eq!(
+                        (r.request.as_str(), r.code.as_str(), r.status),
+                        ("CompleteMultipartUpload", code, 400)
+                    );
+                }
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        let put =
+            |status, code| classify(error(status, code, PutObjectError::generic), "PUT r2://b/k");
+        assert!(
+            matches!(put(400, "InvalidStorageClass"), StoreError::Rejected(r) if r.request == "PutObject")
+        );
+        // A PUT's body was corrupted on its way: sent again from our buffer.
+        assert!(matches!(put(400, "BadDigest"), StoreError::Transient(_)));
+        assert!(matches!(
+            put(429, "TooManyRequests"),
+            StoreError::Transient(_)
+        ));
+    }
+
+    #[test]
+    fn endpoints_with_a_path_end_in_one_slash() {
+        assert_eq!(
+            endpoint_url("http://127.0.0.1:9000"),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            endpoint_url("http://127.0.0.1:9000/"),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            endpoint_url(" https://h/cdn-cgi/local/r2/s3 "),
+            "https://h/cdn-cgi/local/r2/s3/"
+        );
+        assert_eq!(endpoint_url("https://h/gw/s3//"), "https://h/gw/s3/");
     }
 
     #[test]

@@ -50,15 +50,23 @@ fn a_hung_part_does_not_hold_up_the_parts_after_it() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["status"], "copied");
     assert_eq!(records[0]["sha256"], sha256_hex(&body));
-    // Part 1 finished last, yet the composite R2 checks lists the parts in order.
-    let parts: Vec<[u8; 32]> = body
+    // Part 1 finished last, yet Complete lists the parts in order, each with its own
+    // CRC64NVME, and the whole object's CRC64NVME is the one recorded.
+    let crcs: Vec<String> = body
         .chunks(5 * 1024 * 1024)
-        .map(r2migrate::checksum::sha256)
+        .map(|p| r2migrate::checksum::crc64nvme_b64(r2migrate::checksum::crc64nvme(p)))
         .collect();
-    assert_eq!(parts.len(), 9);
+    assert_eq!(crcs.len(), 9);
+    let list = proxy.small_bodies("POST", "/media/big.bin?uploadId");
+    let listed: Vec<&str> = list[0]
+        .split("<ChecksumCRC64NVME>")
+        .skip(1)
+        .map(|s| s.split('<').next().unwrap())
+        .collect();
+    assert_eq!(listed, crcs, "the parts in order");
     assert_eq!(
-        records[0]["target_checksum"],
-        r2migrate::checksum::composite_sha256(&parts).as_str()
+        records[0]["target_crc64nvme"],
+        r2migrate::checksum::crc64nvme_b64(r2migrate::checksum::crc64nvme(&body)).as_str()
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let got = rt.block_on(get_bytes(&s3_client(&r2.endpoint()), "media", "big.bin"));

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use r2migrate::checksum::{b64, composite_sha256, crc64nvme_b64, sha256, Hasher};
+use r2migrate::checksum::{b64, crc64nvme_b64, sha256, Hasher};
 use r2migrate::manifest::{Intent, ObjectRecord, Status};
-use r2migrate::object::{Body, ObjectMeta};
+use r2migrate::object::{Body, MultipartChecksum, ObjectMeta, Part};
 use r2migrate::target::Target;
 use r2migrate::transfer::holds_what_we_wrote;
 use r2migrate::transfer::intent::written_under;
@@ -20,6 +20,8 @@ use r2migrate::transfer::intent::written_under;
 use common::*;
 
 const MIB: usize = 1024 * 1024;
+/// R2's multipart scheme: CRC64NVME, FULL_OBJECT.
+const CRC: MultipartChecksum = MultipartChecksum::Crc64nvme;
 
 /// Where a loopback server differs from R2 (DESIGN.md "Testing against real servers").
 struct Gaps {
@@ -35,6 +37,9 @@ struct Gaps {
     cannot_complete_multipart: bool,
     /// s3s-fs does not check the full-object CRC64NVME sent with Complete (R2 does).
     ignores_full_object_checksum: bool,
+    /// s3s-fs and moto complete parts of unequal sizes; R2 refuses them at Complete
+    /// (400 InvalidPart, error 10048).
+    accepts_unequal_parts: bool,
 }
 
 const DIRECTORY: Gaps = Gaps {
@@ -43,6 +48,7 @@ const DIRECTORY: Gaps = Gaps {
     lists_no_etag: false,
     cannot_complete_multipart: false,
     ignores_full_object_checksum: false,
+    accepts_unequal_parts: false,
 };
 
 fn pacer() -> Arc<r2migrate::pacer::Pacer> {
@@ -74,13 +80,22 @@ async fn read_all(target: &dyn Target, key: &str) -> Vec<u8> {
     out
 }
 
-/// The record a copy would write for these bytes, as `transfer` builds it.
-fn record(key: &str, body: &[u8], checksum: String, etag: Option<String>) -> ObjectRecord {
+/// The record a copy would write for these bytes, as `transfer` builds it: a single
+/// PUT's SHA-256, or a multipart upload's full-object CRC64NVME.
+fn record(key: &str, body: &[u8], checksum: Checksum, etag: Option<String>) -> ObjectRecord {
     let mut r = ObjectRecord::new(key, key, body.len() as u64, Status::Copied);
     r.sha256 = Some(hex::encode(sha256(body)));
-    r.target_checksum = Some(checksum);
+    match checksum {
+        Checksum::Sha256(c) => r.target_checksum = Some(c),
+        Checksum::Crc64nvme(c) => r.target_crc64nvme = Some(c),
+    }
     r.target_etag = etag;
     r
+}
+
+enum Checksum {
+    Sha256(String),
+    Crc64nvme(String),
 }
 
 async fn check(target: &dyn Target, gaps: &Gaps, open_uploads: impl Fn() -> usize) {
@@ -135,19 +150,27 @@ async fn check(target: &dyn Target, gaps: &Gaps, open_uploads: impl Fn() -> usiz
     assert_eq!(head.meta, meta(), "metadata as sent");
     assert!(holds_what_we_wrote(
         &head,
-        &record(&key, &body, b64(&sha256(&body)), put.etag.clone())
+        &record(
+            &key,
+            &body,
+            Checksum::Sha256(b64(&sha256(&body))),
+            put.etag.clone()
+        )
     ));
     assert_eq!(read_all(target, &key).await, body);
 
     if !gaps.cannot_complete_multipart {
         multipart(target, gaps, &p).await;
+        multipart_rules(target, gaps, &p).await;
     }
 
     // Abort leaves nothing: no object, no upload in progress.
     let key = format!("{p}multi/aborted.bin");
-    let up = target.start_multipart(&key, &meta()).await.unwrap();
+    let up = target.start_multipart(&key, &meta(), CRC).await.unwrap();
     let part = Bytes::from(bytes_for(4, 5 * MIB));
-    up.upload_part(1, Body::of(part.clone())).await.unwrap();
+    up.upload_part(1, Part::of(part.clone(), CRC))
+        .await
+        .unwrap();
     up.abort().await.expect("abort");
     assert!(
         target.head(&key).await.unwrap().is_none(),
@@ -158,8 +181,10 @@ async fn check(target: &dyn Target, gaps: &Gaps, open_uploads: impl Fn() -> usiz
     // An upload a killed process forgot: its recorded id is enough to abort it, and an
     // id that is no longer open (or never was) is no error.
     let key = format!("{p}multi/forgotten.bin");
-    let up = target.start_multipart(&key, &meta()).await.unwrap();
-    up.upload_part(1, Body::of(part.clone())).await.unwrap();
+    let up = target.start_multipart(&key, &meta(), CRC).await.unwrap();
+    up.upload_part(1, Part::of(part.clone(), CRC))
+        .await
+        .unwrap();
     let id = up.id();
     assert!(!id.is_empty(), "an upload has an id to record");
     drop(up);
@@ -241,16 +266,15 @@ async fn multipart(target: &dyn Target, gaps: &Gaps, p: &str) {
         &whole[10 * MIB..],
     ];
     let up = target
-        .start_multipart(&key, &meta())
+        .start_multipart(&key, &meta(), CRC)
         .await
         .expect("start multipart");
     // All at once, last first: a target takes parts in any order (the uploader sends
     // several of one object at a time) and assembles them by number.
-    let sends = parts
-        .iter()
-        .enumerate()
-        .rev()
-        .map(|(i, part)| up.upload_part(i as i32 + 1, Body::of(Bytes::copy_from_slice(part))));
+    let sends =
+        parts.iter().enumerate().rev().map(|(i, part)| {
+            up.upload_part(i as i32 + 1, Part::of(Bytes::copy_from_slice(part), CRC))
+        });
     for sent in futures::future::join_all(sends).await {
         sent.expect("upload part");
     }
@@ -262,7 +286,6 @@ async fn multipart(target: &dyn Target, gaps: &Gaps, p: &str) {
             "the CRC64NVME Complete states is the one sent"
         );
     }
-    let composite = composite_sha256(&parts.iter().map(|p| sha256(p)).collect::<Vec<_>>());
     let head = target
         .head(&key)
         .await
@@ -270,7 +293,12 @@ async fn multipart(target: &dyn Target, gaps: &Gaps, p: &str) {
         .expect("head after complete");
     assert_eq!(head.size, whole.len() as u64);
     assert_eq!(head.meta.content_type, meta().content_type);
-    let rec = record(&key, &whole, composite.clone(), done.etag.clone());
+    let rec = record(
+        &key,
+        &whole,
+        Checksum::Crc64nvme(crc.clone()),
+        done.etag.clone(),
+    );
     assert!(
         holds_what_we_wrote(&head, &rec),
         "verify must accept a completed multipart object: {head:?}"
@@ -278,7 +306,7 @@ async fn multipart(target: &dyn Target, gaps: &Gaps, p: &str) {
     let mut intent = Intent::new(&key, &key, None);
     intent.size = Some(whole.len() as u64);
     intent.sha256 = rec.sha256.clone();
-    intent.checksum = Some(composite);
+    intent.crc64nvme = Some(crc.clone());
     assert!(
         written_under(&head, &[intent]),
         "resume must know it as ours"
@@ -287,11 +315,14 @@ async fn multipart(target: &dyn Target, gaps: &Gaps, p: &str) {
 
     // A wrong full-object CRC64NVME is refused on Complete, and leaves no object.
     let bad_key = format!("{p}multi/bad-crc.bin");
-    let up = target.start_multipart(&bad_key, &meta()).await.unwrap();
+    let up = target
+        .start_multipart(&bad_key, &meta(), CRC)
+        .await
+        .unwrap();
     let sends = parts
         .iter()
         .enumerate()
-        .map(|(i, part)| up.upload_part(i as i32 + 1, Body::of(Bytes::copy_from_slice(part))));
+        .map(|(i, part)| up.upload_part(i as i32 + 1, Part::of(Bytes::copy_from_slice(part), CRC)));
     for sent in futures::future::join_all(sends).await {
         sent.expect("upload part");
     }
@@ -314,16 +345,17 @@ async fn multipart(target: &dyn Target, gaps: &Gaps, p: &str) {
 
     // A wrong part checksum is refused the same way (where the server checks parts).
     let up = target
-        .start_multipart(&format!("{p}multi/bad.bin"), &meta())
+        .start_multipart(&format!("{p}multi/bad.bin"), &meta(), CRC)
         .await
         .unwrap();
     let part = Bytes::from(bytes_for(3, 5 * MIB));
     match up
         .upload_part(
             1,
-            Body {
+            Part {
                 bytes: part,
-                sha256: [9u8; 32],
+                crc64nvme: 9,
+                md5: None,
             },
         )
         .await
@@ -335,6 +367,83 @@ async fn multipart(target: &dyn Target, gaps: &Gaps, p: &str) {
         Ok(()) => assert!(
             gaps.keeps_refused_put,
             "only s3s-fs ignores part checksums (a known gap)"
+        ),
+    }
+    up.abort().await.unwrap();
+}
+
+/// R2's equal-part rule, and the Content-MD5 scheme (`--multipart-checksum md5`): parts
+/// checked by their MD5, the object's ETag the MD5 of the parts' MD5s.
+async fn multipart_rules(target: &dyn Target, gaps: &Gaps, p: &str) {
+    // Unequal parts are refused at Complete, and leave no object.
+    let key = format!("{p}multi/unequal.bin");
+    let up = target.start_multipart(&key, &meta(), CRC).await.unwrap();
+    let (a, b) = (bytes_for(5, 5 * MIB), bytes_for(6, 6 * MIB));
+    up.upload_part(1, Part::of(Bytes::from(a.clone()), CRC))
+        .await
+        .unwrap();
+    up.upload_part(2, Part::of(Bytes::from(b.clone()), CRC))
+        .await
+        .unwrap();
+    let whole = [a, b].concat();
+    match up.complete(&crc64_of(&whole)).await {
+        Err(e) => {
+            assert!(e.to_string().contains("InvalidPart"), "{e}");
+            assert!(
+                target.head(&key).await.unwrap().is_none(),
+                "refused: no object"
+            );
+        }
+        Ok(_) => {
+            assert!(
+                gaps.accepts_unequal_parts,
+                "unequal parts must be refused, as R2 does"
+            );
+            target.delete(&key).await.unwrap();
+        }
+    }
+
+    // Content-MD5 per part: the object lands whole, with the multipart ETag.
+    const MD5: MultipartChecksum = MultipartChecksum::Md5;
+    let key = format!("{p}multi/md5.bin");
+    let whole = bytes_for(7, 10 * MIB + 9);
+    let parts: Vec<&[u8]> = whole.chunks(5 * MIB).collect();
+    let up = target.start_multipart(&key, &meta(), MD5).await.unwrap();
+    let sends = parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| up.upload_part(i as i32 + 1, Part::of(Bytes::copy_from_slice(part), MD5)));
+    for sent in futures::future::join_all(sends).await {
+        sent.expect("upload part with Content-MD5");
+    }
+    let done = up.complete(&crc64_of(&whole)).await.expect("complete");
+    let md5s: Vec<[u8; 16]> = parts.iter().map(|p| r2migrate::checksum::md5(p)).collect();
+    assert_eq!(
+        done.etag.as_deref(),
+        Some(r2migrate::checksum::multipart_etag(&md5s).as_str()),
+        "the MD5 of the parts' MD5s"
+    );
+    assert!(read_all(target, &key).await == whole, "md5-scheme bytes");
+    target.delete(&key).await.unwrap();
+
+    // A part whose Content-MD5 is wrong is refused as a corrupted body.
+    let up = target
+        .start_multipart(&format!("{p}multi/bad-md5.bin"), &meta(), MD5)
+        .await
+        .unwrap();
+    let bytes = Bytes::from(bytes_for(8, 5 * MIB));
+    let part = Part {
+        md5: Some([3u8; 16]),
+        ..Part::of(bytes, MD5)
+    };
+    match up.upload_part(1, part).await {
+        Err(e) => assert!(
+            e.is_retryable() && e.to_string().contains("BadDigest"),
+            "{e}"
+        ),
+        Ok(()) => assert!(
+            gaps.keeps_refused_put || gaps.checks_no_checksum,
+            "only s3s-fs and moto ignore a part's Content-MD5 (known gaps)"
         ),
     }
     up.abort().await.unwrap();
@@ -370,6 +479,7 @@ async fn r2_on_s3s_fs_passes_the_target_suite() {
         lists_no_etag: true,
         cannot_complete_multipart: false,
         ignores_full_object_checksum: true,
+        accepts_unequal_parts: true,
     };
     check(&target, &gaps, || server.open_uploads()).await;
 }
@@ -393,6 +503,7 @@ async fn r2_on_moto_passes_the_target_suite() {
         lists_no_etag: false,
         cannot_complete_multipart: true,
         ignores_full_object_checksum: true,
+        accepts_unequal_parts: true,
     };
     let open = || {
         let client = client.clone();

@@ -192,9 +192,14 @@ pub struct Intent {
     pub size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    /// The SHA-256 the target should then report (base64, `-N` for a multipart composite).
+    /// A single PUT: the SHA-256 the target should then report (base64; `-N` for a
+    /// multipart composite written by an earlier version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+    /// A multipart upload: the whole object's CRC64NVME sent with Complete (base64),
+    /// which the target then reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc64nvme: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_key: Option<String>,
     /// A multipart upload just started at the key (written before its first part): a
@@ -216,6 +221,7 @@ impl Intent {
             size: None,
             sha256: None,
             checksum: None,
+            crc64nvme: None,
             backup_key: None,
             upload_id: None,
             run_id: None,

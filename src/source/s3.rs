@@ -64,7 +64,9 @@ impl S3Source {
         let shared = loader.load().await;
         let mut config = with_our_policy(aws_sdk_s3::config::Builder::from(&shared));
         if let Some(ep) = &endpoint {
-            config = config.endpoint_url(ep).force_path_style(true);
+            config = config
+                .endpoint_url(crate::s3api::endpoint_url(ep))
+                .force_path_style(true);
         }
         if shared.region().is_none() {
             config = config.region(Region::new("us-east-1"));

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::{MultipartUpload, PutResult, Target, TargetObject};
 use crate::checksum::{b64, Hasher};
 use crate::error::StoreError;
-use crate::object::{Body, ByteStream, ObjectMeta};
+use crate::object::{Body, ByteStream, MultipartChecksum, ObjectMeta, Part};
 
 /// Where metadata and temp files live, inside the target directory.
 const STATE_DIR: &str = ".r2migrate";
@@ -341,6 +341,7 @@ impl Target for DirTarget {
         &self,
         key: &str,
         meta: &ObjectMeta,
+        checksum: MultipartChecksum,
     ) -> Result<Box<dyn MultipartUpload>, StoreError> {
         self.path_of(key)?;
         let (temp, file) = self.temp_file().await?;
@@ -348,9 +349,10 @@ impl Target for DirTarget {
             target: DirTarget::new(self.root.clone()),
             key: key.to_string(),
             meta: meta.clone(),
+            checksum,
             temp,
             file: tokio::sync::Mutex::new(file),
-            parts: std::sync::Mutex::new(std::collections::BTreeSet::new()),
+            parts: std::sync::Mutex::new(BTreeMap::new()),
         }))
     }
 
@@ -420,10 +422,15 @@ struct DirUpload {
     key: String,
     meta: ObjectMeta,
     temp: PathBuf,
+    /// The upload's one checksum scheme, as R2 fixes it at CreateMultipartUpload.
+    checksum: MultipartChecksum,
     file: tokio::sync::Mutex<tokio::fs::File>,
-    /// The numbers of the parts written so far.
-    parts: std::sync::Mutex<std::collections::BTreeSet<i32>>,
+    /// The parts written so far: number → size and MD5 (where the scheme sends one).
+    parts: std::sync::Mutex<BTreeMap<i32, PartWritten>>,
 }
+
+/// A part's size, and its MD5 where the upload's scheme sends one.
+type PartWritten = (u64, Option<[u8; 16]>);
 
 /// Where part `number` of the upload whose temp file is `temp` waits.
 fn part_path(temp: &Path, number: i32) -> PathBuf {
@@ -448,6 +455,18 @@ async fn remove_part_files(temp: &Path) {
     }
 }
 
+impl DirUpload {
+    /// Complete refused: nothing of the upload is left behind.
+    async fn refuse(&self, why: String) -> Result<PutResult, StoreError> {
+        remove_part_files(&self.temp).await;
+        let _ = tokio::fs::remove_file(&self.temp).await;
+        Err(StoreError::Object(format!(
+            "{}: {why}; the upload was aborted",
+            self.key
+        )))
+    }
+}
+
 #[async_trait]
 impl MultipartUpload for DirUpload {
     fn id(&self) -> String {
@@ -457,42 +476,65 @@ impl MultipartUpload for DirUpload {
             .unwrap_or_default()
     }
 
-    async fn upload_part(&self, number: i32, part: Body) -> Result<(), StoreError> {
-        let (body, sha256) = (part.bytes, part.sha256);
+    async fn upload_part(&self, number: i32, part: Part) -> Result<(), StoreError> {
+        let body = part.bytes;
         if number < 1 {
             return Err(StoreError::Object(format!(
                 "{}: part numbers start at 1 (got {number})",
                 self.key
             )));
         }
-        if crate::checksum::sha256(&body) != sha256 {
+        // As R2 does with the upload's one scheme: each part is checked against the
+        // checksum sent with it (a mismatch means the part was corrupted on its way).
+        let (matches, header) = match (self.checksum, part.md5) {
+            (MultipartChecksum::Crc64nvme, _) => (
+                crate::checksum::crc64nvme(&body) == part.crc64nvme,
+                "x-amz-checksum-crc64nvme",
+            ),
+            (MultipartChecksum::Md5, Some(md5)) => {
+                (crate::checksum::md5(&body) == md5, "Content-MD5")
+            }
+            (MultipartChecksum::Md5, None) => (false, "Content-MD5 (none was sent)"),
+        };
+        if !matches {
             return Err(StoreError::Transient(format!(
-                "UploadPart {} part {number}: BadDigest: the part does not match its x-amz-checksum-sha256",
+                "UploadPart {} part {number}: BadDigest: the part does not match its {header}",
                 self.key
             )));
         }
         tokio::fs::write(part_path(&self.temp, number), &body)
             .await
             .map_err(|e| io_err("cannot write", &self.key, e))?;
-        self.parts.lock().expect("not poisoned").insert(number);
+        let md5 = part.md5.filter(|_| self.checksum == MultipartChecksum::Md5);
+        self.parts
+            .lock()
+            .expect("not poisoned")
+            .insert(number, (body.len() as u64, md5));
         Ok(())
     }
 
     async fn complete(self: Box<Self>, crc64nvme: &str) -> Result<PutResult, StoreError> {
-        let numbers: Vec<i32> = self
-            .parts
-            .lock()
-            .expect("not poisoned")
-            .iter()
-            .copied()
-            .collect();
+        let parts = self.parts.lock().expect("not poisoned").clone();
+        let numbers: Vec<i32> = parts.keys().copied().collect();
         if numbers.iter().zip(1..).any(|(n, want)| *n != want) {
-            remove_part_files(&self.temp).await;
-            let _ = tokio::fs::remove_file(&self.temp).await;
-            return Err(StoreError::Object(format!(
-                "{}: parts {numbers:?} are not 1 to N; the upload was aborted",
-                self.key
-            )));
+            return self
+                .refuse(format!("parts {numbers:?} are not 1 to N"))
+                .await;
+        }
+        // R2: every part but the last the same size, the last no larger (InvalidPart,
+        // error 10048, checked at Complete — r2/api/error-codes, objects/multipart-objects).
+        let sizes: Vec<u64> = parts.values().map(|(size, _)| *size).collect();
+        if let Some((first, rest)) = sizes.split_first() {
+            let (last, middle) = rest
+                .split_last()
+                .map_or((None, &[][..]), |(l, m)| (Some(l), m));
+            if middle.iter().any(|s| s != first) || last.is_some_and(|l| l > first) {
+                return self
+                    .refuse(format!(
+                    "InvalidPart: All non-trailing parts must have the same size (sizes {sizes:?})"
+                ))
+                    .await;
+            }
         }
         let mut hasher = Hasher::new();
         {
@@ -515,14 +557,24 @@ impl MultipartUpload for DirUpload {
         let d = hasher.finish();
         // As R2 does: the assembled object must have the CRC64NVME the client computed.
         let assembled = crate::checksum::crc64nvme_b64(d.crc64nvme);
-        if assembled != crc64nvme {
+        let full_object = self.checksum == MultipartChecksum::Crc64nvme;
+        if full_object && assembled != crc64nvme {
             let _ = tokio::fs::remove_file(&self.temp).await;
             return Err(StoreError::Object(format!(
                 "CompleteMultipartUpload {}: BadDigest: the assembled object's CRC64NVME is {assembled}, not {crc64nvme}; the upload was aborted",
                 self.key
             )));
         }
-        let etag = hex::encode(&d.sha256[..16]);
+        // Checked by Content-MD5: the ETag S3 gives such an object, as the client expects.
+        let etag = match full_object {
+            true => hex::encode(&d.sha256[..16]),
+            false => crate::checksum::multipart_etag(
+                &parts
+                    .values()
+                    .filter_map(|(_, md5)| *md5)
+                    .collect::<Vec<_>>(),
+            ),
+        };
         if let Err(e) = self
             .target
             .commit(&self.key, &self.temp, &self.meta, Some(etag.clone()))
@@ -534,7 +586,7 @@ impl MultipartUpload for DirUpload {
         Ok(PutResult {
             etag: Some(etag),
             checksum_sha256: None,
-            checksum_crc64nvme: Some(assembled),
+            checksum_crc64nvme: full_object.then_some(assembled),
         })
     }
 

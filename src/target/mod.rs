@@ -10,7 +10,7 @@ use futures::stream::BoxStream;
 
 use crate::error::StoreError;
 use crate::location::Location;
-use crate::object::{Body, ByteStream, ObjectMeta};
+use crate::object::{Body, ByteStream, MultipartChecksum, ObjectMeta, Part};
 
 /// An object as the target describes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,10 +19,11 @@ pub struct TargetObject {
     pub size: u64,
     /// Without quotes.
     pub etag: Option<String>,
-    /// SHA-256 as the S3 API reports it: base64, with `-N` for a multipart composite.
+    /// SHA-256 as the S3 API reports it: base64 (with `-N` for a composite multipart
+    /// object, which objects written by earlier versions of this tool may be).
     pub checksum_sha256: Option<String>,
     /// The full-object CRC64NVME the target reports (base64), where it keeps one: R2
-    /// does for a multipart upload completed with one.
+    /// does for a multipart upload completed with one (every one this tool makes).
     pub checksum_crc64nvme: Option<String>,
     pub meta: ObjectMeta,
 }
@@ -32,7 +33,7 @@ pub struct TargetObject {
 pub struct PutResult {
     pub etag: Option<String>,
     /// The SHA-256 the target computed over what it stored, where its response says it
-    /// (base64; `-N` for a multipart composite): proof enough that no HEAD is needed.
+    /// (base64): proof enough that no HEAD is needed.
     pub checksum_sha256: Option<String>,
     /// The full-object CRC64NVME the target states for what it stored, if it does.
     pub checksum_crc64nvme: Option<String>,
@@ -43,11 +44,14 @@ pub trait MultipartUpload: Send + Sync {
     /// The target's name for this upload, recorded in the manifest as it starts so a
     /// run killed mid-upload (kill -9) leaves nothing open after the next run.
     fn id(&self) -> String;
-    /// Uploads part `number` (1-based), which the target checks against its SHA-256.
-    /// Several parts of one upload may be in flight at once, in any order.
-    async fn upload_part(&self, number: i32, part: Body) -> Result<(), StoreError>;
+    /// Uploads part `number` (1-based), which the target checks against the part's
+    /// checksum of the upload's scheme (its CRC64NVME, or its Content-MD5). Several parts
+    /// of one upload may be in flight at once, in any order.
+    async fn upload_part(&self, number: i32, part: Part) -> Result<(), StoreError>;
     /// Assembles the parts; `crc64nvme` is the whole object's CRC64NVME (base64), which
-    /// the target checks against what it assembled (R2: a FULL_OBJECT checksum).
+    /// the target checks against what it assembled (the upload's FULL_OBJECT checksum).
+    /// An upload checked by Content-MD5 sends none, and requires the answer's ETag to be
+    /// the MD5 of the parts' MD5s.
     async fn complete(self: Box<Self>, crc64nvme: &str) -> Result<PutResult, StoreError>;
     /// Removes every part uploaded so far; nothing is left behind.
     async fn abort(self: Box<Self>) -> Result<(), StoreError>;
@@ -71,10 +75,12 @@ pub trait Target: Send + Sync {
     /// A single PUT, which the target checks against the body's SHA-256.
     async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<PutResult, StoreError>;
 
+    /// Starts a multipart upload proven by `checksum`'s scheme, from Create to Complete.
     async fn start_multipart(
         &self,
         key: &str,
         meta: &ObjectMeta,
+        checksum: MultipartChecksum,
     ) -> Result<Box<dyn MultipartUpload>, StoreError>;
 
     /// Server-side copy within the bucket (backups before overwrite, restores in rollback).

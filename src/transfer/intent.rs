@@ -72,13 +72,17 @@ impl Prior {
 }
 
 /// Whether `obj` is what one of these unanswered intents was about to write: its
-/// checksum proves the announced bytes, or — on a target that reports no checksum for
+/// checksum (a multipart upload's full-object CRC64NVME, else the SHA-256) proves the
+/// announced bytes, or — on a target that reports no checksum for
 /// the object — it has the announced size and is no longer what the key held before.
 pub fn written_under(obj: &TargetObject, intents: &[Intent]) -> bool {
     let before = intents.first().and_then(|i| i.prior.as_ref());
     intents.iter().filter(|i| i.size.is_some()).any(|i| {
         if i.size != Some(obj.size) {
             return false;
+        }
+        if let (Some(reported), Some(ours)) = (&obj.checksum_crc64nvme, &i.crc64nvme) {
+            return reported == ours;
         }
         match &obj.checksum_sha256 {
             Some(reported) => checksum_proves(reported, i.checksum.as_deref(), i.sha256.as_deref()),

@@ -5,6 +5,7 @@
 
 pub mod inflight;
 pub mod intent;
+pub mod repeats;
 pub mod upload;
 pub mod verdict;
 
@@ -51,6 +52,16 @@ pub struct Copier {
     pub pacer: Arc<crate::pacer::Pacer>,
     /// Multipart uploads in flight, part by part, for the progress display.
     pub in_flight: inflight::InFlight,
+    /// Refusals of the same request in a row (see [`repeats`]).
+    pub repeats: repeats::Repeats,
+}
+
+/// Why a run must stop, and the record of the object that showed it, if that object
+/// is to be recorded (it failed like the ones before it).
+#[derive(Debug)]
+pub struct Stop {
+    pub error: StoreError,
+    pub record: Option<ObjectRecord>,
 }
 
 /// What a write at a key must carry: the backup it made (or an earlier run made) of what
@@ -151,27 +162,47 @@ impl Copier {
             // The retries are spent: say so, and what to do next.
             why.push_str("; still failing after the retries (--retries): re-run to try again");
         }
+        if let StoreError::Rejected(r) = err {
+            if !r.sent.is_empty() {
+                why.push_str(&format!("; it sent {}", r.sent));
+            }
+        }
         self.record(item, Status::Failed).with_error(why)
     }
 
     /// Handles one object; `Err` only for errors that must stop the whole run. A body cut
     /// mid-stream sends the whole object again, by the pacer's rule.
-    pub async fn process(&self, item: WorkItem) -> Result<ObjectRecord, StoreError> {
+    pub async fn process(&self, item: WorkItem) -> Result<ObjectRecord, Stop> {
         let outcome = self
             .pacer
             .again_whole(|| self.cancel.is_cancelled(), || self.process_inner(&item))
             .await;
+        let stop = |error| Stop {
+            error,
+            record: None,
+        };
         match outcome {
             Ok(r) => Ok(r),
-            Err(e) if e.is_fatal() => Err(e),
+            Err(e) if e.is_fatal() => Err(stop(e)),
+            Err(StoreError::Rejected(r)) => {
+                let failed = self.failed(&item, &StoreError::Rejected(r.clone()));
+                match self.repeats.rejected(&item.info.key, &r) {
+                    // This object failed like the ones before it: recorded, then the stop.
+                    Some(error) => Err(Stop {
+                        error,
+                        record: Some(failed),
+                    }),
+                    None => Ok(failed),
+                }
+            }
             Err(StoreError::Refused(m)) => match self.credentials_still_accepted().await {
                 Ok(()) => Ok(self.failed(&item, &StoreError::Refused(m))),
-                Err(lost) => Err(StoreError::Fatal(format!(
+                Err(lost) => Err(stop(StoreError::Fatal(format!(
                     "{m}; then {lost}. These credentials were accepted when the run began, so \
                      they were probably revoked or rotated: no new object was started and \
                      everything finished is recorded. Fix the credentials and run the same \
                      command again to resume"
-                ))),
+                )))),
             },
             Err(e) => Ok(self.failed(&item, &e)),
         }
@@ -298,6 +329,10 @@ impl Copier {
             in_flight: &self.in_flight,
         };
         let up = uploader.upload(&item.info, key).await?;
+        self.repeats.accepted(match up.crc64nvme {
+            Some(_) => repeats::MULTIPART,
+            None => repeats::SINGLE,
+        });
         crate::testhooks::after_upload();
         let verified_by = match self.verify_uploaded(key, item.info.size, &up).await {
             Ok(by) => by,
@@ -319,7 +354,7 @@ impl Copier {
             .or(r.source_crc32c);
         r.sha256 = Some(hex::encode(up.digests.sha256));
         r.target_etag = up.etag;
-        r.target_checksum = Some(up.checksum);
+        r.target_checksum = up.checksum;
         r.target_crc64nvme = up.crc64nvme;
         r.verified_by = Some(verified_by);
         r.content_type = up.content_type;
@@ -343,14 +378,14 @@ impl Copier {
             ))
         };
         match &up.echoed {
-            Some(echoed) if checksum_proves(echoed, Some(&up.checksum), Some(&whole)) => {
+            Some(echoed) if checksum_proves(echoed, up.checksum.as_deref(), Some(&whole)) => {
                 return Ok(VerifiedBy::Response);
             }
             Some(_) => return Err(differs()),
             None => {}
         }
         // Multipart: the full-object CRC64NVME the target checked on the assembled bytes
-        // (each part was checked against its SHA-256 on the way).
+        // (each part was checked against its own CRC64NVME on the way).
         match (&up.echoed_crc64nvme, &up.crc64nvme) {
             (Some(echoed), Some(ours)) if echoed == ours => return Ok(VerifiedBy::Response),
             (Some(_), Some(_)) => return Err(differs()),
@@ -363,7 +398,7 @@ impl Copier {
         };
         let wrote = Wrote {
             size,
-            upload_checksum: Some(&up.checksum),
+            upload_checksum: up.checksum.as_deref(),
             sha256_hex: Some(&whole),
             crc64nvme: up.crc64nvme.as_deref(),
             etag: up.etag.as_deref(),

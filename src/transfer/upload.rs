@@ -1,6 +1,8 @@
 //! Streams one object from the source to the target: SHA-256 (and MD5/CRC32C where the
-//! source states them) computed while reading, a single PUT below the multipart
-//! threshold, equal-sized parts above it, each with its own SHA-256. Memory is taken from
+//! source states them) computed while reading, a single PUT with that SHA-256 below the
+//! multipart threshold, equal-sized parts above it, each with its own CRC64NVME and the
+//! whole object's CRC64NVME on Complete (one scheme per upload: CRC64NVME, FULL_OBJECT).
+//! Memory is taken from
 //! a shared budget of concurrency × part size, so it stays flat whatever the object count
 //! or size. A source digest mismatch or an interruption aborts the upload: nothing is
 //! left in the target.
@@ -12,11 +14,11 @@ use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::checksum::{b64, composite_sha256, Digests, Hasher};
+use crate::checksum::{b64, crc64nvme_b64, Digests, Hasher};
 use crate::error::StoreError;
 use crate::limits::{part_size_for, MAX_METADATA_BYTES, MAX_OBJECT, MIB};
 use crate::manifest::Intent;
-use crate::object::{Body, ByteStream, ObjectMeta};
+use crate::object::{Body, ByteStream, MultipartChecksum, ObjectMeta, Part};
 use crate::source::{ObjectInfo, Source};
 use crate::target::{MultipartUpload, Target};
 
@@ -56,6 +58,8 @@ pub struct UploadSettings {
     pub storage_class: Option<crate::headers::StorageClass>,
     /// Parts of one object in flight at once (all within the shared memory budget).
     pub parts_at_once: usize,
+    /// How multipart uploads prove their bytes (`--multipart-checksum`).
+    pub multipart_checksum: MultipartChecksum,
 }
 
 /// What an upload proved.
@@ -63,8 +67,9 @@ pub struct UploadSettings {
 pub struct Uploaded {
     pub digests: Digests,
     pub etag: Option<String>,
-    /// The SHA-256 the target should report (base64, `-N` for multipart).
-    pub checksum: String,
+    /// A single PUT: the SHA-256 sent with it, which the target should report (base64).
+    /// A multipart upload sends none (its checksum is `crc64nvme`).
+    pub checksum: Option<String>,
     /// The SHA-256 the target's own response stated for what it stored, if it did.
     pub echoed: Option<String>,
     /// Multipart: the whole object's CRC64NVME (base64) sent with Complete, and what
@@ -200,17 +205,15 @@ pub struct Uploader<'a> {
 
 impl Uploader<'_> {
     /// Records, before the object can appear in the target, the bytes about to land.
-    async fn announce(
-        &self,
-        size: u64,
-        sha256: &[u8; 32],
-        checksum: &str,
-    ) -> Result<(), StoreError> {
+    async fn announce(&self, digests: &Digests, sent: Sent<'_>) -> Result<(), StoreError> {
         let (log, template) = &self.announce;
         let mut intent = template.clone();
-        intent.size = Some(size);
-        intent.sha256 = Some(hex::encode(sha256));
-        intent.checksum = Some(checksum.to_string());
+        intent.size = Some(digests.len);
+        intent.sha256 = Some(hex::encode(digests.sha256));
+        match sent {
+            Sent::Sha256(c) => intent.checksum = Some(c.to_string()),
+            Sent::Crc64nvme(c) => intent.crc64nvme = Some(c.to_string()),
+        }
         intent.at = crate::manifest::now_rfc3339();
         log.record(intent).await
     }
@@ -248,15 +251,14 @@ impl Uploader<'_> {
         check_source_digests(obj, &digests)?;
         let meta = meta_for(obj, &body[..body.len().min(512)], self.settings);
         let checksum = b64(&digests.sha256);
-        self.announce(digests.len, &digests.sha256, &checksum)
-            .await?;
+        self.announce(&digests, Sent::Sha256(&checksum)).await?;
         let body = Body {
             bytes: body,
             sha256: digests.sha256,
         };
         let put = self.target.put(key, body, &meta).await?;
         Ok(Uploaded {
-            checksum,
+            checksum: Some(checksum),
             echoed: put.checksum_sha256,
             crc64nvme: None,
             echoed_crc64nvme: None,
@@ -279,7 +281,8 @@ impl Uploader<'_> {
         let memory = self.memory.reserve(part_size).await;
         let first = reader.read(part_size).await?.freeze();
         let meta = meta_for(obj, &first[..first.len().min(512)], self.settings);
-        let upload = self.target.start_multipart(key, &meta).await?;
+        let scheme = self.settings.multipart_checksum;
+        let upload = self.target.start_multipart(key, &meta, scheme).await?;
         // Its id reaches the manifest before any part is sent: a kill -9 from here on
         // leaves an upload the next run can find and abort.
         let (log, template) = &self.announce;
@@ -297,17 +300,21 @@ impl Uploader<'_> {
             hasher,
         };
         // Whatever stops the parts, no part is left behind in the target.
-        let (digests, checksum) = match self.send_parts(obj, upload.as_ref(), first, parts).await {
+        let digests = match self.send_parts(obj, upload.as_ref(), first, parts).await {
             Ok(sent) => sent,
             Err(e) => {
                 let _ = upload.abort().await;
                 return Err(e);
             }
         };
-        let crc64nvme = crate::checksum::crc64nvme_b64(digests.crc64nvme);
+        let crc64nvme = crc64nvme_b64(digests.crc64nvme);
+        if let Err(e) = self.announce(&digests, Sent::Crc64nvme(&crc64nvme)).await {
+            let _ = upload.abort().await;
+            return Err(e);
+        }
         let done = upload.complete(&crc64nvme).await?;
         Ok(Uploaded {
-            checksum,
+            checksum: None,
             echoed: done.checksum_sha256,
             crc64nvme: Some(crc64nvme),
             echoed_crc64nvme: done.checksum_crc64nvme,
@@ -320,12 +327,12 @@ impl Uploader<'_> {
 
     /// Sends every part (equal sizes but the last), up to `parts_at_once` at the same
     /// time, each holding its share of the memory budget until it is sent and hashed.
-    /// Then checks the whole object's digests and announces the write; the caller
+    /// Then checks the whole object's digests; the caller announces the write and
     /// completes or aborts the upload (a part still in flight when this returns an error
     /// is dropped first).
     ///
     /// No hash runs on the task that reads: one blocking task per part computes that
-    /// part's SHA-256 (sent with it), and the whole object's digests (MD5, SHA-256,
+    /// part's CRC64NVME (sent with it), and the whole object's digests (MD5, SHA-256,
     /// CRC64NVME) go on part by part, in order, in a blocking task of their own while
     /// the next part is read. One object's hashing alone would otherwise cap it at the
     /// speed of one core running every hash in turn (~200 MiB/s here).
@@ -335,14 +342,13 @@ impl Uploader<'_> {
         upload: &dyn MultipartUpload,
         mut part: Bytes,
         p: Parts,
-    ) -> Result<(Digests, String), StoreError> {
+    ) -> Result<Digests, StoreError> {
         let Parts {
             mut reader,
             part_size,
             mut memory,
             hasher,
         } = p;
-        let mut sent: Vec<(i32, [u8; 32])> = Vec::new();
         let mut number = 1i32;
         let tracked = self.in_flight.start(
             &obj.key,
@@ -352,6 +358,7 @@ impl Uploader<'_> {
         let tracked = &tracked;
         let mut sending = futures::stream::FuturesUnordered::new();
         let at_once = self.settings.parts_at_once.max(1);
+        let scheme = self.settings.multipart_checksum;
         // The whole object's hash so far, as the task that will hand it back.
         let mut hashing = tokio::task::spawn_blocking(move || hasher);
         loop {
@@ -359,7 +366,7 @@ impl Uploader<'_> {
             let held = Arc::new(memory);
             let previous = joined(obj, hashing);
             let mut whole = self
-                .sending_meanwhile(obj, &mut sending, &mut sent, previous)
+                .sending_meanwhile(obj, &mut sending, previous)
                 .await??;
             let (bytes, hold) = (part.clone(), held.clone());
             hashing = tokio::task::spawn_blocking(move || {
@@ -370,27 +377,24 @@ impl Uploader<'_> {
             let last = (part.len() as u64) < part_size;
             let len = part.len() as u64;
             sending.push(async move {
-                let hashed = tokio::task::spawn_blocking(move || Body::of(part));
-                let body = joined(obj, hashed).await?;
-                let sha256 = body.sha256;
-                let result = upload.upload_part(number, body).await;
+                let hashed = tokio::task::spawn_blocking(move || Part::of(part, scheme));
+                let part = joined(obj, hashed).await?;
+                let result = upload.upload_part(number, part).await;
                 drop(held);
                 result?;
                 tracked.part_sent(len);
-                Ok((number, sha256))
+                Ok(())
             });
             while sending.len() >= at_once {
-                self.part_done(obj, &mut sending, &mut sent).await?;
+                self.part_done(obj, &mut sending).await?;
             }
             if last {
                 break;
             }
             let reserve = self.memory.reserve(part_size);
-            memory = self
-                .sending_meanwhile(obj, &mut sending, &mut sent, reserve)
-                .await?;
+            memory = self.sending_meanwhile(obj, &mut sending, reserve).await?;
             let next = self
-                .sending_meanwhile(obj, &mut sending, &mut sent, reader.read(part_size))
+                .sending_meanwhile(obj, &mut sending, reader.read(part_size))
                 .await??;
             if next.is_empty() {
                 break;
@@ -399,7 +403,7 @@ impl Uploader<'_> {
             number += 1;
         }
         while !sending.is_empty() {
-            self.part_done(obj, &mut sending, &mut sent).await?;
+            self.part_done(obj, &mut sending).await?;
         }
         let mut whole = joined(obj, hashing).await?;
         // Drain anything past the listed size, so a grown source is noticed.
@@ -407,32 +411,16 @@ impl Uploader<'_> {
         whole.update(&extra);
         let digests = whole.finish();
         check_source_digests(obj, &digests)?;
-        sent.sort_by_key(|(n, _)| *n);
-        let part_digests: Vec<[u8; 32]> = sent.into_iter().map(|(_, sha)| sha).collect();
-        let checksum = composite_sha256(&part_digests);
-        self.announce(digests.len, &digests.sha256, &checksum)
-            .await?;
-        Ok((digests, checksum))
+        Ok(digests)
     }
 
-    /// Waits for one part in flight to finish (its number and SHA-256 go into `sent`),
-    /// or for the run to be interrupted.
-    async fn part_done<S>(
-        &self,
-        obj: &ObjectInfo,
-        sending: &mut S,
-        sent: &mut Vec<(i32, [u8; 32])>,
-    ) -> Result<(), StoreError>
+    /// Waits for one part in flight to finish, or for the run to be interrupted.
+    async fn part_done<S>(&self, obj: &ObjectInfo, sending: &mut S) -> Result<(), StoreError>
     where
-        S: futures::Stream<Item = Result<(i32, [u8; 32]), StoreError>> + Unpin,
+        S: futures::Stream<Item = Result<(), StoreError>> + Unpin,
     {
         tokio::select! {
-            r = sending.next() => {
-                if let Some(done) = r {
-                    sent.push(done?);
-                }
-                Ok(())
-            }
+            r = sending.next() => r.unwrap_or(Ok(())),
             _ = self.cancel.cancelled() => Err(interrupted(obj)),
         }
     }
@@ -443,23 +431,27 @@ impl Uploader<'_> {
         &self,
         obj: &ObjectInfo,
         sending: &mut S,
-        sent: &mut Vec<(i32, [u8; 32])>,
         work: impl std::future::Future<Output = T>,
     ) -> Result<T, StoreError>
     where
-        S: futures::Stream<Item = Result<(i32, [u8; 32]), StoreError>>
-            + Unpin
-            + futures::stream::FusedStream,
+        S: futures::Stream<Item = Result<(), StoreError>> + Unpin + futures::stream::FusedStream,
     {
         tokio::pin!(work);
         loop {
             tokio::select! {
                 v = &mut work => return Ok(v),
-                Some(r) = sending.next(), if !sending.is_terminated() => sent.push(r?),
+                Some(r) = sending.next(), if !sending.is_terminated() => r?,
                 _ = self.cancel.cancelled() => return Err(interrupted(obj)),
             }
         }
     }
+}
+
+/// The checksum a write carries, as announced before it: a single PUT's SHA-256, or a
+/// multipart upload's full-object CRC64NVME (both base64).
+enum Sent<'a> {
+    Sha256(&'a str),
+    Crc64nvme(&'a str),
 }
 
 /// The result of a hashing task; a panic there fails the object, not the run.

@@ -66,6 +66,7 @@ async fn unfinished_work(
         );
         rec.sha256 = announced.sha256.clone();
         rec.target_checksum = announced.checksum.clone();
+        rec.target_crc64nvme = announced.crc64nvme.clone();
         rec.run_id = last.run_id.clone();
         rec.backup_key = backup.clone();
         if let Some(p) = latest.get(source_key.as_str()) {

@@ -220,6 +220,7 @@ fn copier(cfg: &CopyConfig, o: &Opened, state: &RunState, intents: IntentLog) ->
             headers: cfg.headers.clone(),
             storage_class: cfg.storage_class,
             parts_at_once: cfg.stores.concurrency.min(crate::limits::PARTS_IN_FLIGHT),
+            multipart_checksum: cfg.multipart_checksum,
         },
         cancel: state.cancel.clone(),
         on_conflict: cfg.on_conflict,
@@ -228,6 +229,7 @@ fn copier(cfg: &CopyConfig, o: &Opened, state: &RunState, intents: IntentLog) ->
         intents,
         pacer: o.stores.source_pacer.clone(),
         in_flight: state.in_flight.clone(),
+        repeats: Default::default(),
     }
 }
 

@@ -68,9 +68,12 @@ impl Producer {
                 Ok(None) => continue,
                 Err(()) => break,
             };
+            // A stop that came while waiting wins over a permit freed at the same time:
+            // no object starts after the run was told to stop.
             let permit = tokio::select! {
-                p = permits.clone().acquire_owned() => p.expect("never closed"),
+                biased;
                 _ = cancel.cancelled() => break,
+                p = permits.clone().acquire_owned() => p.expect("never closed"),
             };
             self.spawn_copy(&mut workers, permit, work);
             while workers.try_join_next().is_some() {}
@@ -203,7 +206,12 @@ impl Producer {
                 Ok(Ok(rec)) => {
                     let _ = tx.send(Msg::Record(rec, row)).await;
                 }
-                Ok(Err(e)) => state.fail(e),
+                Ok(Err(stop)) => {
+                    if let Some(rec) = stop.record {
+                        let _ = tx.send(Msg::Record(rec, row)).await;
+                    }
+                    state.fail(stop.error)
+                }
                 Err(panic) => {
                     let rec = if_panics.with_error(format!(
                         "internal error: {panic}; the object was not copied — re-run to retry, and report this bug"

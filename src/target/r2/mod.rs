@@ -1,26 +1,31 @@
 //! Cloudflare R2 through the S3 API. The client is built from `aws_sdk_s3::config::Builder`
 //! directly — never from the shared AWS environment, whose credentials belong to the
 //! source — with R2's static keys, region `auto`, path-style addressing, checksums only
-//! when required (we send our own SHA-256 with every PUT and part), and retries left to
-//! the [`Pacer`].
+//! when required (we send our own: SHA-256 with every single PUT; CRC64NVME, FULL_OBJECT,
+//! for every multipart upload, its parts and its Complete), and retries left to the
+//! [`Pacer`].
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType};
 use aws_sdk_s3::Client;
 use futures::stream::BoxStream;
 
 use super::{MultipartUpload, PutResult, Target, TargetObject};
 use crate::checksum::b64;
 use crate::error::{usage, StoreError};
-use crate::object::{Body, ByteStream, ObjectMeta};
+use crate::object::{Body, ByteStream, MultipartChecksum, ObjectMeta};
 use crate::pacer::Pacer;
 use crate::s3api::{
     body_stream, copy_source, get_object, head_object, list_page, meta_from_parts, next_token,
-    probe_bucket, send, send_patiently, send_upload, unquote, with_our_policy, ListScope,
+    probe_bucket, send, send_upload, unquote, with_our_policy, ListScope,
 };
+
+mod multipart;
+
+use multipart::{scheme_sent, R2Upload};
 
 pub struct R2Target {
     client: Client,
@@ -34,7 +39,7 @@ pub struct R2Target {
 pub fn endpoint_from_env() -> anyhow::Result<String> {
     if let Ok(url) = std::env::var("R2_ENDPOINT_URL") {
         if !url.trim().is_empty() {
-            return Ok(url.trim().trim_end_matches('/').to_string());
+            return Ok(crate::s3api::endpoint_url(&url));
         }
     }
     let account = std::env::var("R2_ACCOUNT_ID").unwrap_or_default();
@@ -234,7 +239,15 @@ impl Target for R2Target {
                 .send()
         })
         .await
-        .map_err(|e| write_refused(e, &self.bucket))?;
+        .map_err(|e| {
+            write_refused(e, &self.bucket).sent(|| {
+                format!(
+                    "x-amz-checksum-sha256 (the body's SHA-256) and Content-Length: {}{}",
+                    body.len(),
+                    headers_sent(meta)
+                )
+            })
+        })?;
         Ok(PutResult {
             etag: unquote(out.e_tag()),
             checksum_sha256: out.checksum_sha256().map(str::to_string),
@@ -246,6 +259,7 @@ impl Target for R2Target {
         &self,
         key: &str,
         meta: &ObjectMeta,
+        checksum: MultipartChecksum,
     ) -> Result<Box<dyn MultipartUpload>, StoreError> {
         let what = format!("CreateMultipartUpload r2://{}/{key}", self.bucket);
         let out = send(&self.pacer, &what, || {
@@ -253,12 +267,23 @@ impl Target for R2Target {
                 .client
                 .create_multipart_upload()
                 .bucket(&self.bucket)
-                .key(key)
-                .checksum_algorithm(ChecksumAlgorithm::Sha256);
+                .key(key);
+            // One scheme from Create to Complete (SPEC "Multipart checksums"): R2
+            // allows CRC64NVME only as FULL_OBJECT, and S3's model fixes the algorithm
+            // and type here — a Complete naming another is refused.
+            let req = match checksum {
+                MultipartChecksum::Crc64nvme => req
+                    .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+                    .checksum_type(ChecksumType::FullObject),
+                MultipartChecksum::Md5 => req,
+            };
             apply_meta!(req, meta).send()
         })
         .await
-        .map_err(|e| write_refused(e, &self.bucket))?;
+        .map_err(|e| {
+            write_refused(e, &self.bucket)
+                .sent(|| format!("{}{}", scheme_sent(checksum), headers_sent(meta)))
+        })?;
         let upload_id = out
             .upload_id()
             .ok_or_else(|| StoreError::Object(format!("{what}: the target returned no upload id; check that R2_ENDPOINT_URL is an R2 (S3-compatible) endpoint")))?
@@ -268,7 +293,9 @@ impl Target for R2Target {
             bucket: self.bucket.clone(),
             key: key.to_string(),
             upload_id,
+            checksum,
             parts: std::sync::Mutex::new(Vec::new()),
+            md5s: std::sync::Mutex::new(Vec::new()),
             bytes: std::sync::atomic::AtomicU64::new(0),
             pacer: self.pacer.clone(),
         }))
@@ -345,12 +372,35 @@ impl Target for R2Target {
     }
 }
 
-/// How long CompleteMultipartUpload may stay silent while R2 assembles the object: ten
-/// times what any other request may (`--io-timeout`), plus 10 s per GiB, at most 10
-/// minutes — a Complete that hangs is retried, not waited on for the full ten minutes.
-fn complete_patience(io_timeout: std::time::Duration, bytes: u64) -> std::time::Duration {
-    let per_gib = std::time::Duration::from_secs(10).mul_f64(bytes as f64 / (1u64 << 30) as f64);
-    (io_timeout * 10 + per_gib).min(std::time::Duration::from_secs(600))
+/// The headers a write carried beside its checksum, for a message about a refusal:
+/// the standard ones with their values, custom metadata by count and size only.
+fn headers_sent(meta: &ObjectMeta) -> String {
+    let mut out = String::new();
+    let standard = [
+        ("Content-Type", &meta.content_type),
+        ("Cache-Control", &meta.cache_control),
+        ("Content-Disposition", &meta.content_disposition),
+        ("Content-Encoding", &meta.content_encoding),
+        ("Content-Language", &meta.content_language),
+        ("Expires", &meta.expires),
+        ("x-amz-storage-class", &meta.storage_class),
+    ];
+    for (name, value) in standard {
+        if let Some(v) = value {
+            out.push_str(&format!(", {name}: {v}"));
+        }
+    }
+    if !meta.custom.is_empty() {
+        out.push_str(&format!(
+            ", {} x-amz-meta-* headers ({} bytes)",
+            meta.custom.len(),
+            meta.custom
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+        ));
+    }
+    out
 }
 
 /// R2 API tokens are granted per bucket, never per object: a refused write means this
@@ -365,124 +415,5 @@ fn write_refused(e: StoreError, bucket: &str) -> StoreError {
              resume"
         )),
         other => other,
-    }
-}
-
-struct R2Upload {
-    client: Client,
-    bucket: String,
-    key: String,
-    upload_id: String,
-    /// Parts as they complete, in any order; sorted by number to complete the upload.
-    parts: std::sync::Mutex<Vec<CompletedPart>>,
-    /// Bytes of the parts uploaded: how long Complete may take grows with them.
-    bytes: std::sync::atomic::AtomicU64,
-    pacer: Arc<Pacer>,
-}
-
-#[async_trait]
-impl MultipartUpload for R2Upload {
-    fn id(&self) -> String {
-        self.upload_id.clone()
-    }
-
-    async fn upload_part(&self, number: i32, part: Body) -> Result<(), StoreError> {
-        let (body, sha256) = (part.bytes, part.sha256);
-        let what = format!("UploadPart {number} of r2://{}/{}", self.bucket, self.key);
-        let checksum = b64(&sha256);
-        self.pacer.spend_bytes(body.len() as u64).await;
-        let out = send_upload(&self.pacer, &what, &body, |sdk_body| {
-            self.client
-                .upload_part()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .upload_id(&self.upload_id)
-                .part_number(number)
-                .content_length(body.len() as i64)
-                .checksum_sha256(&checksum)
-                .body(sdk_body)
-                .send()
-        })
-        .await
-        .map_err(|e| write_refused(e, &self.bucket))?;
-        self.bytes
-            .fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        self.parts.lock().expect("not poisoned").push(
-            CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(out.e_tag().map(str::to_string))
-                .checksum_sha256(checksum)
-                .build(),
-        );
-        Ok(())
-    }
-
-    async fn complete(self: Box<Self>, crc64nvme: &str) -> Result<PutResult, StoreError> {
-        let what = format!("CompleteMultipartUpload r2://{}/{}", self.bucket, self.key);
-        let mut parts = self.parts.lock().expect("not poisoned").clone();
-        parts.sort_by_key(|p| p.part_number());
-        let done = CompletedMultipartUpload::builder()
-            .set_parts(Some(parts))
-            .build();
-        let bytes = self.bytes.load(std::sync::atomic::Ordering::Relaxed);
-        let patience = complete_patience(self.pacer.io_timeout(), bytes);
-        let out = send_patiently(&self.pacer, &what, patience, || {
-            self.client
-                .complete_multipart_upload()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .upload_id(&self.upload_id)
-                .multipart_upload(done.clone())
-                // R2 checks the assembled object against it (its only FULL_OBJECT type).
-                .checksum_crc64_nvme(crc64nvme)
-                .checksum_type(aws_sdk_s3::types::ChecksumType::FullObject)
-                .send()
-        })
-        .await
-        .map_err(|e| write_refused(e, &self.bucket));
-        match out {
-            Ok(out) => Ok(PutResult {
-                etag: unquote(out.e_tag()),
-                checksum_sha256: out.checksum_sha256().map(str::to_string),
-                checksum_crc64nvme: out.checksum_crc64_nvme().map(str::to_string),
-            }),
-            Err(e) => {
-                let _ = self.abort().await;
-                Err(e)
-            }
-        }
-    }
-
-    async fn abort(self: Box<Self>) -> Result<(), StoreError> {
-        let what = format!("AbortMultipartUpload r2://{}/{}", self.bucket, self.key);
-        send(&self.pacer, &what, || {
-            self.client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .upload_id(&self.upload_id)
-                .send()
-        })
-        .await
-        .map_err(|e| write_refused(e, &self.bucket))?;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::complete_patience;
-    use std::time::Duration;
-
-    #[test]
-    fn complete_waits_longer_for_larger_objects_within_ten_minutes() {
-        let s = Duration::from_secs;
-        assert_eq!(
-            complete_patience(s(1), 11 << 20),
-            s(10) + s(10).mul_f64(11.0 / 1024.0)
-        );
-        assert_eq!(complete_patience(s(60), 0), s(600));
-        assert_eq!(complete_patience(s(5), 30 << 30), s(350));
-        assert_eq!(complete_patience(s(5), 5 << 40), s(600));
     }
 }
