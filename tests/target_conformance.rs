@@ -484,6 +484,30 @@ async fn r2_on_s3s_fs_passes_the_target_suite() {
     check(&target, &gaps, || server.open_uploads()).await;
 }
 
+/// The strict R2 test server knows R2's rules: no gap but what no local server can know.
+#[tokio::test]
+async fn r2_on_the_strict_server_passes_the_target_suite() {
+    let server = StrictR2::start();
+    server.create_bucket("media");
+    let target = r2migrate::target::r2::R2Target::new(
+        &server.endpoint(),
+        ACCESS_KEY.into(),
+        SECRET_KEY.into(),
+        "media",
+        "under/prefix/",
+        pacer(),
+    );
+    let gaps = Gaps {
+        keeps_refused_put: false,
+        checks_no_checksum: false,
+        lists_no_etag: false,
+        cannot_complete_multipart: false,
+        ignores_full_object_checksum: false,
+        accepts_unequal_parts: false,
+    };
+    check(&target, &gaps, || server.open_uploads()).await;
+}
+
 #[tokio::test]
 async fn r2_on_moto_passes_the_target_suite() {
     let moto = Moto::start();

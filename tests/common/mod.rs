@@ -137,6 +137,37 @@ impl S3Server {
     }
 }
 
+/// The strict R2 test server (`crates/r2-strict`): R2's documented rules, each with its
+/// source, in memory, in this process.
+pub struct StrictR2 {
+    server: r2_strict::Server,
+    pub port: u16,
+}
+
+impl StrictR2 {
+    pub fn start() -> StrictR2 {
+        let server = r2_strict::Server::start(ACCESS_KEY, SECRET_KEY);
+        let port = server.port;
+        StrictR2 { server, port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.server.endpoint()
+    }
+
+    pub fn create_bucket(&self, name: &str) {
+        self.server.create_bucket(name);
+    }
+
+    pub fn client(&self) -> Client {
+        s3_client(&self.endpoint())
+    }
+
+    pub fn open_uploads(&self) -> usize {
+        self.server.open_uploads()
+    }
+}
+
 /// moto: stores every key S3 can (long keys, `a//b`), has ListMultipartUploads and
 /// storage classes; checks no checksum and accepts any credentials. For key fidelity.
 pub struct Moto {

@@ -1,0 +1,276 @@
+//! The strict R2 test server enforces R2's documented rules (crates/r2-strict/README.md
+//! lists each with its source): checked here with a plain S3 client, then r2migrate runs
+//! against it end to end. The first test is the bug this server exists to catch: a
+//! SHA-256 (COMPOSITE) upload completed with a FULL_OBJECT CRC64NVME, which every large
+//! object of r2migrate sent until December 2026, is refused here as S3 and R2 refuse it.
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart, StorageClass,
+};
+use common::*;
+
+const MIB: usize = 1024 * 1024;
+
+fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(e: &E) -> String {
+    e.code().unwrap_or("").to_string()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    r2migrate::checksum::b64(bytes)
+}
+
+fn crc(bytes: &[u8]) -> String {
+    r2migrate::checksum::crc64nvme_b64(r2migrate::checksum::crc64nvme(bytes))
+}
+
+#[tokio::test]
+async fn a_composite_upload_completed_as_full_object_is_refused() {
+    let r2 = StrictR2::start();
+    r2.create_bucket("bkt");
+    let c = r2.client();
+    let body = bytes_for(1, 6 * MIB);
+    let up = c
+        .create_multipart_upload()
+        .bucket("bkt")
+        .key("k")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let sha = b64(&r2migrate::checksum::sha256(&body));
+    let part = c
+        .upload_part()
+        .bucket("bkt")
+        .key("k")
+        .upload_id(id)
+        .part_number(1)
+        .checksum_sha256(&sha)
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let done = CompletedMultipartUpload::builder()
+        .parts(
+            CompletedPart::builder()
+                .part_number(1)
+                .set_e_tag(part.e_tag().map(str::to_string))
+                .checksum_sha256(&sha)
+                .build(),
+        )
+        .build();
+    let complete = |kind: Option<ChecksumType>, crc64: Option<String>| {
+        c.complete_multipart_upload()
+            .bucket("bkt")
+            .key("k")
+            .upload_id(id)
+            .multipart_upload(done.clone())
+            .set_checksum_type(kind)
+            .set_checksum_crc64_nvme(crc64)
+            .send()
+    };
+    let e = complete(Some(ChecksumType::FullObject), Some(crc(&body)))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "BadDigest", "another type than Create's");
+    let e = complete(None, Some(crc(&body))).await.unwrap_err();
+    assert_eq!(code(&e), "InvalidRequest", "a value of another algorithm");
+    // R2's table: SHA-256 is COMPOSITE only, CRC64NVME FULL_OBJECT only.
+    let e = c
+        .create_multipart_upload()
+        .bucket("bkt")
+        .key("k2")
+        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+        .checksum_type(ChecksumType::Composite)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "InvalidRequest");
+    // The same upload completed as it was created lands, with a composite checksum.
+    let ok = complete(None, None).await.unwrap();
+    assert!(ok.checksum_sha256().unwrap().ends_with("-1"), "{ok:?}");
+}
+
+#[tokio::test]
+async fn puts_are_checked_and_refused_puts_store_nothing() {
+    let r2 = StrictR2::start();
+    r2.create_bucket("bkt");
+    let c = r2.client();
+    let wrong = c
+        .put_object()
+        .bucket("bkt")
+        .key("bad")
+        .checksum_sha256(b64(&[7u8; 32]))
+        .body(ByteStream::from_static(b"hello"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&wrong), "BadDigest");
+    let md5 = c
+        .put_object()
+        .bucket("bkt")
+        .key("bad")
+        .content_md5(b64(&[1u8; 16]))
+        .body(ByteStream::from_static(b"hello"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&md5), "BadDigest");
+    assert!(head(&c, "bkt", "bad").await.is_none(), "nothing stored");
+    // Metadata over 8,192 bytes, storage classes R2 lacks, tagging.
+    let big = "x".repeat(8200);
+    let e = c
+        .put_object()
+        .bucket("bkt")
+        .key("m")
+        .metadata("a", &big)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "MetadataTooLarge");
+    let e = c
+        .put_object()
+        .bucket("bkt")
+        .key("g")
+        .storage_class(StorageClass::Glacier)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "InvalidStorageClass");
+    let e = c
+        .put_object()
+        .bucket("bkt")
+        .key("t")
+        .tagging("a=b")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "NotImplemented");
+    // STANDARD_IA is stored and shown.
+    c.put_object()
+        .bucket("bkt")
+        .key("ia")
+        .storage_class(StorageClass::StandardIa)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    let h = head(&c, "bkt", "ia").await.unwrap();
+    assert_eq!(h.storage_class(), Some(&StorageClass::StandardIa));
+    // A conditional write that does not hold, and a second write within a second.
+    let e = c
+        .put_object()
+        .bucket("bkt")
+        .key("ia")
+        .if_none_match("*")
+        .body(ByteStream::from_static(b"y"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "PreconditionFailed");
+    let e = c
+        .put_object()
+        .bucket("bkt")
+        .key("ia")
+        .body(ByteStream::from_static(b"y"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(429));
+    // Keys: 1,024 bytes at most; NFC-normalised, so either spelling reads the object.
+    let long = "k".repeat(1025);
+    let e = c
+        .put_object()
+        .bucket("bkt")
+        .key(&long)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "KeyTooLongError");
+    put_bytes(&c, "bkt", "cafe\u{301}.txt", b"nfd").await;
+    assert_eq!(get_bytes(&c, "bkt", "caf\u{e9}.txt").await, b"nfd");
+}
+
+#[test]
+fn wrong_credentials_are_refused() {
+    let r2 = StrictR2::start();
+    r2.create_bucket("bkt");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = s3_client_with(&r2.endpoint(), ACCESS_KEY, "not-the-secret");
+    let e = rt
+        .block_on(c.list_objects_v2().bucket("bkt").send())
+        .unwrap_err();
+    assert_eq!(code(&e), "SignatureDoesNotMatch");
+}
+
+/// r2migrate end to end on the strict server, with sizes around the multipart
+/// boundaries: every object lands, `verify` and `verify --deep` pass.
+#[test]
+fn a_run_around_the_multipart_boundaries_is_accepted_and_verified() {
+    let r2 = StrictR2::start();
+    r2.create_bucket("media");
+    let src = tempfile::tempdir().unwrap();
+    let sizes = [
+        0,
+        1,
+        5 * MIB - 1,
+        5 * MIB,
+        5 * MIB + 1,
+        10 * MIB,
+        10 * MIB + 1,
+        15 * MIB + 7,
+    ];
+    for (i, size) in sizes.iter().enumerate() {
+        write(
+            src.path(),
+            &format!("s/{i}.bin"),
+            &bytes_for(i as u64, *size),
+        );
+    }
+    let work = tempfile::tempdir().unwrap();
+    let env = |cmd: &mut assert_cmd::Command| {
+        cmd.env("R2_ENDPOINT_URL", r2.endpoint())
+            .env("R2_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("R2_SECRET_ACCESS_KEY", SECRET_KEY);
+    };
+    let mut run = r2migrate(work.path());
+    env(&mut run);
+    let out = run
+        .args(["run", "--from"])
+        .arg(src.path())
+        .args([
+            "--to",
+            "r2://media/",
+            "--multipart-threshold",
+            "5MiB",
+            "--part-size",
+            "5MiB",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let records = manifest_objects(&work.path().join("r2migrate-manifest.jsonl"));
+    assert_eq!(records.len(), sizes.len());
+    for r in &records {
+        // The strict server states the checksum it stored: every upload proven by the
+        // response, no HEAD.
+        assert_eq!(r["verified_by"], "response", "{r}");
+    }
+    for deep in [false, true] {
+        let mut verify = r2migrate(work.path());
+        env(&mut verify);
+        verify.arg("verify");
+        if deep {
+            verify.arg("--deep");
+        }
+        assert_exit(&verify.output().unwrap(), 0);
+    }
+    assert_eq!(r2.open_uploads(), 0);
+}
