@@ -264,18 +264,30 @@ pub async fn head_object(
     .await
 }
 
-/// GET of one key, or a byte range of it. The S3 source asks with checksum mode on (the
-/// stored checksums come back to check); the R2 target re-hashes what it reads itself.
+/// Who reads with [`get_object`], which decides what is asked for. Both ask for the
+/// stored bytes with `Accept-Encoding: gzip`: R2 (and any store behind Cloudflare) serves
+/// an object stored with `Content-Encoding: gzip` decompressed to a client that does not
+/// accept gzip (rclone#8137; rclone sends the header for that reason), and a copy, and
+/// verify, must carry and hash the bytes as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    /// The S3 source: checksum mode on, so the stored checksums come back to check.
+    Source,
+    /// The R2 target, reading back what it holds; it re-hashes what it reads itself.
+    Target,
+}
+
+/// GET of one key, or a byte range of it.
 pub async fn get_object(
     client: &aws_sdk_s3::Client,
     pacer: &Pacer,
     (bucket, key): (&str, &str),
     range: Option<&crate::object::ByteRange>,
-    checksums: bool,
+    reader: Reader,
     what: &str,
 ) -> Result<GetObjectOutput, StoreError> {
     let range = range.map(|r| format!("bytes={}-{}", r.start, r.end.saturating_sub(1)));
-    let mode = checksums.then_some(ChecksumMode::Enabled);
+    let mode = (reader == Reader::Source).then_some(ChecksumMode::Enabled);
     send(pacer, what, || {
         client
             .get_object()
@@ -283,6 +295,10 @@ pub async fn get_object(
             .key(key)
             .set_checksum_mode(mode.clone())
             .set_range(range.clone())
+            .customize()
+            .mutate_request(|req| {
+                req.headers_mut().insert("accept-encoding", "gzip");
+            })
             .send()
     })
     .await

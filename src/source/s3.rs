@@ -22,7 +22,7 @@ use crate::object::{ByteRange, SourceDigests};
 use crate::pacer::Pacer;
 use crate::s3api::{
     body_stream, get_object, head_object, list_page, meta_from_parts, next_token, probe_bucket,
-    unquote, with_our_policy, ListScope,
+    unquote, with_our_policy, ListScope, Reader,
 };
 
 pub struct S3Source {
@@ -267,7 +267,15 @@ impl Source for S3Source {
         let full = format!("{}{}", self.prefix, obj.key);
         let what = format!("GET {}", self.url(&obj.key));
         let at = (self.bucket.as_str(), full.as_str());
-        let out = get_object(&self.client, &self.pacer, at, range.as_ref(), true, &what).await?;
+        let out = get_object(
+            &self.client,
+            &self.pacer,
+            at,
+            range.as_ref(),
+            Reader::Source,
+            &what,
+        )
+        .await?;
         let meta = meta_from_parts(
             out.content_type(),
             out.cache_control(),

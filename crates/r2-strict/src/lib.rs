@@ -1,11 +1,13 @@
 //! A strict R2 test server: the S3 API as Cloudflare R2 documents it, built on the `s3s`
 //! crate (the one s3s-fs is made from) with an in-memory store. Each rule it enforces
-//! cites its source where it is enforced (`store.rs`, `api.rs`) and in this crate's
+//! cites its source where it is enforced (`store.rs`, `rules.rs`, `api.rs`, `multipart.rs`) and in this crate's
 //! README. A difference from a real R2 found later is a bug here, fixed with the document
 //! that shows it. A test tool: never part of r2migrate's binary.
 
 mod api;
 mod checksums;
+mod multipart;
+mod rules;
 mod store;
 
 use std::sync::Arc;

@@ -59,6 +59,7 @@ pub struct Part {
     pub md5: [u8; 16],
     /// The part's checksum of the upload's algorithm (raw digest).
     pub digest: Option<Vec<u8>>,
+    pub uploaded: std::time::SystemTime,
 }
 
 #[derive(Debug, Clone)]
