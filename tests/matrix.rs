@@ -1,5 +1,6 @@
 //! The matrix: every source (local, S3 on s3s-fs, S3 on moto, GCS on fake-gcs-server,
-//! SQLite) × every target (R2 on s3s-fs, the `file://` rehearsal) × sizes around the
+//! SQLite) × every target (R2 on the strict R2 test server and on s3s-fs, the `file://`
+//! rehearsal; local and S3 also into Cloudflare's local R2, miniflare) × sizes around the
 //! multipart boundaries (threshold = part size = 5 MiB here: 0, 1, T−1, T, T+1, 2 parts,
 //! 2 parts + 1 byte). Each object is read back by a client that is not ours — boto3 for
 //! R2, the file itself for the rehearsal — and compared with the source's bytes; then
@@ -32,7 +33,7 @@ fn sha_hex(b: &[u8]) -> String {
 }
 
 /// Every key under `prefix` in the R2 bucket with its size and SHA-256, as boto3 reads it.
-fn boto3_digests(r2: &S3Server, prefix: &str) -> BTreeMap<String, (u64, String)> {
+fn boto3_digests(r2: &dyn PlaysR2, prefix: &str) -> BTreeMap<String, (u64, String)> {
     let script = r#"
 import boto3, hashlib, json, sys
 s3 = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id=sys.argv[2],
@@ -45,7 +46,14 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket="media", Prefix=
 print(json.dumps(out))
 "#;
     let out = std::process::Command::new("python3")
-        .args(["-c", script, &r2.endpoint(), ACCESS_KEY, SECRET_KEY, prefix])
+        .args([
+            "-c",
+            script,
+            &r2.r2_endpoint(),
+            ACCESS_KEY,
+            SECRET_KEY,
+            prefix,
+        ])
         .output()
         .expect("python3 with boto3 (installed with moto by .ci/install-test-servers)");
     assert!(
@@ -65,13 +73,57 @@ struct Src {
     config: Option<String>,
 }
 
-fn run_matrix(name: &str, src: &Src, want: &[(String, Vec<u8>)], r2: &S3Server) {
+/// The servers playing R2 in one row of the matrix, by name.
+struct R2s {
+    strict: StrictR2,
+    s3s_fs: S3Server,
+    miniflare: Option<miniflare::Miniflare>,
+}
+
+impl R2s {
+    /// The strict server and s3s-fs; `with_miniflare` adds Cloudflare's local R2 (slow
+    /// to start and heavy, so only for the local and S3 rows).
+    fn start(with_miniflare: bool) -> R2s {
+        let strict = StrictR2::start();
+        strict.create_bucket("media");
+        let s3s_fs = S3Server::start();
+        s3s_fs.create_bucket("media");
+        let miniflare = with_miniflare.then(|| miniflare::Miniflare::start(&["media"]));
+        R2s {
+            strict,
+            s3s_fs,
+            miniflare,
+        }
+    }
+
+    fn all(&self) -> Vec<(&'static str, &dyn PlaysR2)> {
+        let mut all: Vec<(&'static str, &dyn PlaysR2)> =
+            vec![("strict-r2", &self.strict), ("s3s-fs", &self.s3s_fs)];
+        if let Some(m) = &self.miniflare {
+            all.push(("miniflare", m));
+        }
+        all
+    }
+}
+
+fn run_matrix(name: &str, src: &Src, want: &[(String, Vec<u8>)], r2s: &R2s) {
+    for (server, r2) in r2s.all() {
+        run_one(name, src, want, Some((server, r2)));
+    }
+    run_one(name, src, want, None);
+}
+
+/// One source into one target: a server playing R2, or (None) the rehearsal directory.
+fn run_one(name: &str, src: &Src, want: &[(String, Vec<u8>)], r2: Option<(&str, &dyn PlaysR2)>) {
     let work = tempfile::tempdir().unwrap();
     if let Some(c) = &src.config {
         std::fs::write(work.path().join("src.toml"), c).unwrap();
     }
     let cmd = |args: &[&str], manifest: &str| -> Output {
-        let mut c = r2migrate_to(work.path(), r2);
+        let mut c = match r2 {
+            Some((_, r2)) => r2migrate_to(work.path(), r2),
+            None => r2migrate(work.path()),
+        };
         for (k, v) in &src.env {
             c.env(k, v);
         }
@@ -83,10 +135,11 @@ fn run_matrix(name: &str, src: &Src, want: &[(String, Vec<u8>)], r2: &S3Server) 
             .output()
             .unwrap()
     };
-    for target in ["r2", "rehearsal"] {
-        let to = match target {
-            "r2" => format!("r2://media/{name}/"),
-            _ => format!("file://{}", work.path().join("rehearsal").display()),
+    {
+        let target = r2.map_or("rehearsal", |(server, _)| server);
+        let to = match r2 {
+            Some(_) => format!("r2://media/{name}/"),
+            None => format!("file://{}", work.path().join("rehearsal").display()),
         };
         let manifest = format!("{target}.jsonl");
         let out = cmd(
@@ -108,16 +161,16 @@ fn run_matrix(name: &str, src: &Src, want: &[(String, Vec<u8>)], r2: &S3Server) 
         );
 
         // Read back by a client that is not ours.
-        match target {
-            "r2" => {
+        match r2 {
+            Some((_, r2)) => {
                 let got = boto3_digests(r2, &format!("{name}/"));
                 let expect: BTreeMap<String, (u64, String)> = want
                     .iter()
                     .map(|(k, v)| (format!("{name}/{k}"), (v.len() as u64, sha_hex(v))))
                     .collect();
-                assert_eq!(got, expect, "{name} → R2: what boto3 reads back");
+                assert_eq!(got, expect, "{name} → {target}: what boto3 reads back");
             }
-            _ => {
+            None => {
                 for (k, v) in want {
                     let path = work.path().join("rehearsal").join(k);
                     let bytes =
@@ -136,8 +189,7 @@ fn run_matrix(name: &str, src: &Src, want: &[(String, Vec<u8>)], r2: &S3Server) 
 
 #[tokio::test]
 async fn local_source_across_targets_and_sizes() {
-    let r2 = S3Server::start();
-    r2.create_bucket("media");
+    let r2 = R2s::start(true);
     let dir = tempfile::tempdir().unwrap();
     let want = objects();
     for (k, v) in &want {
@@ -153,8 +205,7 @@ async fn local_source_across_targets_and_sizes() {
 
 #[tokio::test]
 async fn s3_source_on_s3s_fs_across_targets_and_sizes() {
-    let r2 = S3Server::start();
-    r2.create_bucket("media");
+    let r2 = R2s::start(true);
     let source = S3Server::start_with_keys("matrix-src", "matrix-src-secret");
     source.create_bucket("legacy");
     let client = s3_client_with(&source.endpoint(), "matrix-src", "matrix-src-secret");
@@ -164,8 +215,7 @@ async fn s3_source_on_s3s_fs_across_targets_and_sizes() {
 
 #[tokio::test]
 async fn s3_source_on_moto_across_targets_and_sizes() {
-    let r2 = S3Server::start();
-    r2.create_bucket("media");
+    let r2 = R2s::start(false);
     let moto = Moto::start();
     moto.create_bucket("legacy").await;
     s3_matrix(
@@ -184,7 +234,7 @@ async fn s3_matrix(
     client: &aws_sdk_s3::Client,
     endpoint: &str,
     (key, secret): (&str, &str),
-    r2: &S3Server,
+    r2: &R2s,
 ) {
     let want = objects();
     for (k, v) in &want {
@@ -212,8 +262,7 @@ fn s3_env(endpoint: &str, key: &str, secret: &str) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn gcs_source_across_targets_and_sizes() {
-    let r2 = S3Server::start();
-    r2.create_bucket("media");
+    let r2 = R2s::start(false);
     let gcs = FakeGcs::start();
     gcs.create_bucket("legacy").await;
     let want = objects();
@@ -232,8 +281,7 @@ async fn gcs_source_across_targets_and_sizes() {
 /// `tests/sqlite_source.rs`), so its column of the matrix starts at 1 byte.
 #[tokio::test]
 async fn sqlite_source_across_targets_and_sizes() {
-    let r2 = S3Server::start();
-    r2.create_bucket("media");
+    let r2 = R2s::start(false);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("blobs.db");
     let conn = rusqlite::Connection::open(&db).unwrap();

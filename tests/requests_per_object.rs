@@ -13,20 +13,8 @@ fn a_put_that_echoes_our_checksum_needs_no_head() {
     let r2 = S3Server::start();
     r2.create_bucket("media");
     let proxy = common::proxy::FaultProxy::start(r2.port);
-    let src = tempfile::tempdir().unwrap();
     let small = 25;
-    for i in 0..small {
-        write(
-            src.path(),
-            &format!("small/{i:02}.bin"),
-            &bytes_for(i, 1000 + i as usize),
-        );
-    }
-    write(
-        src.path(),
-        "big/video.mp4",
-        &bytes_for(99, 6 * 1024 * 1024 + 7),
-    );
+    let src = small_files_and_a_video(small, 6 * 1024 * 1024 + 7);
     let work = tempfile::tempdir().unwrap();
     let run = || run_with_5mib_parts(work.path(), &proxy, src.path());
     let out = run();
@@ -120,6 +108,55 @@ fn a_put_that_echoes_our_checksum_needs_no_head() {
     assert_eq!(proxy.count("HEAD", "/media/"), heads + records.len());
 }
 
+/// On the strict R2 server, which states the stored checksum as R2 does: one PUT per
+/// small object, Create + parts + Complete per large one, no HEAD at all (Complete's
+/// CRC64NVME is the proof); a resume lists ETags and sends no request per object.
+#[test]
+fn on_the_strict_r2_every_object_is_proven_by_its_response() {
+    let r2 = StrictR2::start();
+    r2.create_bucket("media");
+    let proxy = common::proxy::FaultProxy::start(r2.port);
+    let small = 25;
+    let src = small_files_and_a_video(small, 11 * 1024 * 1024 + 7);
+    let work = tempfile::tempdir().unwrap();
+    let run = || run_with_5mib_parts(work.path(), &proxy, src.path());
+    assert_exit(&run(), 0);
+    assert_eq!(proxy.count("PUT", "/media/small/"), small as usize);
+    assert_eq!(
+        proxy.count("PUT", "/media/big/video.mp4?"),
+        3,
+        "three parts"
+    );
+    assert_eq!(
+        proxy.count("POST", "/media/big/video.mp4?"),
+        2,
+        "Create, Complete"
+    );
+    assert_eq!(
+        proxy.count("HEAD", "/media/"),
+        0,
+        "every object proven by its response"
+    );
+    for r in manifest_objects(&work.path().join("r2migrate-manifest.jsonl")) {
+        assert_eq!(
+            (&r["status"], &r["verified_by"]),
+            (&"copied".into(), &"response".into()),
+            "{r}"
+        );
+    }
+    let before = proxy.requests().len();
+    assert_exit(&run(), 0);
+    let resumed: Vec<String> = proxy.requests()[before..]
+        .iter()
+        .filter(|r| !r.starts_with("GET /media?") && !r.starts_with("GET /media/?"))
+        .cloned()
+        .collect();
+    assert!(
+        resumed.len() <= 2,
+        "a resume sends only listings and the access probe: {resumed:?}"
+    );
+}
+
 /// A response that states another SHA-256 than the bytes sent fails the object, and the
 /// write is undone — never recorded `copied`.
 #[test]
@@ -198,6 +235,20 @@ fn a_head_after_upload_with_another_crc64nvme_fails_the_object() {
         vec!["small.txt".to_string()],
         "the bad write was undone"
     );
+}
+
+/// `small` files of about 1 KB under `small/`, and `big/video.mp4` of `video` bytes.
+fn small_files_and_a_video(small: u64, video: usize) -> tempfile::TempDir {
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..small {
+        write(
+            src.path(),
+            &format!("small/{i:02}.bin"),
+            &bytes_for(i, 1000 + i as usize),
+        );
+    }
+    write(src.path(), "big/video.mp4", &bytes_for(99, video));
+    src
 }
 
 /// `run --json` from `src` into r2://media/ through the proxy, multipart from 5 MiB on,

@@ -19,7 +19,7 @@ fn files() -> Vec<(String, Vec<u8>)> {
 }
 
 /// What a stopped run left: every `copied` record is in R2 with the source's bytes.
-async fn assert_records_honest(work: &std::path::Path, r2: &S3Server) -> usize {
+async fn assert_records_honest(work: &std::path::Path, r2: &dyn PlaysR2) -> usize {
     let all = files();
     let mut copied = 0;
     for rec in manifest_objects(&work.join("r2migrate-manifest.jsonl")) {
@@ -28,7 +28,7 @@ async fn assert_records_honest(work: &std::path::Path, r2: &S3Server) -> usize {
             let key = rec["target_key"].as_str().unwrap();
             let want = &all.iter().find(|(k, _)| k == key).unwrap().1;
             assert!(
-                get_bytes(&r2.client(), "media", key).await == *want,
+                get_bytes(&r2.r2_client(), "media", key).await == *want,
                 "{key} recorded copied but R2 does not hold its bytes"
             );
         }
@@ -40,15 +40,21 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// On R2 played by the strict server and by s3s-fs.
 #[tokio::test]
 async fn a_token_revoked_mid_run_stops_with_exit_3_and_a_resume_copies_nothing_twice() {
+    for (name, r2) in r2_stand_ins() {
+        eprintln!("revoked token on {name}");
+        token_revoked(r2.as_ref()).await;
+    }
+}
+
+async fn token_revoked(r2: &dyn PlaysR2) {
     let src = tempfile::tempdir().unwrap();
     for (k, v) in files() {
         write(src.path(), &k, &v);
     }
-    let r2 = S3Server::start();
-    r2.create_bucket("media");
-    let proxy = FaultProxy::start(r2.port);
+    let proxy = FaultProxy::start(r2.r2_port());
     // Two listings, then about a dozen objects (PUT + HEAD each) go through; then the
     // token is rolled and R2 refuses everything.
     proxy.inject_after(
@@ -71,8 +77,8 @@ async fn a_token_revoked_mid_run_stops_with_exit_3_and_a_resume_copies_nothing_t
     assert!(err.contains("AccessDenied"), "{err}");
     assert!(err.contains("revoked") && err.contains("resume"), "{err}");
     assert!(err.contains("r2migrate-manifest.jsonl"), "{err}");
-    let copied = assert_records_honest(work.path(), &r2).await;
-    let present = list_keys(&r2.client(), "media", "").await.len();
+    let copied = assert_records_honest(work.path(), r2).await;
+    let present = list_keys(&r2.r2_client(), "media", "").await.len();
     assert!(
         copied >= 5 && present < FILES,
         "{copied} copied, {present} in R2"
@@ -85,7 +91,7 @@ async fn a_token_revoked_mid_run_stops_with_exit_3_and_a_resume_copies_nothing_t
     );
 
     // A new token: the resume uploads exactly what is not there yet.
-    let fresh = FaultProxy::start(r2.port);
+    let fresh = FaultProxy::start(r2.r2_port());
     let out = via_proxy(work.path(), &fresh)
         .args(["run", "--json", "--from"])
         .arg(src.path())
@@ -98,8 +104,8 @@ async fn a_token_revoked_mid_run_stops_with_exit_3_and_a_resume_copies_nothing_t
         FILES - present,
         "uploaded twice"
     );
-    assert_eq!(list_keys(&r2.client(), "media", "").await.len(), FILES);
-    assert_eq!(assert_records_honest(work.path(), &r2).await, FILES);
+    assert_eq!(list_keys(&r2.r2_client(), "media", "").await.len(), FILES);
+    assert_eq!(assert_records_honest(work.path(), r2).await, FILES);
 }
 
 #[tokio::test]

@@ -14,21 +14,19 @@ use common::*;
 const SRC_KEY: &str = "src-key";
 const SRC_SECRET: &str = "src-secret";
 
-/// An S3 source holding `objects`, reached through a fault proxy, and an empty R2.
-async fn s3_behind_proxy(objects: &[(&str, Vec<u8>)]) -> (S3Server, FaultProxy, S3Server) {
+/// An S3 source holding `objects`, reached through a fault proxy.
+async fn s3_behind_proxy(objects: &[(&str, Vec<u8>)]) -> (S3Server, FaultProxy) {
     let source = S3Server::start_with_keys(SRC_KEY, SRC_SECRET);
     source.create_bucket("legacy");
     let client = s3_client_with(&source.endpoint(), SRC_KEY, SRC_SECRET);
     for (k, v) in objects {
         put_bytes(&client, "legacy", k, v).await;
     }
-    let r2 = S3Server::start();
-    r2.create_bucket("media");
     let proxy = FaultProxy::start(source.port);
-    (source, proxy, r2)
+    (source, proxy)
 }
 
-fn from_s3(work: &std::path::Path, r2: &S3Server, proxy: &FaultProxy) -> assert_cmd::Command {
+fn from_s3(work: &std::path::Path, r2: &dyn PlaysR2, proxy: &FaultProxy) -> assert_cmd::Command {
     let mut cmd = r2migrate_to(work, r2);
     cmd.env("AWS_ACCESS_KEY_ID", SRC_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SRC_SECRET)
@@ -38,9 +36,9 @@ fn from_s3(work: &std::path::Path, r2: &S3Server, proxy: &FaultProxy) -> assert_
 }
 
 /// Every object in R2 holds exactly the bytes given, and a deep verify agrees.
-async fn assert_landed(work: &std::path::Path, r2: &S3Server, objects: &[(&str, Vec<u8>)]) {
+async fn assert_landed(work: &std::path::Path, r2: &dyn PlaysR2, objects: &[(&str, Vec<u8>)]) {
     for (k, v) in objects {
-        let got = get_bytes(&r2.client(), "media", k).await;
+        let got = get_bytes(&r2.r2_client(), "media", k).await;
         assert!(
             got == *v,
             "{k}: {} bytes in R2, not the source's",
@@ -54,15 +52,23 @@ async fn assert_landed(work: &std::path::Path, r2: &S3Server, objects: &[(&str, 
     assert_exit(&out, 0);
 }
 
+/// On R2 played by the strict server and by s3s-fs.
 #[tokio::test]
 async fn requests_that_hang_or_stall_on_either_side_are_abandoned_and_retried() {
+    for (name, r2) in r2_stand_ins() {
+        eprintln!("stalls on {name}");
+        hang_and_stall(r2.as_ref()).await;
+    }
+}
+
+async fn hang_and_stall(r2: &dyn PlaysR2) {
     let objects = vec![
         ("hang-get.bin", bytes_for(1, 70_000)),
         ("stall-body.bin", bytes_for(2, 300_000)),
         ("hang-put.bin", bytes_for(3, 50_000)),
         ("calm.bin", bytes_for(4, 10)),
     ];
-    let (_source, src_proxy, r2) = s3_behind_proxy(&objects).await;
+    let (_source, src_proxy) = s3_behind_proxy(&objects).await;
     // Source side: a GET never answered, and a GET whose body stops halfway.
     src_proxy.inject("GET", "/legacy/hang-get.bin", "", 1, Fault::Hang);
     src_proxy.inject(
@@ -73,11 +79,11 @@ async fn requests_that_hang_or_stall_on_either_side_are_abandoned_and_retried() 
         Fault::StallReplyBody,
     );
     // R2 side: a PUT accepted and never answered.
-    let r2_proxy = FaultProxy::start(r2.port);
+    let r2_proxy = FaultProxy::start(r2.r2_port());
     r2_proxy.inject("PUT", "/media/hang-put.bin", "", 1, Fault::Hang);
     let work = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let out = from_s3(work.path(), &r2, &src_proxy)
+    let out = from_s3(work.path(), r2, &src_proxy)
         .env("R2_ENDPOINT_URL", r2_proxy.endpoint())
         .args(["run", "--json", "--io-timeout", "2s"])
         .args(["--from", "s3://legacy/", "--to", "r2://media/"])
@@ -93,7 +99,7 @@ async fn requests_that_hang_or_stall_on_either_side_are_abandoned_and_retried() 
     assert!(src_proxy.count("GET", "/legacy/hang-get.bin") >= 2);
     assert!(src_proxy.count("GET", "/legacy/stall-body.bin") >= 2);
     assert_eq!(r2_proxy.count("PUT", "/media/hang-put.bin"), 2);
-    assert_landed(work.path(), &r2, &objects).await;
+    assert_landed(work.path(), r2, &objects).await;
 }
 
 #[tokio::test]
@@ -104,7 +110,9 @@ async fn an_s3_body_cut_halfway_or_refused_with_503_is_read_again_from_the_start
         ("busy.bin", bytes_for(6, 3_000)),
         ("big/cut-multipart.bin", bytes_for(7, 6 * 1024 * 1024 + 17)),
     ];
-    let (_source, proxy, r2) = s3_behind_proxy(&objects).await;
+    let (_source, proxy) = s3_behind_proxy(&objects).await;
+    let r2 = StrictR2::start();
+    r2.create_bucket("media");
     proxy.inject("GET", "/legacy/cut.bin", "", 2, Fault::CutReplyBody);
     proxy.inject(
         "GET",

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod miniflare;
 pub mod pg;
 pub mod proxy;
 
@@ -166,6 +167,48 @@ impl StrictR2 {
     pub fn open_uploads(&self) -> usize {
         self.server.open_uploads()
     }
+}
+
+/// A server playing R2: s3s-fs, the strict R2 test server, miniflare. Tests that run
+/// against each take `&dyn PlaysR2`.
+pub trait PlaysR2 {
+    fn r2_endpoint(&self) -> String;
+    fn r2_port(&self) -> u16;
+    /// Multipart uploads left open.
+    fn r2_open_uploads(&self) -> usize;
+    fn r2_client(&self) -> Client {
+        s3_client(&self.r2_endpoint())
+    }
+}
+
+/// Each stand-in answers with its own endpoint, port and count of open uploads.
+macro_rules! plays_r2 {
+    ($($server:ty),*) => {$(
+        impl PlaysR2 for $server {
+            fn r2_endpoint(&self) -> String {
+                self.endpoint()
+            }
+            fn r2_port(&self) -> u16 {
+                self.port
+            }
+            fn r2_open_uploads(&self) -> usize {
+                self.open_uploads()
+            }
+        }
+    )*};
+}
+plays_r2!(S3Server, StrictR2, miniflare::Miniflare);
+
+/// The servers playing R2 that every R2 test runs on, each with a `media` bucket.
+pub fn r2_stand_ins() -> Vec<(&'static str, Box<dyn PlaysR2>)> {
+    let strict = StrictR2::start();
+    strict.create_bucket("media");
+    let s3s_fs = S3Server::start();
+    s3s_fs.create_bucket("media");
+    vec![
+        ("strict-r2", Box::new(strict)),
+        ("s3s-fs", Box::new(s3s_fs)),
+    ]
 }
 
 /// moto: stores every key S3 can (long keys, `a//b`), has ListMultipartUploads and
@@ -525,9 +568,9 @@ pub fn via_proxy(cwd: &Path, proxy: &proxy::FaultProxy) -> assert_cmd::Command {
 }
 
 /// The binary pointed at a server playing R2.
-pub fn r2migrate_to(cwd: &Path, r2: &S3Server) -> assert_cmd::Command {
+pub fn r2migrate_to(cwd: &Path, r2: &(impl PlaysR2 + ?Sized)) -> assert_cmd::Command {
     let mut cmd = r2migrate(cwd);
-    cmd.env("R2_ENDPOINT_URL", r2.endpoint())
+    cmd.env("R2_ENDPOINT_URL", r2.r2_endpoint())
         .env("R2_ACCESS_KEY_ID", ACCESS_KEY)
         .env("R2_SECRET_ACCESS_KEY", SECRET_KEY);
     cmd
@@ -554,7 +597,12 @@ pub fn run_json(mut cmd: assert_cmd::Command, src: &Path, to: &str) -> std::proc
 }
 
 /// `run --json` from a local directory into `to` on the server playing R2.
-pub fn run_to_r2(cwd: &Path, r2: &S3Server, src: &Path, to: &str) -> std::process::Output {
+pub fn run_to_r2(
+    cwd: &Path,
+    r2: &(impl PlaysR2 + ?Sized),
+    src: &Path,
+    to: &str,
+) -> std::process::Output {
     run_json(r2migrate_to(cwd, r2), src, to)
 }
 

@@ -20,7 +20,7 @@ use crate::object::{Body, ByteStream, MultipartChecksum, ObjectMeta};
 use crate::pacer::Pacer;
 use crate::s3api::{
     body_stream, copy_source, get_object, head_object, list_page, meta_from_parts, next_token,
-    probe_bucket, send, send_upload, unquote, with_our_policy, ListScope,
+    probe_bucket, send, send_upload, unquote, with_our_policy, ListScope, Reader,
 };
 
 mod multipart;
@@ -97,7 +97,7 @@ impl R2Target {
         let config = with_our_policy(aws_sdk_s3::config::Builder::new())
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("auto"))
-            .endpoint_url(endpoint)
+            .endpoint_url(crate::s3api::endpoint_url(endpoint))
             .force_path_style(true)
             .credentials_provider(Credentials::new(key_id, secret, None, None, "r2-env"))
             .build();
@@ -221,7 +221,7 @@ impl Target for R2Target {
     async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
         let what = format!("GET r2://{}/{key}", self.bucket);
         let at = (self.bucket.as_str(), key);
-        let out = get_object(&self.client, &self.pacer, at, None, false, &what).await?;
+        let out = get_object(&self.client, &self.pacer, at, None, Reader::Target, &what).await?;
         Ok(body_stream(out.body, what, self.pacer.io_timeout()))
     }
 
