@@ -62,6 +62,59 @@ pub fn local_version(size: u64, modified: Option<time::OffsetDateTime>) -> Strin
     format!("{size}:{ns}")
 }
 
+/// What tells one version of a file from another while it is read: size, modification
+/// time, and the inode (a file replaced by rename is another inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    dev: u64,
+    ino: u64,
+}
+
+impl Stamp {
+    fn of(md: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            len: md.len(),
+            modified: md.modified().ok(),
+            dev: md.dev(),
+            ino: md.ino(),
+        }
+    }
+
+    /// As the listing records it (`source_version`).
+    fn version(&self) -> String {
+        local_version(self.len, self.modified.map(time::OffsetDateTime::from))
+    }
+}
+
+fn changed(key: &str, when: &str) -> StoreError {
+    StoreError::Object(format!(
+        "{key}: changed at the source {when}; run again to copy the new version"
+    ))
+}
+
+/// `stream`, then — after its last byte — a look at the file by its path: if it is no
+/// longer the version opened (rewritten in place, appended to, truncated, replaced by
+/// rename), the read is void and ends in an error, so bytes of two versions are never
+/// taken for one.
+fn unchanged_while_read(
+    stream: ByteStream,
+    path: PathBuf,
+    at_open: Stamp,
+    key: String,
+) -> ByteStream {
+    let last_look = futures::stream::once(async move {
+        match tokio::fs::metadata(&path).await {
+            Ok(md) if Stamp::of(&md) == at_open => None,
+            _ => Some(Err(changed(&key, "while it was read"))),
+        }
+    })
+    .filter_map(|look| async move { look });
+    fused(stream.chain(last_look))
+}
+
 /// What the walk found at one entry, before it becomes a list item.
 enum Found {
     Item(ListItem),
@@ -249,6 +302,8 @@ impl Source for LocalSource {
         channel_stream(rx)
     }
 
+    /// The file's bytes, tied to the version listed: opened only if it is still that
+    /// version, and void (an error after the last byte) if it changed while read.
     async fn open(&self, obj: &ObjectInfo, range: Option<ByteRange>) -> Result<Opened, StoreError> {
         let path = self.path_of(&obj.key);
         let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
@@ -257,6 +312,14 @@ impl Source for LocalSource {
                 path.display()
             ))
         })?;
+        let at_open = file
+            .metadata()
+            .await
+            .map(|md| Stamp::of(&md))
+            .map_err(|e| StoreError::Object(format!("cannot stat {}: {e}", path.display())))?;
+        if obj.version.is_some() && obj.version != Some(at_open.version()) {
+            return Err(changed(&obj.key, "since it was listed"));
+        }
         let stream: ByteStream = match range {
             None => fused(
                 ReaderStream::with_capacity(file, 256 * 1024)
@@ -275,7 +338,12 @@ impl Source for LocalSource {
                 )
             }
         };
-        Ok(Opened::body(stream))
+        Ok(Opened::body(unchanged_while_read(
+            stream,
+            path,
+            at_open,
+            obj.key.clone(),
+        )))
     }
 
     async fn check_access(&self) -> Result<(), StoreError> {
