@@ -65,6 +65,10 @@ where
             StoreError::Transient(words)
         }
         (Some(408 | 429 | 499), _) => StoreError::Transient(words),
+        // Reads are conditioned on the version listed: a 412 is a source that changed.
+        (Some(412), _) if matches!(request, "GetObject" | "HeadObject") => StoreError::Object(format!(
+            "{words}: changed at the source since it was listed (its ETag is no longer the one listed); run again to copy the new version"
+        )),
         (Some(s), _) if s >= 500 => StoreError::Transient(words),
         (_, "NoSuchBucket") => StoreError::Fatal(format!(
             "{words}: the bucket does not exist; create it first (r2migrate never creates buckets)"
@@ -277,15 +281,17 @@ pub enum Reader {
     Target,
 }
 
-/// GET of one key, or a byte range of it.
+/// GET of one key, or a byte range of it; with `if_match` (the ETag listed), only of that
+/// version: a key written since answers 412, which [`classify`] calls a changed source.
 pub async fn get_object(
     client: &aws_sdk_s3::Client,
     pacer: &Pacer,
     (bucket, key): (&str, &str),
     range: Option<&crate::object::ByteRange>,
-    reader: Reader,
+    (reader, if_match): (Reader, Option<&str>),
     what: &str,
 ) -> Result<GetObjectOutput, StoreError> {
+    let if_match = if_match.map(|etag| format!("\"{}\"", etag.trim_matches('"')));
     let range = range.map(|r| format!("bytes={}-{}", r.start, r.end.saturating_sub(1)));
     let mode = (reader == Reader::Source).then_some(ChecksumMode::Enabled);
     send(pacer, what, || {
@@ -295,6 +301,7 @@ pub async fn get_object(
             .key(key)
             .set_checksum_mode(mode.clone())
             .set_range(range.clone())
+            .set_if_match(if_match.clone())
             .customize()
             .mutate_request(|req| {
                 req.headers_mut().insert("accept-encoding", "gzip");

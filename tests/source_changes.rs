@@ -134,3 +134,80 @@ fn changed_while_read(r2: &StrictR2, seed: u64, how: &'static str) {
         assert_exit(&v, 0);
     }
 }
+
+/// An S3 object overwritten between its listing and its read: every GET carries
+/// `If-Match` with the ETag listed, so the new version is not taken for the one listed
+/// (S3 answers 412). Recorded failed with what to do; the next run copies the new one,
+/// recorded with its own ETag. Before, the new bytes were recorded `copied` under the
+/// listed (old) version. Sources: the strict server (412 as S3) and moto.
+#[tokio::test]
+async fn an_s3_object_overwritten_after_listing_is_not_copied_as_the_listed_version() {
+    let strict = StrictR2::start();
+    strict.create_bucket("legacy");
+    overwritten_after_listing(&strict.endpoint(), strict.port, ACCESS_KEY, SECRET_KEY).await;
+    let moto = Moto::start();
+    moto.create_bucket("legacy").await;
+    overwritten_after_listing(&moto.endpoint(), moto.port, "moto", "moto").await;
+}
+
+async fn overwritten_after_listing(endpoint: &str, port: u16, key: &str, secret: &str) {
+    let c = s3_client_with(endpoint, key, secret);
+    let old = bytes_for(1, 300_000);
+    let new = bytes_for(2, 300_000);
+    put_bytes(&c, "legacy", "avatar.png", &old).await;
+    // The strict server takes one write per second to a key, as R2 does.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r2 = StrictR2::start();
+    r2.create_bucket("media");
+    let proxy = common::proxy::FaultProxy::start(port);
+    proxy.inject(
+        "GET",
+        "/legacy/avatar.png",
+        "",
+        1,
+        common::proxy::Fault::Delay(Duration::from_millis(1500)),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let run = |proxy_endpoint: String| {
+        let mut cmd = r2migrate_to(work.path(), &r2);
+        cmd.env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", proxy_endpoint)
+            .args([
+                "run",
+                "--json",
+                "--from",
+                "s3://legacy/",
+                "--to",
+                "r2://media/",
+            ]);
+        std::thread::spawn(move || cmd.output().unwrap())
+    };
+    let running = run(proxy.endpoint());
+    // Listed by now; its GET is held by the proxy while the application replaces it.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    put_bytes(&c, "legacy", "avatar.png", &new).await;
+    let out = running.join().unwrap();
+    assert_exit(&out, 1);
+    let manifest = work.path().join("r2migrate-manifest.jsonl");
+    let rec = &manifest_objects(&manifest)[0];
+    assert_eq!(rec["status"], "failed", "{rec}");
+    let error = rec["error"].as_str().unwrap();
+    assert!(
+        error.contains("changed at the source") && error.contains("run again"),
+        "{error}"
+    );
+    assert!(head(&r2.client(), "media", "avatar.png").await.is_none());
+
+    let out = run(proxy.endpoint()).join().unwrap();
+    assert_exit(&out, 0);
+    assert!(get_bytes(&r2.client(), "media", "avatar.png").await == new);
+    let rec = manifest_objects(&manifest).pop().unwrap();
+    let listed = head(&c, "legacy", "avatar.png").await.unwrap();
+    assert_eq!(
+        rec["source_version"].as_str(),
+        listed.e_tag().map(|e| e.trim_matches('"')),
+        "recorded under the version copied: {rec}"
+    );
+}

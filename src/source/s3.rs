@@ -272,7 +272,7 @@ impl Source for S3Source {
             &self.pacer,
             at,
             range.as_ref(),
-            Reader::Source,
+            (Reader::Source, obj.digests.etag.as_deref()),
             &what,
         )
         .await?;

@@ -27,6 +27,9 @@ pub enum Fault {
     FlipReplyByte,
     /// Accept the request and never answer (a hung server).
     Hang,
+    /// Hold the request this long, then forward it (a slow first byte: time for the
+    /// test to change the source in between).
+    Delay(std::time::Duration),
     /// Forward the request, send the reply's headers and half its body, then reset the
     /// connection.
     CutReplyBody,
@@ -366,6 +369,7 @@ async fn handle(
             ))
         }
         Some(Fault::Hang) => std::future::pending::<()>().await,
+        Some(Fault::Delay(d)) => tokio::time::sleep(*d).await,
         Some(Fault::FlipBodyByte) if !body.is_empty() => {
             let mut v = body.to_vec();
             v[0] ^= 0x01;

@@ -221,7 +221,15 @@ impl Target for R2Target {
     async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
         let what = format!("GET r2://{}/{key}", self.bucket);
         let at = (self.bucket.as_str(), key);
-        let out = get_object(&self.client, &self.pacer, at, None, Reader::Target, &what).await?;
+        let out = get_object(
+            &self.client,
+            &self.pacer,
+            at,
+            None,
+            (Reader::Target, None),
+            &what,
+        )
+        .await?;
         Ok(body_stream(out.body, what, self.pacer.io_timeout()))
     }
 
