@@ -211,3 +211,48 @@ async fn overwritten_after_listing(endpoint: &str, port: u16, key: &str, secret:
         "recorded under the version copied: {rec}"
     );
 }
+
+/// A GCS object overwritten between its listing and its read: the read asks for the
+/// generation listed (`ifGenerationMatch`), so a newer one is recorded failed, not
+/// copied as the listed one; the next run copies it under its own generation.
+#[tokio::test]
+async fn a_gcs_object_overwritten_after_listing_is_not_copied_as_the_listed_version() {
+    let gcs = FakeGcs::start();
+    gcs.create_bucket("legacy").await;
+    let (old, new) = (bytes_for(3, 200_000), bytes_for(4, 200_000));
+    gcs.put_bytes("legacy", "avatar.png", &old).await;
+    let r2 = StrictR2::start();
+    r2.create_bucket("media");
+    let proxy = common::proxy::FaultProxy::start(gcs.port);
+    proxy.inject(
+        "GET",
+        "avatar.png",
+        "alt=media",
+        1,
+        common::proxy::Fault::Delay(Duration::from_millis(1500)),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let run = |endpoint: String| {
+        let mut cmd = r2migrate_to(work.path(), &r2);
+        cmd.args(["run", "--json", "--source-endpoint", &endpoint])
+            .args(["--from", "gs://legacy/", "--to", "r2://media/"]);
+        std::thread::spawn(move || cmd.output().unwrap())
+    };
+    let running = run(proxy.endpoint());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    gcs.put_bytes("legacy", "avatar.png", &new).await;
+    let out = running.join().unwrap();
+    assert_exit(&out, 1);
+    let manifest = work.path().join("r2migrate-manifest.jsonl");
+    let rec = &manifest_objects(&manifest)[0];
+    assert_eq!(rec["status"], "failed", "{rec}");
+    let error = rec["error"].as_str().unwrap();
+    assert!(
+        error.contains("changed at the source") && error.contains("run again"),
+        "{error}"
+    );
+
+    let out = run(gcs.endpoint()).join().unwrap();
+    assert_exit(&out, 0);
+    assert!(get_bytes(&r2.client(), "media", "avatar.png").await == new);
+}

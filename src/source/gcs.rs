@@ -83,6 +83,13 @@ pub fn classify(err: GcsError, what: &str) -> StoreError {
     }
 }
 
+/// Reads are conditioned on the generation listed.
+fn changed_since_listed(words: &str) -> StoreError {
+    StoreError::Object(format!(
+        "{words}: changed at the source since it was listed (that generation is gone); run again to copy the new version"
+    ))
+}
+
 fn status_of(err: &GcsError) -> Option<u16> {
     match err {
         GcsError::Response(r) => Some(r.code),
@@ -297,9 +304,13 @@ impl Source for GcsSource {
     async fn open(&self, obj: &ObjectInfo, range: Option<ByteRange>) -> Result<Opened, StoreError> {
         let full = format!("{}{}", self.prefix, obj.key);
         let what = format!("GET gs://{}/{full}", self.bucket);
+        // Only the generation listed: once replaced it is gone (404) or, in a bucket that
+        // keeps versions, still that generation — never the newer bytes under the old name.
+        let generation = obj.version.as_deref().and_then(|g| g.parse().ok());
         let req = GetObjectRequest {
             bucket: self.bucket.clone(),
             object: full.clone(),
+            generation,
             ..Default::default()
         };
         let stream = self
@@ -312,7 +323,13 @@ impl Source for GcsSource {
                 self.client
                     .download_streamed_object(&req, &r)
                     .await
-                    .map_err(|e| classify(e, &what))
+                    .map_err(|e| match status_of(&e) {
+                        Some(404 | 412) if generation.is_some() => changed_since_listed(&format!(
+                            "{what} (generation {})",
+                            obj.version.as_deref().unwrap_or("")
+                        )),
+                        _ => classify(e, &what),
+                    })
             })
             .await?;
         let what2 = what.clone();
