@@ -6,12 +6,16 @@ use base64::Engine;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
+use crate::composite::{Composite, CompositeHasher};
+
 /// Running digests over one object's bytes, fed chunk by chunk.
 #[derive(Clone)]
 pub struct Hasher {
     sha256: Sha256,
     md5: Option<Md5>,
     crc32c: Option<u32>,
+    crc32: Option<crc_fast::Digest>,
+    composite: Option<CompositeHasher>,
     crc64nvme: crc_fast::Digest,
     len: u64,
 }
@@ -22,6 +26,9 @@ pub struct Digests {
     pub sha256: [u8; 32],
     pub md5: Option<[u8; 16]>,
     pub crc32c: Option<u32>,
+    pub crc32: Option<u32>,
+    /// The digest of the parts' digests, over the layout the source stated.
+    pub composite: Option<Vec<u8>>,
     /// The full-object CRC64NVME R2 checks on a completed multipart upload.
     pub crc64nvme: u64,
     pub len: u64,
@@ -39,9 +46,23 @@ impl Hasher {
             sha256: Sha256::new(),
             md5: md5.then(Md5::new),
             crc32c: crc32c.then_some(0),
+            crc32: None,
+            composite: None,
             crc64nvme: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme),
             len: 0,
         }
+    }
+
+    /// Also the whole object's CRC32 (an S3 FULL_OBJECT CRC32 to check).
+    pub fn and_crc32(mut self) -> Hasher {
+        self.crc32 = Some(crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32IsoHdlc));
+        self
+    }
+
+    /// Also a composite digest over this part layout.
+    pub fn and_composite(mut self, c: &Composite) -> Hasher {
+        self.composite = Some(CompositeHasher::new(c));
+        self
     }
 
     pub fn update(&mut self, chunk: &[u8]) {
@@ -52,6 +73,12 @@ impl Hasher {
         if let Some(c) = self.crc32c.as_mut() {
             *c = crc32c::crc32c_append(*c, chunk);
         }
+        if let Some(c) = self.crc32.as_mut() {
+            c.update(chunk);
+        }
+        if let Some(c) = self.composite.as_mut() {
+            c.update(chunk);
+        }
         self.crc64nvme.update(chunk);
         self.len += chunk.len() as u64;
     }
@@ -61,6 +88,8 @@ impl Hasher {
             sha256: self.sha256.finalize().into(),
             md5: self.md5.map(|m| m.finalize().into()),
             crc32c: self.crc32c,
+            crc32: self.crc32.map(|c| c.finalize() as u32),
+            composite: self.composite.map(CompositeHasher::finish),
             crc64nvme: self.crc64nvme.finalize(),
             len: self.len,
         }

@@ -4,6 +4,7 @@
 pub mod checksum;
 pub mod cli;
 pub mod commands;
+pub mod composite;
 pub mod config;
 pub mod delta;
 pub mod error;

@@ -152,14 +152,45 @@ impl ObjectMeta {
     }
 }
 
-/// Digests the source states for an object, checked against the bytes read.
+/// Digests the source states for an object, checked against the bytes read: whole-object
+/// values, and a composite (a digest of the parts' digests) with its part layout.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceDigests {
     pub md5: Option<[u8; 16]>,
     pub crc32c: Option<u32>,
     pub sha256: Option<[u8; 32]>,
+    /// S3 FULL_OBJECT checksums of a multipart object.
+    pub crc64nvme: Option<u64>,
+    pub crc32: Option<u32>,
+    pub composite: Option<crate::composite::Composite>,
     /// The source's ETag as given (recorded, never assumed to be an MD5).
     pub etag: Option<String>,
+}
+
+impl SourceDigests {
+    /// Whether any digest here can check the bytes read.
+    pub fn can_check(&self) -> bool {
+        self.md5.is_some()
+            || self.crc32c.is_some()
+            || self.sha256.is_some()
+            || self.crc64nvme.is_some()
+            || self.crc32.is_some()
+            || self.composite.is_some()
+    }
+
+    /// A hasher that computes all of these, to check them (SHA-256 and CRC64NVME are
+    /// always computed: the target needs them); with `md5`, the MD5 even where the source
+    /// states none (to compare with a target's ETag).
+    pub fn hasher(&self, md5: bool) -> crate::checksum::Hasher {
+        let mut h = crate::checksum::Hasher::with(md5 || self.md5.is_some(), self.crc32c.is_some());
+        if self.crc32.is_some() {
+            h = h.and_crc32();
+        }
+        if let Some(c) = &self.composite {
+            h = h.and_composite(c);
+        }
+        h
+    }
 }
 
 /// A channel's receiver as a fused stream (what a blocking producer thread hands out).

@@ -102,6 +102,12 @@ pub struct ObjectRecord {
     pub source_md5: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_crc32c: Option<String>,
+    /// Whether the bytes read were checked against a digest the source stated (S3 and
+    /// GCS sources; absent for local files and SQLite rows, which state none). `false`:
+    /// copied without that proof (an SSE-KMS or SSE-C ETag, a store that gives no part
+    /// sizes for a multipart object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_checked: Option<bool>,
     /// The source's change signal when this was recorded (see `ObjectInfo::version`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_version: Option<String>,
@@ -145,6 +151,7 @@ impl ObjectRecord {
             source_etag: None,
             source_md5: None,
             source_crc32c: None,
+            source_checked: None,
             source_version: None,
             content_type: None,
             declared_content_type: None,

@@ -338,6 +338,10 @@ impl Source for GcsSource {
         Ok(Opened::body(body))
     }
 
+    fn states_digests(&self) -> bool {
+        true
+    }
+
     async fn check_access(&self) -> Result<(), StoreError> {
         match self.page(&self.prefix, false, None, 1).await {
             Ok(_) => Ok(()),

@@ -5,6 +5,7 @@
 pub mod gcs;
 pub mod local;
 pub mod s3;
+mod s3_digests;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -159,6 +160,12 @@ pub trait Source: Send + Sync {
 
     /// Checks that the source can be read at all (exists, credentials accepted): exit 3 if not.
     async fn check_access(&self) -> Result<(), StoreError>;
+
+    /// Whether the source states digests of its objects (S3, GCS), so a copy says
+    /// whether its bytes were checked against one (`source_checked`).
+    fn states_digests(&self) -> bool {
+        false
+    }
 }
 
 /// How to reach a source beyond its URL (endpoints for S3-compatible stores and emulators).

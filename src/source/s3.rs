@@ -15,14 +15,14 @@ use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_s3::Client;
 use futures::stream::BoxStream;
 
+use super::s3_digests::{self, parts_in, Stated};
 use super::{ListItem, ObjectInfo, Opened, Problem, Source, SourceOptions};
-use crate::checksum::{etag_md5, from_b64};
 use crate::error::StoreError;
 use crate::object::{ByteRange, SourceDigests};
 use crate::pacer::Pacer;
 use crate::s3api::{
-    body_stream, get_object, head_object, list_page, meta_from_parts, next_token, probe_bucket,
-    unquote, with_our_policy, ListScope, Reader,
+    body_stream, get_object, head_object, head_part, list_page, meta_from_parts, next_token,
+    probe_bucket, unquote, with_our_policy, ListScope, Reader,
 };
 
 pub struct S3Source {
@@ -90,6 +90,40 @@ impl S3Source {
 
     fn url(&self, key: &str) -> String {
         format!("s3://{}/{}{key}", self.bucket, self.prefix)
+    }
+
+    /// The size of each part of a multipart object, from a HEAD per part (`partNumber`).
+    /// None where the store does not say (no parts count in its answer) or the sizes do
+    /// not add up to the object's.
+    async fn part_layout(
+        &self,
+        obj: &ObjectInfo,
+        full: &str,
+        parts: usize,
+    ) -> Result<Option<Vec<u64>>, StoreError> {
+        use futures::{StreamExt, TryStreamExt};
+        if parts == 1 {
+            return Ok(Some(vec![obj.size]));
+        }
+        let head = |n: usize| {
+            let what = format!("HEAD {} (part {n})", self.url(&obj.key));
+            async move {
+                let at = (self.bucket.as_str(), full);
+                head_part(&self.client, &self.pacer, at, n as i32, &what).await
+            }
+        };
+        let (first, count) = head(1).await?;
+        if count != Some(parts as i32) {
+            return Ok(None);
+        }
+        let mut sizes = vec![first];
+        let rest: Vec<(u64, Option<i32>)> = futures::stream::iter(2..=parts)
+            .map(head)
+            .buffered(8)
+            .try_collect()
+            .await?;
+        sizes.extend(rest.into_iter().map(|(size, _)| size));
+        Ok((sizes.iter().sum::<u64>() == obj.size).then_some(sizes))
     }
 
     /// For GLACIER / DEEP_ARCHIVE objects: whether a restore has finished.
@@ -222,34 +256,6 @@ impl S3Source {
     }
 }
 
-/// Digests an S3 GET states: the ETag as MD5 only for a plain single-part upload
-/// without SSE-KMS or SSE-C, and whole-object additional checksums (never composites).
-fn stated_digests(
-    etag: Option<&str>,
-    sse: Option<&ServerSideEncryption>,
-    sse_customer: bool,
-    sha256: Option<&str>,
-    crc32c: Option<&str>,
-) -> SourceDigests {
-    let whole = |v: Option<&str>| v.filter(|c| !c.contains('-')).and_then(from_b64);
-    let kms = matches!(
-        sse,
-        Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
-    );
-    SourceDigests {
-        md5: if kms || sse_customer {
-            None
-        } else {
-            etag.and_then(etag_md5)
-        },
-        crc32c: whole(crc32c)
-            .and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
-            .map(u32::from_be_bytes),
-        sha256: whole(sha256).and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()),
-        etag: unquote(etag),
-    }
-}
-
 #[async_trait]
 impl Source for S3Source {
     /// With `list_concurrency` above 1, the prefix is walked by delimiter, that many
@@ -267,6 +273,11 @@ impl Source for S3Source {
         let full = format!("{}{}", self.prefix, obj.key);
         let what = format!("GET {}", self.url(&obj.key));
         let at = (self.bucket.as_str(), full.as_str());
+        // A multipart object's part sizes, to check what it states of its parts.
+        let layout = match (&range, obj.digests.etag.as_deref().and_then(parts_in)) {
+            (None, Some(parts)) => self.part_layout(obj, &full, parts).await?,
+            _ => None,
+        };
         let out = get_object(
             &self.client,
             &self.pacer,
@@ -288,19 +299,29 @@ impl Source for S3Source {
         let digests = if range.is_some() {
             SourceDigests::default()
         } else {
-            stated_digests(
-                out.e_tag(),
-                out.server_side_encryption(),
-                out.sse_customer_algorithm().is_some(),
-                out.checksum_sha256(),
-                out.checksum_crc32_c(),
-            )
+            let stated = Stated {
+                etag: out.e_tag(),
+                encrypted_etag: matches!(
+                    out.server_side_encryption(),
+                    Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
+                ) || out.sse_customer_algorithm().is_some(),
+                sha256: out.checksum_sha256(),
+                sha1: out.checksum_sha1(),
+                crc32: out.checksum_crc32(),
+                crc32c: out.checksum_crc32_c(),
+                crc64nvme: out.checksum_crc64_nvme(),
+            };
+            s3_digests::digests(&stated, layout.as_deref())
         };
         Ok(Opened {
             body: body_stream(out.body, what, self.pacer.io_timeout()),
             meta: Some(meta),
             digests: Some(digests),
         })
+    }
+
+    fn states_digests(&self) -> bool {
+        true
     }
 
     async fn check_access(&self) -> Result<(), StoreError> {
@@ -327,53 +348,5 @@ impl Source for S3Source {
             "check --source-endpoint / AWS_ENDPOINT_URL and the network",
         )
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etags_are_md5_only_for_plain_single_part_uploads() {
-        let md5 = "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"";
-        assert!(stated_digests(Some(md5), None, false, None, None)
-            .md5
-            .is_some());
-        assert!(stated_digests(
-            Some(md5),
-            Some(&ServerSideEncryption::AwsKms),
-            false,
-            None,
-            None
-        )
-        .md5
-        .is_none());
-        assert!(stated_digests(Some(md5), None, true, None, None)
-            .md5
-            .is_none());
-        assert!(stated_digests(
-            Some("\"5eb63bbbe01eeed093cb22bb8f5acdc3-4\""),
-            None,
-            false,
-            None,
-            None
-        )
-        .md5
-        .is_none());
-    }
-
-    #[test]
-    fn composite_checksums_are_not_whole_object_digests() {
-        let sha = crate::checksum::b64(&crate::checksum::sha256(b"x"));
-        let d = stated_digests(None, None, false, Some(&sha), Some("AAAAAA=="));
-        assert_eq!(d.sha256, Some(crate::checksum::sha256(b"x")));
-        assert_eq!(d.crc32c, Some(0));
-        let composite = format!("{sha}-3");
-        assert!(
-            stated_digests(None, None, false, Some(&composite), Some("AAAAAA==-3"))
-                .sha256
-                .is_none()
-        );
     }
 }

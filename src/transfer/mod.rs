@@ -98,10 +98,9 @@ pub async fn compare(
     let target_md5 = existing.etag.as_deref().and_then(etag_md5);
     let opened = source.open(obj, None).await?;
     let obj = &obj.updated_by(&opened);
-    let hasher = Hasher::with(
-        obj.digests.md5.is_some() || (whole_sha.is_none() && target_md5.is_some()),
-        obj.digests.crc32c.is_some(),
-    );
+    let hasher = obj
+        .digests
+        .hasher(whole_sha.is_none() && target_md5.is_some());
     let digests = crate::object::digest(opened.body, hasher).await?;
     upload::check_source_digests(obj, &digests)?;
     let same = if let Some(sha) = whole_sha {
@@ -352,6 +351,7 @@ impl Copier {
             .crc32c
             .map(|c| hex::encode(c.to_be_bytes()))
             .or(r.source_crc32c);
+        r.source_checked = self.source.states_digests().then(|| up.source.can_check());
         r.sha256 = Some(hex::encode(up.digests.sha256));
         r.target_etag = up.etag;
         r.target_checksum = up.checksum;

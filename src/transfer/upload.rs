@@ -156,6 +156,25 @@ pub fn check_source_digests(obj: &ObjectInfo, d: &Digests) -> Result<(), StoreEr
             return Err(mismatch("SHA-256"));
         }
     }
+    if let Some(want) = obj.digests.crc64nvme {
+        if want != d.crc64nvme {
+            return Err(mismatch("CRC64NVME"));
+        }
+    }
+    if let (Some(want), Some(got)) = (obj.digests.crc32, d.crc32) {
+        if want != got {
+            return Err(mismatch("CRC32"));
+        }
+    }
+    if let (Some(c), Some(got)) = (&obj.digests.composite, &d.composite) {
+        if c.stated != *got {
+            return Err(mismatch(&format!(
+                "{} of its {} parts",
+                c.algorithm.name(),
+                c.part_sizes.len()
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -228,7 +247,7 @@ impl Uploader<'_> {
         let opened = self.source.open(obj, None).await?;
         let obj = obj.updated_by(&opened);
         check_metadata(&obj)?;
-        let hasher = Hasher::with(obj.digests.md5.is_some(), obj.digests.crc32c.is_some());
+        let hasher = obj.digests.hasher(false);
         if obj.size < self.settings.multipart_threshold {
             self.single(&obj, key, opened.body, hasher).await
         } else {

@@ -3,17 +3,17 @@
 //! No secret is ever part of a message built here.
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::operation::get_object::GetObjectOutput;
-use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream as SdkBody;
-use aws_sdk_s3::types::ChecksumMode;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 use std::future::Future;
 
 use crate::error::StoreError;
-use crate::object::{ByteStream, ObjectMeta};
+use crate::object::ObjectMeta;
 use crate::pacer::Pacer;
+
+mod reads;
+pub use reads::*;
 
 /// Turns an SDK error into a [`StoreError`] of the right class. `what` names the call and
 /// the object, so the message says what failed.
@@ -67,7 +67,7 @@ where
         (Some(408 | 429 | 499), _) => StoreError::Transient(words),
         // Reads are conditioned on the version listed: a 412 is a source that changed.
         (Some(412), _) if matches!(request, "GetObject" | "HeadObject") => StoreError::Object(format!(
-            "{words}: changed at the source since it was listed (its ETag is no longer the one listed); run again to copy the new version"
+            "{what}: changed at the source since it was listed (HTTP 412: its ETag is no longer the one listed); run again to copy the new version"
         )),
         (Some(s), _) if s >= 500 => StoreError::Transient(words),
         (_, "NoSuchBucket") => StoreError::Fatal(format!(
@@ -139,7 +139,7 @@ fn not_s3(raw: Option<&HttpResponse>) -> String {
 
 /// The innermost cause's words ("Connection refused (os error 111)"), without the
 /// layers of wrapper types the SDK's own Display adds.
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = err;
     while let Some(next) = cur.source() {
         cur = next;
@@ -241,107 +241,6 @@ where
             async move { sent.await.map_err(|e| classify(e, what)) }
         })
         .await
-}
-
-/// HEAD of one key with checksum mode on (so a stored SHA-256 comes back); `None` when
-/// the key is missing. The S3 source and the R2 target both ask this way.
-pub async fn head_object(
-    client: &aws_sdk_s3::Client,
-    pacer: &Pacer,
-    bucket: &str,
-    key: &str,
-    what: &str,
-) -> Result<Option<HeadObjectOutput>, StoreError> {
-    send(pacer, what, || async {
-        let sent = client
-            .head_object()
-            .bucket(bucket)
-            .key(key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await;
-        match sent {
-            Err(e) if is_not_found(&e) => Ok(None),
-            other => other.map(Some),
-        }
-    })
-    .await
-}
-
-/// Who reads with [`get_object`], which decides what is asked for. Both ask for the
-/// stored bytes with `Accept-Encoding: gzip`: R2 (and any store behind Cloudflare) serves
-/// an object stored with `Content-Encoding: gzip` decompressed to a client that does not
-/// accept gzip (rclone#8137; rclone sends the header for that reason), and a copy, and
-/// verify, must carry and hash the bytes as stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reader {
-    /// The S3 source: checksum mode on, so the stored checksums come back to check.
-    Source,
-    /// The R2 target, reading back what it holds; it re-hashes what it reads itself.
-    Target,
-}
-
-/// GET of one key, or a byte range of it; with `if_match` (the ETag listed), only of that
-/// version: a key written since answers 412, which [`classify`] calls a changed source.
-pub async fn get_object(
-    client: &aws_sdk_s3::Client,
-    pacer: &Pacer,
-    (bucket, key): (&str, &str),
-    range: Option<&crate::object::ByteRange>,
-    (reader, if_match): (Reader, Option<&str>),
-    what: &str,
-) -> Result<GetObjectOutput, StoreError> {
-    let if_match = if_match.map(|etag| format!("\"{}\"", etag.trim_matches('"')));
-    let range = range.map(|r| format!("bytes={}-{}", r.start, r.end.saturating_sub(1)));
-    let mode = (reader == Reader::Source).then_some(ChecksumMode::Enabled);
-    send(pacer, what, || {
-        client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .set_checksum_mode(mode.clone())
-            .set_range(range.clone())
-            .set_if_match(if_match.clone())
-            .customize()
-            .mutate_request(|req| {
-                req.headers_mut().insert("accept-encoding", "gzip");
-            })
-            .send()
-    })
-    .await
-}
-
-/// True for a 404 on HEAD/GET of a key (not a missing bucket).
-pub fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
-    let status = err.raw_response().map(|r| r.status().as_u16());
-    status == Some(404) && err.code() != Some("NoSuchBucket")
-}
-
-/// Strips the quotes S3 puts around ETags.
-pub fn unquote(etag: Option<&str>) -> Option<String> {
-    etag.map(|e| e.trim_matches('"').to_string())
-}
-
-/// Reads an SDK body as our chunk stream; no chunk for `io_timeout` fails it retryably.
-pub fn body_stream(body: SdkBody, what: String, io_timeout: std::time::Duration) -> ByteStream {
-    let named = what.clone();
-    let stream = futures::stream::unfold(Some(body), move |state| {
-        let what = named.clone();
-        async move {
-            let mut body = state?;
-            match body.next().await {
-                Some(Ok(chunk)) => Some((Ok(chunk), Some(body))),
-                Some(Err(e)) => Some((
-                    Err(StoreError::Transient(format!(
-                        "{what}: read failed mid-body: {e}"
-                    ))),
-                    None,
-                )),
-                None => None,
-            }
-        }
-    });
-    crate::stall::guard_stream(stream, what, io_timeout)
 }
 
 /// Metadata as S3 states it on HEAD/GET.
