@@ -162,11 +162,17 @@ pub async fn verify(args: VerifyConfig, out: Output) -> anyhow::Result<Exit> {
     } else {
         Exit::Partial
     };
+    let source_unchecked = records
+        .iter()
+        .filter(|r| r.status.is_verified() && r.source_checked == Some(false))
+        .map(|r| r.source_key.clone())
+        .collect();
     let found = Found {
         checked,
         failed_in_manifest,
         problems,
         source_gaps,
+        source_unchecked,
     };
     found.say(&args, &header, &out);
     out.document(&found.document(&args, &header, exit));
@@ -292,6 +298,10 @@ struct Found {
     failed_in_manifest: usize,
     problems: Vec<Problem>,
     source_gaps: Vec<Problem>,
+    /// Copied without a digest of the source's to check the bytes read against (an
+    /// SSE-KMS/SSE-C ETag, a store without part sizes): R2 holds what was read, which
+    /// only `--against-source --deep` style re-reading could compare further.
+    source_unchecked: Vec<String>,
 }
 
 impl Found {
@@ -307,6 +317,21 @@ impl Found {
         ));
         for p in problems {
             out.say(&format!("  {}: {}", p.target_key, p.problem));
+        }
+        if !self.source_unchecked.is_empty() {
+            out.say(&format!(
+                "  {} copied without a source digest to check the bytes read against (source_checked: false; the source states none usable — SSE-KMS/SSE-C ETags, no part sizes); R2 holds what was read:",
+                self.source_unchecked.len()
+            ));
+            for key in self.source_unchecked.iter().take(20) {
+                out.say(&format!("    {key}"));
+            }
+            if self.source_unchecked.len() > 20 {
+                out.say(&format!(
+                    "    … and {} more (see --json)",
+                    self.source_unchecked.len() - 20
+                ));
+            }
         }
         if args.against_source {
             out.say(&format!(
@@ -330,6 +355,7 @@ impl Found {
             "ok": self.checked - self.problems.len(),
             "problems": self.problems,
             "failed_in_manifest": self.failed_in_manifest,
+            "source_unchecked": self.source_unchecked,
             "against_source": args.against_source.then_some(&self.source_gaps),
             "exit_code": exit as i32,
         })

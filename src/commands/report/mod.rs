@@ -56,6 +56,11 @@ pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
         .collect();
     let runs = runs(&manifests);
     let deleted = deleted_as_last_seen(&manifests);
+    let unchecked: Vec<&str> = latest
+        .iter()
+        .filter(|r| r.status.is_verified() && r.source_checked == Some(false))
+        .map(|r| r.source_key.as_str())
+        .collect();
     let problems: Vec<&ObjectRecord> = latest
         .iter()
         .filter(|r| matches!(r.status, Status::Failed | Status::Conflict | Status::Kept))
@@ -80,6 +85,12 @@ pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
         "  bytes in the target from this migration: {}",
         human_bytes(total_bytes)
     ));
+    if !unchecked.is_empty() {
+        out.say(&format!(
+            "  copied without a source digest to check them against (source_checked: false): {}",
+            unchecked.len()
+        ));
+    }
     say_runs_and_lists(&runs, &charts, &deleted, &by_reason, &failures, &out);
     out.document(&json!({
         "command": "report",
@@ -89,6 +100,7 @@ pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
         "objects": latest.len(),
         "counts": tally,
         "bytes_verified": total_bytes,
+        "source_unchecked": unchecked,
         "runs": runs,
         "failures": failures,
         "failures_by_reason": by_reason,
