@@ -427,6 +427,44 @@ async fn run_case(kind: Kind, seed: u64, r2: Option<&dyn PlaysR2>) {
     for _ in 0..steps {
         let roll = rng.below(100);
         match roll {
+            19..=21 if !m.src.is_empty() => {
+                // The application rewrites a source file while the run may be reading it.
+                let k = any_key(&mut rng, &m.src);
+                let old = m.src[&k].clone();
+                let len = changed_size(&mut rng, kind);
+                let mut new = random_bytes(&mut rng, len);
+                if new == old {
+                    new.push(0);
+                }
+                let delay = rng.below(60);
+                case.log.push(format!(
+                    "run while the application rewrites {k:?} after {delay} ms ({}b)",
+                    new.len()
+                ));
+                case.clock += 7;
+                let when = SystemTime::now() + Duration::from_secs(case.clock);
+                let path = case.src().join(&k);
+                let out = std::thread::scope(|s| {
+                    let running = s.spawn(|| case.run(&[]));
+                    std::thread::sleep(Duration::from_millis(delay));
+                    std::fs::write(&path, &new).unwrap();
+                    let f = std::fs::File::options().write(true).open(&path).unwrap();
+                    f.set_modified(when).unwrap();
+                    running.join().unwrap()
+                });
+                case.expect_exit(&out, &[0, 1], "run during a rewrite");
+                // The key holds one whole version — the old, the new — or what it held.
+                let actual = case.actual_target().await;
+                let now = actual.get(&k);
+                if now.is_some_and(|b| *b != old && *b != new && m.tgt.get(&k) != Some(b)) {
+                    case.fail(&format!("{k:?} in the target is torn: neither version"));
+                }
+                if now != Some(&old) {
+                    m.src.insert(k.clone(), new.clone());
+                }
+                learn_partial(&case, &mut m).await;
+                m.src.insert(k, new);
+            }
             0..=21 => {
                 case.log.push("run".into());
                 let out = case.run(&[]);
