@@ -137,6 +137,29 @@ async fn a_byte_flipped_on_the_way_from_s3_is_caught_for_every_kind_of_object() 
     let all = fill(&moto.client()).await;
     let r2 = StrictR2::start();
     r2.create_bucket("media");
+    // plan counts what will be checked over part sizes, and the HEADs that costs.
+    let plan_dir = tempfile::tempdir().unwrap();
+    let plan = r2migrate_to(plan_dir.path(), &r2)
+        .env("AWS_ACCESS_KEY_ID", "moto")
+        .env("AWS_SECRET_ACCESS_KEY", "moto")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .args([
+            "plan",
+            "--json",
+            "--from",
+            "s3://legacy/",
+            "--to",
+            "r2://media/",
+        ])
+        .output()
+        .unwrap();
+    let counts = &json_of(&plan)["counts"];
+    assert_eq!(
+        (&counts["multipart_at_source"], &counts["multipart_parts"]),
+        (&4.into(), &12.into()),
+        "{counts}"
+    );
     let proxy = FaultProxy::start(moto.port);
     proxy.inject("GET", ".bin", "", 1_000, Fault::FlipReplyByte);
     let work = tempfile::tempdir().unwrap();
@@ -226,5 +249,44 @@ async fn a_store_without_part_sizes_is_recorded_unchecked() {
     assert!(
         said.contains("1 copied without a source digest") && said.contains("etag-only.bin"),
         "{said}"
+    );
+}
+
+/// An SSE-KMS object's ETag is not a digest of its bytes: it is copied, recorded
+/// `source_checked: false` and named by verify — never checked against its ETag (which
+/// would fail every such object) nor silently counted as checked.
+#[tokio::test]
+async fn an_sse_kms_object_is_copied_and_recorded_unchecked() {
+    let moto = Moto::start();
+    moto.create_bucket("legacy").await;
+    let c = moto.client();
+    let body = bytes_for(70, 200_000);
+    c.put_object()
+        .bucket("legacy")
+        .key("kms.bin")
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .body(aws_sdk_s3::primitives::ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let r2 = StrictR2::start();
+    r2.create_bucket("media");
+    let work = tempfile::tempdir().unwrap();
+    let out = run(work.path(), &r2, &moto.endpoint());
+    assert_exit(&out, 0);
+    let rec = &manifest_objects(&work.path().join("r2migrate-manifest.jsonl"))[0];
+    assert_eq!(
+        (&rec["status"], &rec["source_checked"]),
+        (&"copied".into(), &false.into()),
+        "{rec}"
+    );
+    assert!(get_bytes(&r2.client(), "media", "kms.bin").await == body);
+    let v = r2migrate_to(work.path(), &r2)
+        .args(["verify", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        json_of(&v)["source_unchecked"],
+        serde_json::json!(["kms.bin"])
     );
 }

@@ -5,7 +5,7 @@
 pub mod gcs;
 pub mod local;
 pub mod s3;
-mod s3_digests;
+pub mod s3_digests;
 pub mod sqlite;
 
 use async_trait::async_trait;

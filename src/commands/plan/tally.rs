@@ -2,6 +2,7 @@
 //! run would make, what changed since the manifest, a SQLite source's rows, and the
 //! items to list by key.
 
+use crate::source::s3_digests::parts_in;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
@@ -86,6 +87,10 @@ pub(super) struct Counts {
     pub excluded: u64,
     /// Selected objects by the source's storage class (sources that have one).
     pub by_storage_class: BTreeMap<String, ClassTotal>,
+    /// Selected S3 objects uploaded in parts (ETag `…-N`), and their parts: each is
+    /// checked over its part sizes at copy time, one HEAD per part.
+    pub multipart_at_source: u64,
+    pub multipart_parts: u64,
 }
 
 /// Against an existing manifest (the cutover pass): what changed since it was written.
@@ -212,6 +217,10 @@ impl PlanTally {
             let t = c.by_storage_class.entry(class.clone()).or_default();
             t.objects += 1;
             t.bytes += info.size;
+        }
+        if let Some(parts) = info.digests.etag.as_deref().and_then(parts_in) {
+            c.multipart_at_source += 1;
+            c.multipart_parts += parts as u64;
         }
         if let Some(declared) = &info.declared_content_type {
             let reason = format!(

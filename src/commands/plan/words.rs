@@ -38,6 +38,12 @@ impl PlanTally {
                 human_bytes(t.bytes)
             ));
         }
+        if c.multipart_at_source > 0 {
+            out.say(&format!(
+                "  uploaded in parts at the source: {} objects, each checked over its part sizes when copied ({} HEADs, one per part)",
+                c.multipart_at_source, c.multipart_parts
+            ));
+        }
         for table in [self.largest_table(), self.collisions_table()] {
             if !table.is_empty() {
                 out.say("");
