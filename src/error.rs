@@ -57,6 +57,10 @@ pub enum StoreError {
     /// `transfer::repeats`): sending every object again would only learn it again.
     #[error("{}", .0.words)]
     Rejected(Box<Rejection>),
+    /// A conditional write found the key no longer as it was looked at (412): someone
+    /// else wrote it during the run. Never resent as it was: the copier looks again.
+    #[error("{0}")]
+    Changed(String),
 }
 
 /// A write the target refused, with what was sent, so a message can say both.
@@ -91,6 +95,7 @@ impl StoreError {
             StoreError::Digest(m) => StoreError::Digest(format!("{what}: {m}")),
             StoreError::Fatal(m) => StoreError::Fatal(format!("{what}: {m}")),
             StoreError::Refused(m) => StoreError::Refused(format!("{what}: {m}")),
+            StoreError::Changed(m) => StoreError::Changed(format!("{what}: {m}")),
             StoreError::Rejected(mut r) => {
                 r.words = format!("{what}: {}", r.words);
                 StoreError::Rejected(r)

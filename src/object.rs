@@ -152,6 +152,20 @@ impl ObjectMeta {
     }
 }
 
+/// What a write expects to find at its key — R2's conditional writes (`If-None-Match: *`,
+/// `If-Match: <etag>` on PutObject and CompleteMultipartUpload; 412 when it does not
+/// hold). A write never replaces what someone else wrote since the key was looked at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Expect {
+    /// Unconditional (the caller holds the key some other way).
+    #[default]
+    Anything,
+    /// The key was found absent: write only if it still is.
+    Absent,
+    /// The key held this object (ETag, unquoted): replace only that.
+    Etag(String),
+}
+
 /// Digests the source states for an object, checked against the bytes read: whole-object
 /// values, and a composite (a digest of the parts' digests) with its part layout.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -35,7 +35,7 @@ fn objects(seed: u64) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-async fn campaign(seed: u64, r2: &dyn PlaysR2) -> (usize, usize, usize) {
+async fn campaign(seed: u64, r2: &dyn PlaysR2, keeps_refused_put: bool) -> (usize, usize, usize) {
     let source = S3Server::start_with_keys(SRC_KEY, SRC_SECRET);
     source.create_bucket("legacy");
     let client = s3_client_with(&source.endpoint(), SRC_KEY, SRC_SECRET);
@@ -58,18 +58,20 @@ async fn campaign(seed: u64, r2: &dyn PlaysR2) -> (usize, usize, usize) {
         ],
         seed,
     );
-    r2_proxy.inject_randomly(
-        8,
-        vec![
-            Fault::Reply(503, "SlowDown"),
-            Fault::Reply(429, "TooManyRequests"),
-            Fault::Reply(500, "InternalError"),
-            Fault::Reset,
-            Fault::FlipBodyByte,
-            Fault::Hang,
-        ],
-        seed.rotate_left(17),
-    );
+    let mut r2_faults = vec![
+        Fault::Reply(503, "SlowDown"),
+        Fault::Reply(429, "TooManyRequests"),
+        Fault::Reply(500, "InternalError"),
+        Fault::Reset,
+        Fault::Hang,
+    ];
+    // s3s-fs stores the body of a PUT it refused (BadDigest), where R2 stores nothing:
+    // the conditional resend (If-None-Match: *) then meets that body as someone else's
+    // object. Flipped bodies are the strict server's to take.
+    if !keeps_refused_put {
+        r2_faults.push(Fault::FlipBodyByte);
+    }
+    r2_proxy.inject_randomly(8, r2_faults, seed.rotate_left(17));
     let work = tempfile::tempdir().unwrap();
     let mut runs = 0;
     loop {
@@ -153,7 +155,7 @@ async fn random_faults_on_both_sides_lose_and_corrupt_nothing() {
     // bucket each time.
     for seed in seeds {
         for (name, r2) in r2_stand_ins() {
-            let (f, n, runs) = campaign(seed, r2.as_ref()).await;
+            let (f, n, runs) = campaign(seed, r2.as_ref(), name == "s3s-fs").await;
             eprintln!(
                 "seed {seed} on {name}: {f} faults injected, {n} objects checked, {runs} runs"
             );

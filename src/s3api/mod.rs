@@ -80,6 +80,8 @@ where
             "{words}: the bucket is in another region; set --source-region (or AWS_REGION) to its region"
         )),
         (Some(401 | 403), _) => StoreError::Refused(words),
+        // A conditional write that did not hold: the key changed since it was looked at.
+        (Some(412), _) if WRITES.contains(&request) => StoreError::Changed(words),
         (Some(400..=499), _) if WRITES.contains(&request) => rejected(request, &code, status, words),
         _ => StoreError::Object(words),
     }

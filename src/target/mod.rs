@@ -10,7 +10,7 @@ use futures::stream::BoxStream;
 
 use crate::error::StoreError;
 use crate::location::Location;
-use crate::object::{Body, ByteStream, MultipartChecksum, ObjectMeta, Part};
+use crate::object::{Body, ByteStream, Expect, MultipartChecksum, ObjectMeta, Part};
 
 /// An object as the target describes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,16 +72,41 @@ pub trait Target: Send + Sync {
 
     async fn get(&self, key: &str) -> Result<ByteStream, StoreError>;
 
-    /// A single PUT, which the target checks against the body's SHA-256.
-    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<PutResult, StoreError>;
+    /// A single PUT, which the target checks against the body's SHA-256, written only if
+    /// the key is as `expect` says ([`StoreError::Changed`] if not).
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Body,
+        meta: &ObjectMeta,
+        expect: &Expect,
+    ) -> Result<PutResult, StoreError>;
 
-    /// Starts a multipart upload proven by `checksum`'s scheme, from Create to Complete.
+    /// An unconditional PUT.
+    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<PutResult, StoreError> {
+        self.put_if(key, body, meta, &Expect::Anything).await
+    }
+
+    /// Starts a multipart upload proven by `checksum`'s scheme, from Create to Complete;
+    /// Complete writes only if the key is as `expect` says.
+    async fn start_multipart_if(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+        checksum: MultipartChecksum,
+        expect: &Expect,
+    ) -> Result<Box<dyn MultipartUpload>, StoreError>;
+
+    /// An unconditional multipart upload.
     async fn start_multipart(
         &self,
         key: &str,
         meta: &ObjectMeta,
         checksum: MultipartChecksum,
-    ) -> Result<Box<dyn MultipartUpload>, StoreError>;
+    ) -> Result<Box<dyn MultipartUpload>, StoreError> {
+        self.start_multipart_if(key, meta, checksum, &Expect::Anything)
+            .await
+    }
 
     /// Server-side copy within the bucket (backups before overwrite, restores in rollback).
     /// Aborts an upload an earlier, killed run left open; one already completed or

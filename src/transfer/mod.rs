@@ -17,6 +17,7 @@ use crate::checksum::{b64, etag_md5, Digests, Hasher};
 use crate::config::OnConflict;
 use crate::error::StoreError;
 use crate::manifest::{Intent, ObjectRecord, Prior, Status, VerifiedBy};
+use crate::object::Expect;
 use crate::source::{ObjectInfo, Source};
 use crate::target::{Target, TargetObject};
 use intent::{written_under, IntentLog};
@@ -69,7 +70,15 @@ pub struct Stop {
 struct WritePlan {
     backup_key: Option<String>,
     prior: Option<Prior>,
+    /// What the key held when looked at: the write lands only if it still does.
+    expect: Expect,
 }
+
+/// How many times a write whose key someone else wrote meanwhile is looked at again.
+const RACES: usize = 3;
+
+/// Why an object is a conflict after a conditional write found its key changed.
+const RACED: &str = "written by someone else during the run";
 
 /// Whether the target already holds the source's bytes.
 pub enum Comparison {
@@ -117,6 +126,15 @@ pub async fn compare(
     } else {
         Comparison::Different("the target holds different bytes at this key".into())
     })
+}
+
+/// What a write must find at its key: nothing where the key was absent, else the object
+/// looked at (by its ETag; unconditional where the target states none).
+fn expected(existing: Option<&TargetObject>) -> Expect {
+    match existing {
+        None => Expect::Absent,
+        Some(o) => o.etag.clone().map_or(Expect::Anything, Expect::Etag),
+    }
 }
 
 /// Whether this tool wrote the object now at the key: the record says it copied it
@@ -217,26 +235,47 @@ impl Copier {
     async fn process_inner(&self, item: &WorkItem) -> Result<ObjectRecord, StoreError> {
         crate::testhooks::before_copy(&item.info.key);
         let key = &item.target_key;
-        let existing = if item.listed {
+        let mut existing = if item.listed {
             self.target.head(key).await?
         } else {
             None
         };
-        let mut plan = WritePlan {
-            backup_key: item
-                .previous
-                .as_ref()
-                .and_then(|p| p.backup_key.clone())
-                .or_else(|| item.unfinished.iter().find_map(|i| i.backup_key.clone())),
-            // What the key held before this tool first wrote there, for the intent.
-            prior: existing.as_ref().map(Prior::of),
-        };
-        if let Some(existing) = existing {
-            if let Some(settled) = self.settle_existing(item, &existing, &mut plan).await? {
-                return Ok(settled);
+        // What the key held before this tool first wrote there, for the intent.
+        let prior = existing.as_ref().map(Prior::of);
+        let mut raced = None;
+        for _ in 0..=RACES {
+            let mut plan = WritePlan {
+                backup_key: item
+                    .previous
+                    .as_ref()
+                    .and_then(|p| p.backup_key.clone())
+                    .or_else(|| item.unfinished.iter().find_map(|i| i.backup_key.clone())),
+                prior: prior.clone(),
+                expect: expected(existing.as_ref()),
+            };
+            if let Some(found) = &existing {
+                if let Some(settled) = self
+                    .settle_existing(item, found, &mut plan, raced.as_deref())
+                    .await?
+                {
+                    return Ok(settled);
+                }
+            }
+            match self.copy(item, plan).await {
+                Err(StoreError::Changed(why)) => {
+                    // Someone else wrote the key since it was looked at: look again, and
+                    // class what is there now as any object found at the key.
+                    tracing::info!("{key}: {why}; looking again");
+                    raced = Some(why);
+                    existing = self.target.head(key).await?;
+                }
+                other => return other,
             }
         }
-        self.copy(item, plan).await
+        Err(StoreError::Object(format!(
+            "{key}: {RACED} again and again ({} times); left to the application — run again later",
+            RACES + 1
+        )))
     }
 
     /// The key already holds an object: identical (recorded, nothing written), a
@@ -247,6 +286,7 @@ impl Copier {
         item: &WorkItem,
         existing: &TargetObject,
         plan: &mut WritePlan,
+        raced: Option<&str>,
     ) -> Result<Option<ObjectRecord>, StoreError> {
         let key = &item.target_key;
         let ours = item.previous.as_ref().is_some_and(|p| is_ours(existing, p))
@@ -284,7 +324,10 @@ impl Copier {
                 return Ok(Some(r));
             }
             Comparison::Different(_) if ours => return Ok(None), // the source changed since our copy
-            Comparison::Different(reason) => reason,
+            Comparison::Different(reason) => match raced {
+                Some(_) => format!("{RACED}: {reason}"),
+                None => reason,
+            },
         };
         match self.on_conflict {
             OnConflict::Fail => Ok(Some(self.record(item, Status::Conflict).with_error(
@@ -307,6 +350,8 @@ impl Copier {
                     ))
                 })?;
                 plan.backup_key = Some(backup);
+                // Replace exactly what was backed up (its ETag as looked at).
+                plan.expect = expected(Some(existing));
                 Ok(None)
             }
         }
@@ -326,6 +371,7 @@ impl Copier {
             cancel: &self.cancel,
             announce: (&self.intents, announce),
             in_flight: &self.in_flight,
+            expect: plan.expect.clone(),
         };
         let up = uploader.upload(&item.info, key).await?;
         self.repeats.accepted(match up.crc64nvme {

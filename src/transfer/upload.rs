@@ -220,6 +220,8 @@ pub struct Uploader<'a> {
     /// Where to announce the write, and the intent to fill in with what is written.
     pub announce: (&'a super::intent::IntentLog, Intent),
     pub in_flight: &'a super::inflight::InFlight,
+    /// What the key must hold for the write to land (R2's conditional writes).
+    pub expect: crate::object::Expect,
 }
 
 impl Uploader<'_> {
@@ -275,7 +277,7 @@ impl Uploader<'_> {
             bytes: body,
             sha256: digests.sha256,
         };
-        let put = self.target.put(key, body, &meta).await?;
+        let put = self.target.put_if(key, body, &meta, &self.expect).await?;
         Ok(Uploaded {
             checksum: Some(checksum),
             echoed: put.checksum_sha256,
@@ -301,7 +303,10 @@ impl Uploader<'_> {
         let first = reader.read(part_size).await?.freeze();
         let meta = meta_for(obj, &first[..first.len().min(512)], self.settings);
         let scheme = self.settings.multipart_checksum;
-        let upload = self.target.start_multipart(key, &meta, scheme).await?;
+        let upload = self
+            .target
+            .start_multipart_if(key, &meta, scheme, &self.expect)
+            .await?;
         // Its id reaches the manifest before any part is sent: a kill -9 from here on
         // leaves an upload the next run can find and abort.
         let (log, template) = &self.announce;

@@ -167,6 +167,11 @@ impl StrictR2 {
     pub fn open_uploads(&self) -> usize {
         self.server.open_uploads()
     }
+
+    /// The next write to `key` finds the application's `body` written just before it.
+    pub fn race(&self, bucket: &str, key: &str, body: &[u8]) {
+        self.server.race(bucket, key, body);
+    }
 }
 
 /// A server playing R2: s3s-fs, the strict R2 test server, miniflare. Tests that run
@@ -555,6 +560,19 @@ pub fn r2migrate_s3(
         .env("AWS_SECRET_ACCESS_KEY", source_secret)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ENDPOINT_URL", source.endpoint());
+    cmd
+}
+
+/// `cmd` reading an S3 source at `endpoint` with these keys (the AWS variables).
+pub fn from_s3_at(
+    mut cmd: assert_cmd::Command,
+    endpoint: &str,
+    (key, secret): (&str, &str),
+) -> assert_cmd::Command {
+    cmd.env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", endpoint);
     cmd
 }
 

@@ -51,6 +51,7 @@ impl S3 for Strict {
         let etag = checksums::md5_hex(&body);
         let meta = stored_meta!(i, class);
         let mut state = self.store.state.lock().expect("not poisoned");
+        crate::store::race(&mut state, &i.bucket, &key);
         let objects = bucket_of(&mut state, &i.bucket)?;
         check_conditions(
             objects.get(&key),

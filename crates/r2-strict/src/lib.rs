@@ -78,6 +78,17 @@ impl Server {
     pub fn open_uploads(&self) -> usize {
         self.state.open_uploads()
     }
+
+    /// The next write to `key` (a PUT or a Complete) finds that "the application" has
+    /// just written `body` there, as if it came a moment before: the race at cutover,
+    /// made on demand for tests.
+    pub fn race(&self, bucket: &str, key: &str, body: &[u8]) {
+        let key = store::nfc(key);
+        self.state.state.lock().expect("not poisoned").races.insert(
+            (bucket.to_string(), key),
+            bytes::Bytes::copy_from_slice(body),
+        );
+    }
 }
 
 impl Drop for Server {

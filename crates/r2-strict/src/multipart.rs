@@ -272,6 +272,7 @@ pub async fn complete_multipart_upload(
         _ => None,
     };
     let key = nfc(&up.key);
+    crate::store::race(&mut state, &up.bucket, &key);
     let objects = bucket_of(&mut state, &up.bucket)?;
     check_conditions(
         objects.get(&key),

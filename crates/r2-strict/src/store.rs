@@ -80,6 +80,36 @@ pub struct State {
     /// When each (bucket, NFC key) was last written.
     pub last_write: HashMap<(String, String), Instant>,
     pub next_upload: u64,
+    /// Writes "the application" makes to a key just before the next write to it arrives
+    /// (see [`crate::Server::race`]).
+    pub races: HashMap<(String, String), Bytes>,
+}
+
+/// A test's application write to `key`, made just before the write now arriving is
+/// looked at: a PUT without conditions, as an application makes it.
+pub fn race(state: &mut State, bucket: &str, key: &str) {
+    let Some(body) = state.races.remove(&(bucket.to_string(), key.to_string())) else {
+        return;
+    };
+    let object = Object {
+        key: key.to_string(),
+        etag: crate::checksums::md5_hex(&body),
+        body,
+        meta: Meta {
+            storage_class: "STANDARD".into(),
+            ..Meta::default()
+        },
+        checksum: None,
+        modified: std::time::SystemTime::now(),
+    };
+    state
+        .buckets
+        .entry(bucket.to_string())
+        .or_default()
+        .insert(key.to_string(), object);
+    state
+        .last_write
+        .insert((bucket.to_string(), key.to_string()), Instant::now());
 }
 
 pub struct Store {

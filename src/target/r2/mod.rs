@@ -16,7 +16,7 @@ use futures::stream::BoxStream;
 use super::{MultipartUpload, PutResult, Target, TargetObject};
 use crate::checksum::b64;
 use crate::error::{usage, StoreError};
-use crate::object::{Body, ByteStream, MultipartChecksum, ObjectMeta};
+use crate::object::{Body, ByteStream, Expect, MultipartChecksum, ObjectMeta};
 use crate::pacer::Pacer;
 use crate::s3api::{
     body_stream, copy_source, get_object, head_object, list_page, meta_from_parts, next_token,
@@ -138,6 +138,15 @@ macro_rules! apply_meta {
     }};
 }
 
+/// R2's conditional-write headers for what a write expects (`If-Match`, `If-None-Match`).
+pub(super) fn conditions(expect: &Expect) -> (Option<String>, Option<String>) {
+    match expect {
+        Expect::Anything => (None, None),
+        Expect::Absent => (None, Some("*".into())),
+        Expect::Etag(etag) => (Some(format!("\"{}\"", etag.trim_matches('"'))), None),
+    }
+}
+
 #[async_trait]
 impl Target for R2Target {
     fn prefix(&self) -> &str {
@@ -233,8 +242,15 @@ impl Target for R2Target {
         Ok(body_stream(out.body, what, self.pacer.io_timeout()))
     }
 
-    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<PutResult, StoreError> {
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Body,
+        meta: &ObjectMeta,
+        expect: &Expect,
+    ) -> Result<PutResult, StoreError> {
         let (body, sha256) = (body.bytes, body.sha256);
+        let (if_match, if_none_match) = conditions(expect);
         let what = format!("PUT r2://{}/{key}", self.bucket);
         let checksum = b64(&sha256);
         self.pacer.spend_bytes(body.len() as u64).await;
@@ -243,6 +259,8 @@ impl Target for R2Target {
             apply_meta!(req, meta)
                 .content_length(body.len() as i64)
                 .checksum_sha256(&checksum)
+                .set_if_match(if_match.clone())
+                .set_if_none_match(if_none_match.clone())
                 .body(sdk_body)
                 .send()
         })
@@ -263,11 +281,12 @@ impl Target for R2Target {
         })
     }
 
-    async fn start_multipart(
+    async fn start_multipart_if(
         &self,
         key: &str,
         meta: &ObjectMeta,
         checksum: MultipartChecksum,
+        expect: &Expect,
     ) -> Result<Box<dyn MultipartUpload>, StoreError> {
         let what = format!("CreateMultipartUpload r2://{}/{key}", self.bucket);
         let out = send(&self.pacer, &what, || {
@@ -297,6 +316,7 @@ impl Target for R2Target {
             .ok_or_else(|| StoreError::Object(format!("{what}: the target returned no upload id; check that R2_ENDPOINT_URL is an R2 (S3-compatible) endpoint")))?
             .to_string();
         Ok(Box::new(R2Upload {
+            conditions: conditions(expect),
             client: self.client.clone(),
             bucket: self.bucket.clone(),
             key: key.to_string(),

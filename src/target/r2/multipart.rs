@@ -36,6 +36,8 @@ fn complete_patience(io_timeout: std::time::Duration, bytes: u64) -> std::time::
 }
 
 pub(super) struct R2Upload {
+    /// `If-Match` and `If-None-Match` for Complete: the write lands only on what it expects.
+    pub(super) conditions: (Option<String>, Option<String>),
     pub(super) client: Client,
     pub(super) bucket: String,
     pub(super) key: String,
@@ -137,7 +139,9 @@ impl MultipartUpload for R2Upload {
                 .bucket(&self.bucket)
                 .key(&self.key)
                 .upload_id(&self.upload_id)
-                .multipart_upload(done.clone());
+                .multipart_upload(done.clone())
+                .set_if_match(self.conditions.0.clone())
+                .set_if_none_match(self.conditions.1.clone());
             if full_object {
                 // R2 checks the assembled object against it (its only FULL_OBJECT type).
                 req.checksum_crc64_nvme(crc64nvme)

@@ -16,10 +16,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::{MultipartUpload, PutResult, Target, TargetObject};
 use crate::checksum::{b64, Hasher};
 use crate::error::StoreError;
-use crate::object::{Body, ByteStream, MultipartChecksum, ObjectMeta, Part};
+use crate::object::{Body, ByteStream, Expect, MultipartChecksum, ObjectMeta};
 
 /// Where metadata and temp files live, inside the target directory.
 const STATE_DIR: &str = ".r2migrate";
+
+mod upload;
+use upload::{remove_part_files, DirUpload};
 
 pub struct DirTarget {
     root: PathBuf,
@@ -97,6 +100,9 @@ impl From<Sidecar> for ObjectMeta {
     }
 }
 
+/// Conditional commits of this process, one at a time.
+static COMMITS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn io_err(what: &str, key: &str, e: std::io::Error) -> StoreError {
     StoreError::Object(format!("{key}: {what}: {e}"))
 }
@@ -152,10 +158,32 @@ impl DirTarget {
         key: &str,
         temp: &Path,
         meta: &ObjectMeta,
-        etag: Option<String>,
+        (etag, expect): (Option<String>, &Expect),
     ) -> Result<(), StoreError> {
         let dest = self.path_of(key)?;
         let meta_path = self.meta_path(key);
+        // R2's conditional writes, as R2 makes them: the look and the write are one step
+        // for every writer in this process (an outside writer can still slip between).
+        let _one_at_a_time = COMMITS.lock().await;
+        // What is there now, as `head` describes it (its ETag is of the bytes).
+        let now = match expect {
+            Expect::Anything => None,
+            Expect::Absent => std::fs::metadata(&dest)
+                .ok()
+                .filter(|md| md.is_file())
+                .map(|_| None),
+            Expect::Etag(_) => self.describe(key, &dest).await?.map(|o| o.etag),
+        };
+        let holds = match (expect, &now) {
+            (Expect::Anything, _) | (Expect::Absent, None) => true,
+            (Expect::Absent, Some(_)) | (Expect::Etag(_), None) => false,
+            (Expect::Etag(want), Some(etag)) => etag.as_deref() == Some(want.as_str()),
+        };
+        if !holds {
+            return Err(StoreError::Changed(format!(
+                "PUT {key}: PreconditionFailed (HTTP 412): the key no longer holds what was looked at ({expect:?}); someone else wrote it"
+            )));
+        }
         for p in [&dest, &meta_path] {
             if let Some(parent) = p.parent() {
                 tokio::fs::create_dir_all(parent)
@@ -305,7 +333,13 @@ impl Target for DirTarget {
         ))
     }
 
-    async fn put(&self, key: &str, body: Body, meta: &ObjectMeta) -> Result<PutResult, StoreError> {
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Body,
+        meta: &ObjectMeta,
+        expect: &Expect,
+    ) -> Result<PutResult, StoreError> {
         let (body, sha256) = (body.bytes, body.sha256);
         self.path_of(key)?;
         // The same check R2 makes on x-amz-checksum-sha256.
@@ -326,7 +360,10 @@ impl Target for DirTarget {
             return Err(io_err("cannot write", key, e));
         }
         let etag = hex::encode(&sha256[..16]);
-        if let Err(e) = self.commit(key, &temp, meta, Some(etag.clone())).await {
+        if let Err(e) = self
+            .commit(key, &temp, meta, (Some(etag.clone()), expect))
+            .await
+        {
             let _ = tokio::fs::remove_file(&temp).await;
             return Err(e);
         }
@@ -337,15 +374,17 @@ impl Target for DirTarget {
         })
     }
 
-    async fn start_multipart(
+    async fn start_multipart_if(
         &self,
         key: &str,
         meta: &ObjectMeta,
         checksum: MultipartChecksum,
+        expect: &Expect,
     ) -> Result<Box<dyn MultipartUpload>, StoreError> {
         self.path_of(key)?;
         let (temp, file) = self.temp_file().await?;
         Ok(Box::new(DirUpload {
+            expect: expect.clone(),
             target: DirTarget::new(self.root.clone()),
             key: key.to_string(),
             meta: meta.clone(),
@@ -392,7 +431,8 @@ impl Target for DirTarget {
             Err(_) => ObjectMeta::default(),
         };
         let etag = self.describe(to, &temp).await?.and_then(|o| o.etag);
-        self.commit(to, &temp, &meta, etag).await
+        self.commit(to, &temp, &meta, (etag, &Expect::Anything))
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -411,188 +451,6 @@ impl Target for DirTarget {
             }
             dir = d.parent().map(Path::to_path_buf);
         }
-        Ok(())
-    }
-}
-
-/// A rehearsal multipart upload: each part lands in its own file beside the temp file
-/// (parts may arrive in any order, several at once); completing joins them in order.
-struct DirUpload {
-    target: DirTarget,
-    key: String,
-    meta: ObjectMeta,
-    temp: PathBuf,
-    /// The upload's one checksum scheme, as R2 fixes it at CreateMultipartUpload.
-    checksum: MultipartChecksum,
-    file: tokio::sync::Mutex<tokio::fs::File>,
-    /// The parts written so far: number → size and MD5 (where the scheme sends one).
-    parts: std::sync::Mutex<BTreeMap<i32, PartWritten>>,
-}
-
-/// A part's size, and its MD5 where the upload's scheme sends one.
-type PartWritten = (u64, Option<[u8; 16]>);
-
-/// Where part `number` of the upload whose temp file is `temp` waits.
-fn part_path(temp: &Path, number: i32) -> PathBuf {
-    let mut name = temp.as_os_str().to_owned();
-    name.push(format!(".{number}"));
-    PathBuf::from(name)
-}
-
-/// Removes every part file of the upload whose temp file is `temp`.
-async fn remove_part_files(temp: &Path) {
-    let (Some(dir), Some(name)) = (temp.parent(), temp.file_name()) else {
-        return;
-    };
-    let prefix = format!("{}.", name.to_string_lossy());
-    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
-        return;
-    };
-    while let Ok(Some(e)) = entries.next_entry().await {
-        if e.file_name().to_string_lossy().starts_with(&prefix) {
-            let _ = tokio::fs::remove_file(e.path()).await;
-        }
-    }
-}
-
-impl DirUpload {
-    /// Complete refused: nothing of the upload is left behind.
-    async fn refuse(&self, why: String) -> Result<PutResult, StoreError> {
-        remove_part_files(&self.temp).await;
-        let _ = tokio::fs::remove_file(&self.temp).await;
-        Err(StoreError::Object(format!(
-            "{}: {why}; the upload was aborted",
-            self.key
-        )))
-    }
-}
-
-#[async_trait]
-impl MultipartUpload for DirUpload {
-    fn id(&self) -> String {
-        self.temp
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    }
-
-    async fn upload_part(&self, number: i32, part: Part) -> Result<(), StoreError> {
-        let body = part.bytes;
-        if number < 1 {
-            return Err(StoreError::Object(format!(
-                "{}: part numbers start at 1 (got {number})",
-                self.key
-            )));
-        }
-        // As R2 does with the upload's one scheme: each part is checked against the
-        // checksum sent with it (a mismatch means the part was corrupted on its way).
-        let (matches, header) = match (self.checksum, part.md5) {
-            (MultipartChecksum::Crc64nvme, _) => (
-                crate::checksum::crc64nvme(&body) == part.crc64nvme,
-                "x-amz-checksum-crc64nvme",
-            ),
-            (MultipartChecksum::Md5, Some(md5)) => {
-                (crate::checksum::md5(&body) == md5, "Content-MD5")
-            }
-            (MultipartChecksum::Md5, None) => (false, "Content-MD5 (none was sent)"),
-        };
-        if !matches {
-            return Err(StoreError::Transient(format!(
-                "UploadPart {} part {number}: BadDigest: the part does not match its {header}",
-                self.key
-            )));
-        }
-        tokio::fs::write(part_path(&self.temp, number), &body)
-            .await
-            .map_err(|e| io_err("cannot write", &self.key, e))?;
-        let md5 = part.md5.filter(|_| self.checksum == MultipartChecksum::Md5);
-        self.parts
-            .lock()
-            .expect("not poisoned")
-            .insert(number, (body.len() as u64, md5));
-        Ok(())
-    }
-
-    async fn complete(self: Box<Self>, crc64nvme: &str) -> Result<PutResult, StoreError> {
-        let parts = self.parts.lock().expect("not poisoned").clone();
-        let numbers: Vec<i32> = parts.keys().copied().collect();
-        if numbers.iter().zip(1..).any(|(n, want)| *n != want) {
-            return self
-                .refuse(format!("parts {numbers:?} are not 1 to N"))
-                .await;
-        }
-        // R2: every part but the last the same size, the last no larger (InvalidPart,
-        // error 10048, checked at Complete — r2/api/error-codes, objects/multipart-objects).
-        let sizes: Vec<u64> = parts.values().map(|(size, _)| *size).collect();
-        if let Some((first, rest)) = sizes.split_first() {
-            let (last, middle) = rest
-                .split_last()
-                .map_or((None, &[][..]), |(l, m)| (Some(l), m));
-            if middle.iter().any(|s| s != first) || last.is_some_and(|l| l > first) {
-                return self
-                    .refuse(format!(
-                    "InvalidPart: All non-trailing parts must have the same size (sizes {sizes:?})"
-                ))
-                    .await;
-            }
-        }
-        let mut hasher = Hasher::new();
-        {
-            let mut file = self.file.lock().await;
-            for n in numbers {
-                let path = part_path(&self.temp, n);
-                let body = tokio::fs::read(&path)
-                    .await
-                    .map_err(|e| io_err("cannot read a part of", &self.key, e))?;
-                hasher.update(&body);
-                file.write_all(&body)
-                    .await
-                    .map_err(|e| io_err("cannot write", &self.key, e))?;
-                let _ = tokio::fs::remove_file(&path).await;
-            }
-            file.sync_data()
-                .await
-                .map_err(|e| io_err("cannot write", &self.key, e))?;
-        }
-        let d = hasher.finish();
-        // As R2 does: the assembled object must have the CRC64NVME the client computed.
-        let assembled = crate::checksum::crc64nvme_b64(d.crc64nvme);
-        let full_object = self.checksum == MultipartChecksum::Crc64nvme;
-        if full_object && assembled != crc64nvme {
-            let _ = tokio::fs::remove_file(&self.temp).await;
-            return Err(StoreError::Object(format!(
-                "CompleteMultipartUpload {}: BadDigest: the assembled object's CRC64NVME is {assembled}, not {crc64nvme}; the upload was aborted",
-                self.key
-            )));
-        }
-        // Checked by Content-MD5: the ETag S3 gives such an object, as the client expects.
-        let etag = match full_object {
-            true => hex::encode(&d.sha256[..16]),
-            false => crate::checksum::multipart_etag(
-                &parts
-                    .values()
-                    .filter_map(|(_, md5)| *md5)
-                    .collect::<Vec<_>>(),
-            ),
-        };
-        if let Err(e) = self
-            .target
-            .commit(&self.key, &self.temp, &self.meta, Some(etag.clone()))
-            .await
-        {
-            let _ = tokio::fs::remove_file(&self.temp).await;
-            return Err(e);
-        }
-        Ok(PutResult {
-            etag: Some(etag),
-            checksum_sha256: None,
-            checksum_crc64nvme: full_object.then_some(assembled),
-        })
-    }
-
-    async fn abort(self: Box<Self>) -> Result<(), StoreError> {
-        remove_part_files(&self.temp).await;
-        let _ = tokio::fs::remove_file(&self.temp).await;
         Ok(())
     }
 }

@@ -1,0 +1,204 @@
+//! One multipart upload to the rehearsal directory: parts as files beside the temp file,
+//! assembled at Complete with R2's checks (parts 1 to N, equal sizes but the last, the
+//! scheme's checksums) and its conditions, then moved into place.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use tokio::io::AsyncWriteExt;
+
+use super::{io_err, DirTarget};
+use crate::checksum::Hasher;
+use crate::error::StoreError;
+use crate::object::{Expect, MultipartChecksum, ObjectMeta, Part};
+use crate::target::{MultipartUpload, PutResult};
+
+/// A rehearsal multipart upload: each part lands in its own file beside the temp file
+/// (parts may arrive in any order, several at once); completing joins them in order.
+pub(super) struct DirUpload {
+    /// What Complete expects at the key (R2's conditional Complete).
+    pub(super) expect: Expect,
+    pub(super) target: DirTarget,
+    pub(super) key: String,
+    pub(super) meta: ObjectMeta,
+    pub(super) temp: PathBuf,
+    /// The upload's one checksum scheme, as R2 fixes it at CreateMultipartUpload.
+    pub(super) checksum: MultipartChecksum,
+    pub(super) file: tokio::sync::Mutex<tokio::fs::File>,
+    /// The parts written so far: number → size and MD5 (where the scheme sends one).
+    pub(super) parts: std::sync::Mutex<BTreeMap<i32, PartWritten>>,
+}
+
+/// A part's size, and its MD5 where the upload's scheme sends one.
+type PartWritten = (u64, Option<[u8; 16]>);
+
+/// Where part `number` of the upload whose temp file is `temp` waits.
+fn part_path(temp: &Path, number: i32) -> PathBuf {
+    let mut name = temp.as_os_str().to_owned();
+    name.push(format!(".{number}"));
+    PathBuf::from(name)
+}
+
+/// Removes every part file of the upload whose temp file is `temp`.
+pub(super) async fn remove_part_files(temp: &Path) {
+    let (Some(dir), Some(name)) = (temp.parent(), temp.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return;
+    };
+    while let Ok(Some(e)) = entries.next_entry().await {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = tokio::fs::remove_file(e.path()).await;
+        }
+    }
+}
+
+impl DirUpload {
+    /// Complete refused: nothing of the upload is left behind.
+    async fn refuse(&self, why: String) -> Result<PutResult, StoreError> {
+        remove_part_files(&self.temp).await;
+        let _ = tokio::fs::remove_file(&self.temp).await;
+        Err(StoreError::Object(format!(
+            "{}: {why}; the upload was aborted",
+            self.key
+        )))
+    }
+}
+
+#[async_trait]
+impl MultipartUpload for DirUpload {
+    fn id(&self) -> String {
+        self.temp
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    async fn upload_part(&self, number: i32, part: Part) -> Result<(), StoreError> {
+        let body = part.bytes;
+        if number < 1 {
+            return Err(StoreError::Object(format!(
+                "{}: part numbers start at 1 (got {number})",
+                self.key
+            )));
+        }
+        // As R2 does with the upload's one scheme: each part is checked against the
+        // checksum sent with it (a mismatch means the part was corrupted on its way).
+        let (matches, header) = match (self.checksum, part.md5) {
+            (MultipartChecksum::Crc64nvme, _) => (
+                crate::checksum::crc64nvme(&body) == part.crc64nvme,
+                "x-amz-checksum-crc64nvme",
+            ),
+            (MultipartChecksum::Md5, Some(md5)) => {
+                (crate::checksum::md5(&body) == md5, "Content-MD5")
+            }
+            (MultipartChecksum::Md5, None) => (false, "Content-MD5 (none was sent)"),
+        };
+        if !matches {
+            return Err(StoreError::Transient(format!(
+                "UploadPart {} part {number}: BadDigest: the part does not match its {header}",
+                self.key
+            )));
+        }
+        tokio::fs::write(part_path(&self.temp, number), &body)
+            .await
+            .map_err(|e| io_err("cannot write", &self.key, e))?;
+        let md5 = part.md5.filter(|_| self.checksum == MultipartChecksum::Md5);
+        self.parts
+            .lock()
+            .expect("not poisoned")
+            .insert(number, (body.len() as u64, md5));
+        Ok(())
+    }
+
+    async fn complete(self: Box<Self>, crc64nvme: &str) -> Result<PutResult, StoreError> {
+        let parts = self.parts.lock().expect("not poisoned").clone();
+        let numbers: Vec<i32> = parts.keys().copied().collect();
+        if numbers.iter().zip(1..).any(|(n, want)| *n != want) {
+            return self
+                .refuse(format!("parts {numbers:?} are not 1 to N"))
+                .await;
+        }
+        // R2: every part but the last the same size, the last no larger (InvalidPart,
+        // error 10048, checked at Complete — r2/api/error-codes, objects/multipart-objects).
+        let sizes: Vec<u64> = parts.values().map(|(size, _)| *size).collect();
+        if let Some((first, rest)) = sizes.split_first() {
+            let (last, middle) = rest
+                .split_last()
+                .map_or((None, &[][..]), |(l, m)| (Some(l), m));
+            if middle.iter().any(|s| s != first) || last.is_some_and(|l| l > first) {
+                return self
+                    .refuse(format!(
+                    "InvalidPart: All non-trailing parts must have the same size (sizes {sizes:?})"
+                ))
+                    .await;
+            }
+        }
+        let mut hasher = Hasher::new();
+        {
+            let mut file = self.file.lock().await;
+            for n in numbers {
+                let path = part_path(&self.temp, n);
+                let body = tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| io_err("cannot read a part of", &self.key, e))?;
+                hasher.update(&body);
+                file.write_all(&body)
+                    .await
+                    .map_err(|e| io_err("cannot write", &self.key, e))?;
+                let _ = tokio::fs::remove_file(&path).await;
+            }
+            file.sync_data()
+                .await
+                .map_err(|e| io_err("cannot write", &self.key, e))?;
+        }
+        let d = hasher.finish();
+        // As R2 does: the assembled object must have the CRC64NVME the client computed.
+        let assembled = crate::checksum::crc64nvme_b64(d.crc64nvme);
+        let full_object = self.checksum == MultipartChecksum::Crc64nvme;
+        if full_object && assembled != crc64nvme {
+            let _ = tokio::fs::remove_file(&self.temp).await;
+            return Err(StoreError::Object(format!(
+                "CompleteMultipartUpload {}: BadDigest: the assembled object's CRC64NVME is {assembled}, not {crc64nvme}; the upload was aborted",
+                self.key
+            )));
+        }
+        // Checked by Content-MD5: the ETag S3 gives such an object, as the client expects.
+        let etag = match full_object {
+            true => hex::encode(&d.sha256[..16]),
+            false => crate::checksum::multipart_etag(
+                &parts
+                    .values()
+                    .filter_map(|(_, md5)| *md5)
+                    .collect::<Vec<_>>(),
+            ),
+        };
+        if let Err(e) = self
+            .target
+            .commit(
+                &self.key,
+                &self.temp,
+                &self.meta,
+                (Some(etag.clone()), &self.expect),
+            )
+            .await
+        {
+            let _ = tokio::fs::remove_file(&self.temp).await;
+            return Err(e);
+        }
+        Ok(PutResult {
+            etag: Some(etag),
+            checksum_sha256: None,
+            checksum_crc64nvme: full_object.then_some(assembled),
+        })
+    }
+
+    async fn abort(self: Box<Self>) -> Result<(), StoreError> {
+        remove_part_files(&self.temp).await;
+        let _ = tokio::fs::remove_file(&self.temp).await;
+        Ok(())
+    }
+}

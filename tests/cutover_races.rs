@@ -1,0 +1,173 @@
+//! Cutover while the application writes: every write r2migrate makes states what it
+//! expects at the key (`If-None-Match: *` for a key found absent, `If-Match: <etag>` for
+//! one it replaces), so an object the application wrote in between is never
+//! overwritten. The strict R2 server makes the race on demand: the application's write
+//! lands just before r2migrate's is looked at. A 412 is never resent blindly: the key is
+//! looked at again and classed as any object found there.
+
+mod common;
+
+use common::*;
+
+const MIB: usize = 1024 * 1024;
+
+struct Case {
+    r2: StrictR2,
+    src: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl Case {
+    fn new(files: &[(&str, Vec<u8>)]) -> Case {
+        let r2 = StrictR2::start();
+        r2.create_bucket("media");
+        let src = tempfile::tempdir().unwrap();
+        for (k, v) in files {
+            write(src.path(), k, v);
+        }
+        Case {
+            r2,
+            src,
+            work: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run(&self, extra: &[&str]) -> std::process::Output {
+        r2migrate_to(self.work.path(), &self.r2)
+            .args(["run", "--json", "--from"])
+            .arg(self.src.path())
+            .args(["--to", "r2://media/"])
+            .args(["--multipart-threshold", "5MiB", "--part-size", "5MiB"])
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+
+    fn latest(&self, key: &str) -> serde_json::Value {
+        manifest_objects(&self.work.path().join("r2migrate-manifest.jsonl"))
+            .into_iter()
+            .rfind(|r| r["source_key"] == key)
+            .unwrap()
+    }
+
+    fn target(&self, key: &str) -> Vec<u8> {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(get_bytes(&self.r2.client(), "media", key))
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Output {
+        r2migrate_to(self.work.path(), &self.r2)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+/// The application's object stays, the record says why, verify finds nothing of ours
+/// missing, and rollback leaves the application's object alone.
+fn assert_left_to_the_application(case: &Case, key: &str, app: &[u8]) {
+    let rec = case.latest(key);
+    assert_eq!(rec["status"], "conflict", "{rec}");
+    let error = rec["error"].as_str().unwrap();
+    assert!(
+        error.contains("written by someone else during the run"),
+        "{error}"
+    );
+    assert!(
+        case.target(key) == app,
+        "{key}: the application's bytes stay"
+    );
+    assert_exit(&case.command(&["verify"]), 0);
+    assert_exit(&case.command(&["rollback"]), 0);
+    assert!(case.target(key) == app, "{key}: rollback leaves it alone");
+    assert_eq!(case.r2.open_uploads(), 0);
+}
+
+#[test]
+fn a_new_key_written_by_the_application_first_is_a_conflict_never_overwritten() {
+    let ours = bytes_for(1, 20_000);
+    let case = Case::new(&[("avatar.png", ours)]);
+    let app = bytes_for(2, 30_000);
+    case.r2.race("media", "avatar.png", &app);
+    let out = case.run(&[]);
+    assert_exit(&out, 1);
+    assert_eq!(json_of(&out)["counts"]["conflict"], 1);
+    assert_left_to_the_application(&case, "avatar.png", &app);
+}
+
+#[test]
+fn a_large_new_object_raced_during_its_upload_is_not_completed_over_it() {
+    let case = Case::new(&[("video.mp4", bytes_for(3, 11 * MIB))]);
+    let app = bytes_for(4, 1000);
+    case.r2.race("media", "video.mp4", &app);
+    let out = case.run(&[]);
+    assert_exit(&out, 1);
+    assert_left_to_the_application(&case, "video.mp4", &app);
+}
+
+#[test]
+fn with_skip_a_raced_key_is_recorded_skipped() {
+    let case = Case::new(&[("a.txt", b"ours".to_vec())]);
+    case.r2.race("media", "a.txt", b"theirs");
+    let out = case.run(&["--on-conflict", "skip"]);
+    assert_exit(&out, 0);
+    let rec = case.latest("a.txt");
+    assert_eq!(rec["status"], "skipped", "{rec}");
+    assert!(rec["error"]
+        .as_str()
+        .unwrap()
+        .contains("written by someone else during the run"));
+    assert_eq!(case.target("a.txt"), b"theirs");
+}
+
+/// `--on-conflict overwrite`: the application's object is backed up, then replaced with
+/// `If-Match` of exactly what was backed up; rollback restores it.
+#[test]
+fn with_overwrite_the_raced_object_is_backed_up_then_replaced() {
+    let ours = bytes_for(5, 4000);
+    let case = Case::new(&[("a.bin", ours.clone())]);
+    let app = bytes_for(6, 5000);
+    case.r2.race("media", "a.bin", &app);
+    let out = case.run(&["--on-conflict", "overwrite"]);
+    assert_exit(&out, 0);
+    let rec = case.latest("a.bin");
+    assert_eq!(rec["status"], "copied", "{rec}");
+    let backup = rec["backup_key"].as_str().unwrap().to_string();
+    assert!(case.target("a.bin") == ours);
+    assert!(
+        case.target(&backup) == app,
+        "the application's object, backed up"
+    );
+    assert_exit(&case.command(&["rollback"]), 0);
+    assert!(
+        case.target("a.bin") == app,
+        "rollback restores the application's object"
+    );
+}
+
+/// The application writes the very bytes of the source: nothing to copy, recorded
+/// `identical` (never ours, so rollback leaves it).
+#[test]
+fn a_race_with_the_same_bytes_is_identical() {
+    let bytes = bytes_for(7, 3000);
+    let case = Case::new(&[("same.bin", bytes.clone())]);
+    case.r2.race("media", "same.bin", &bytes);
+    let out = case.run(&[]);
+    assert_exit(&out, 0);
+    assert_eq!(case.latest("same.bin")["status"], "identical");
+}
+
+/// The delta pass at cutover: our earlier copy is replaced only with `If-Match` of what
+/// we wrote; an application write in between is a conflict, not overwritten.
+#[test]
+fn a_delta_replacement_of_our_object_raced_by_the_application_is_a_conflict() {
+    let case = Case::new(&[("doc.pdf", bytes_for(8, 9000))]);
+    assert_exit(&case.run(&[]), 0);
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // R2: one write/s per key
+    write(case.src.path(), "doc.pdf", &bytes_for(9, 9500));
+    let app = bytes_for(10, 100);
+    case.r2.race("media", "doc.pdf", &app);
+    let out = case.run(&[]);
+    assert_exit(&out, 1);
+    assert_left_to_the_application(&case, "doc.pdf", &app);
+}
