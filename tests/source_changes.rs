@@ -169,19 +169,19 @@ async fn overwritten_after_listing(endpoint: &str, port: u16, key: &str, secret:
     );
     let work = tempfile::tempdir().unwrap();
     let run = |proxy_endpoint: String| {
-        let mut cmd = r2migrate_to(work.path(), &r2);
-        cmd.env("AWS_ACCESS_KEY_ID", key)
-            .env("AWS_SECRET_ACCESS_KEY", secret)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL", proxy_endpoint)
-            .args([
-                "run",
-                "--json",
-                "--from",
-                "s3://legacy/",
-                "--to",
-                "r2://media/",
-            ]);
+        let mut cmd = from_s3_at(
+            r2migrate_to(work.path(), &r2),
+            &proxy_endpoint,
+            (key, secret),
+        );
+        cmd.args([
+            "run",
+            "--json",
+            "--from",
+            "s3://legacy/",
+            "--to",
+            "r2://media/",
+        ]);
         std::thread::spawn(move || cmd.output().unwrap())
     };
     let running = run(proxy.endpoint());

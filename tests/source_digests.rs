@@ -112,11 +112,7 @@ async fn fill(c: &aws_sdk_s3::Client) -> Vec<(&'static str, Vec<u8>)> {
 }
 
 fn run(work: &std::path::Path, r2: &StrictR2, endpoint: &str) -> std::process::Output {
-    r2migrate_to(work, r2)
-        .env("AWS_ACCESS_KEY_ID", "moto")
-        .env("AWS_SECRET_ACCESS_KEY", "moto")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL", endpoint)
+    from_s3_at(r2migrate_to(work, r2), endpoint, ("moto", "moto"))
         .args([
             "run",
             "--json",
@@ -139,21 +135,21 @@ async fn a_byte_flipped_on_the_way_from_s3_is_caught_for_every_kind_of_object() 
     r2.create_bucket("media");
     // plan counts what will be checked over part sizes, and the HEADs that costs.
     let plan_dir = tempfile::tempdir().unwrap();
-    let plan = r2migrate_to(plan_dir.path(), &r2)
-        .env("AWS_ACCESS_KEY_ID", "moto")
-        .env("AWS_SECRET_ACCESS_KEY", "moto")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .args([
-            "plan",
-            "--json",
-            "--from",
-            "s3://legacy/",
-            "--to",
-            "r2://media/",
-        ])
-        .output()
-        .unwrap();
+    let plan = from_s3_at(
+        r2migrate_to(plan_dir.path(), &r2),
+        &moto.endpoint(),
+        ("moto", "moto"),
+    )
+    .args([
+        "plan",
+        "--json",
+        "--from",
+        "s3://legacy/",
+        "--to",
+        "r2://media/",
+    ])
+    .output()
+    .unwrap();
     let counts = &json_of(&plan)["counts"];
     assert_eq!(
         (&counts["multipart_at_source"], &counts["multipart_parts"]),
