@@ -14,6 +14,9 @@ pub struct Tally {
     pub rolled_back: u64,
     pub kept: u64,
     pub bytes_copied: u64,
+    /// Of the above, objects whose key someone else wrote during the run (a conditional
+    /// write got 412): identical, conflict or skipped, with that reason.
+    pub written_by_others: u64,
 }
 
 impl Tally {
@@ -29,6 +32,12 @@ impl Tally {
             Status::Failed => self.failed += 1,
             Status::RolledBack => self.rolled_back += 1,
             Status::Kept => self.kept += 1,
+        }
+        if r.error
+            .as_deref()
+            .is_some_and(|e| e.contains(crate::manifest::WRITTEN_BY_OTHERS))
+        {
+            self.written_by_others += 1;
         }
     }
 

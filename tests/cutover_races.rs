@@ -91,7 +91,17 @@ fn a_new_key_written_by_the_application_first_is_a_conflict_never_overwritten() 
     case.r2.race("media", "avatar.png", &app);
     let out = case.run(&[]);
     assert_exit(&out, 1);
-    assert_eq!(json_of(&out)["counts"]["conflict"], 1);
+    let counts = &json_of(&out)["counts"];
+    assert_eq!(
+        (&counts["conflict"], &counts["written_by_others"]),
+        (&1.into(), &1.into())
+    );
+    let text = case.command(&["report"]);
+    let said = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        said.contains("written by someone else during a run: 1"),
+        "{said}"
+    );
     assert_left_to_the_application(&case, "avatar.png", &app);
 }
 
@@ -154,7 +164,16 @@ fn a_race_with_the_same_bytes_is_identical() {
     case.r2.race("media", "same.bin", &bytes);
     let out = case.run(&[]);
     assert_exit(&out, 0);
-    assert_eq!(case.latest("same.bin")["status"], "identical");
+    let rec = case.latest("same.bin");
+    assert_eq!(rec["status"], "identical");
+    assert!(
+        rec["error"]
+            .as_str()
+            .unwrap()
+            .contains("written by someone else during the run"),
+        "{rec}"
+    );
+    assert_eq!(json_of(&out)["counts"]["written_by_others"], 1);
 }
 
 /// The delta pass at cutover: our earlier copy is replaced only with `If-Match` of what

@@ -83,6 +83,10 @@ pub enum VerifiedBy {
     Deep,
 }
 
+/// The reason a record gives when a conditional write found its key written by someone
+/// else since it was looked at (R2 answered 412).
+pub const WRITTEN_BY_OTHERS: &str = "written by someone else during the run";
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ObjectRecord {
     #[serde(rename = "type")]

@@ -78,7 +78,7 @@ struct WritePlan {
 const RACES: usize = 3;
 
 /// Why an object is a conflict after a conditional write found its key changed.
-const RACED: &str = "written by someone else during the run";
+const RACED: &str = crate::manifest::WRITTEN_BY_OTHERS;
 
 /// Whether the target already holds the source's bytes.
 pub enum Comparison {
@@ -320,6 +320,9 @@ impl Copier {
                 r.content_type = existing.meta.content_type.clone().or(r.content_type);
                 if ours {
                     r.backup_key = plan.backup_key.clone();
+                }
+                if raced.is_some() && !ours {
+                    r.error = Some(format!("{RACED}, with the same bytes"));
                 }
                 return Ok(Some(r));
             }

@@ -85,6 +85,12 @@ pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
         "  bytes in the target from this migration: {}",
         human_bytes(total_bytes)
     ));
+    if tally.written_by_others > 0 {
+        out.say(&format!(
+            "  written by someone else during a run: {} (never overwritten)",
+            tally.written_by_others
+        ));
+    }
     if !unchecked.is_empty() {
         out.say(&format!(
             "  copied without a source digest to check them against (source_checked: false): {}",

@@ -63,6 +63,12 @@ impl Summary<'_> {
             t.conflict,
             t.failed
         ));
+        if t.written_by_others > 0 {
+            out.say(&format!(
+                "  written by someone else during the run: {} (never overwritten; see each record, and --on-conflict)",
+                t.written_by_others
+            ));
+        }
         out.say(&format!(
             "  listed {listed}, recorded {recorded} (this run, or verified by an earlier one)"
         ));
