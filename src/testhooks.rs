@@ -1,7 +1,8 @@
 //! Faults that only tests can switch on, to prove the run's supervisor and the manifest's
 //! intent records: a panic while copying one object, the process dying (as with kill -9)
 //! right after an upload landed but before its outcome was recorded, a cancel (as with
-//! Ctrl-C) after N outcomes, and `rewrite-urls` dying between two batches. Compiled into debug builds only; a release binary has none.
+//! Ctrl-C) after N outcomes, `rewrite-urls` dying between two batches, and an application
+//! writing a rehearsal key just before r2migrate does. Compiled into debug builds only; a release binary has none.
 
 #[cfg(debug_assertions)]
 mod hooks {
@@ -39,6 +40,19 @@ mod hooks {
         env_u64("R2MIGRATE_TEST_CANCEL_AFTER").is_some_and(|n| recorded >= n)
     }
 
+    static RACED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// `R2MIGRATE_TEST_RACE_KEY=<key>` and `R2MIGRATE_TEST_RACE_BYTES=<file>`: the first
+    /// write of the rehearsal target to that key finds "the application" has just written
+    /// the file's bytes there (the race at cutover, as the strict R2 server makes it).
+    pub fn race_before_commit(key: &str) -> Option<Vec<u8>> {
+        let wanted = std::env::var("R2MIGRATE_TEST_RACE_KEY").ok()?;
+        if wanted != key || RACED.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        std::fs::read(std::env::var("R2MIGRATE_TEST_RACE_BYTES").ok()?).ok()
+    }
+
     static REWRITE_BATCHES: AtomicU64 = AtomicU64::new(0);
 
     /// `R2MIGRATE_TEST_DIE_AFTER_REWRITE_BATCHES=N`: `rewrite-urls` dies at once after its
@@ -60,6 +74,9 @@ mod hooks {
         false
     }
     pub fn after_rewrite_batch() {}
+    pub fn race_before_commit(_: &str) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 pub use hooks::*;

@@ -190,3 +190,88 @@ fn a_delta_replacement_of_our_object_raced_by_the_application_is_a_conflict() {
     assert_exit(&out, 1);
     assert_left_to_the_application(&case, "doc.pdf", &app);
 }
+
+/// The same races on the rehearsal target (`file://`), which checks the same conditions:
+/// a test hook has "the application" write the key just before r2migrate's write.
+fn rehearsal_run(
+    work: &std::path::Path,
+    src: &std::path::Path,
+    race: Option<(&str, &[u8])>,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut cmd = r2migrate(work);
+    if let Some((key, bytes)) = race {
+        let file = work.join("application-bytes");
+        std::fs::write(&file, bytes).unwrap();
+        cmd.env("R2MIGRATE_TEST_RACE_KEY", key)
+            .env("R2MIGRATE_TEST_RACE_BYTES", &file);
+    }
+    cmd.args(["run", "--json", "--from"])
+        .arg(src)
+        .args(["--to", "./rehearsal"])
+        .args(["--multipart-threshold", "5MiB", "--part-size", "5MiB"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_rehearsal_target_refuses_the_same_races() {
+    for (name, size, delta) in [
+        ("new.bin", 3000, false),
+        ("big.bin", 11 * MIB, false),
+        ("ours.bin", 3000, true),
+    ] {
+        let work = tempfile::tempdir().unwrap();
+        let src = work.path().join("src");
+        write(&src, name, &bytes_for(20, size));
+        if delta {
+            assert_exit(&rehearsal_run(work.path(), &src, None, &[]), 0);
+            write(&src, name, &bytes_for(21, size + 1));
+        }
+        let app = bytes_for(22, 777);
+        let out = rehearsal_run(work.path(), &src, Some((name, &app)), &[]);
+        assert_exit(&out, 1);
+        let rec = manifest_objects(&work.path().join("r2migrate-manifest.jsonl"))
+            .pop()
+            .unwrap();
+        assert_eq!(rec["status"], "conflict", "{name}: {rec}");
+        assert!(rec["error"]
+            .as_str()
+            .unwrap()
+            .contains("written by someone else during the run"));
+        let at = work.path().join("rehearsal").join(name);
+        assert!(
+            std::fs::read(&at).unwrap() == app,
+            "{name}: the application's bytes stay"
+        );
+        assert_exit(&r2migrate(work.path()).arg("rollback").output().unwrap(), 0);
+        assert!(
+            std::fs::read(&at).unwrap() == app,
+            "{name}: rollback leaves them"
+        );
+    }
+}
+
+#[test]
+fn on_the_rehearsal_target_overwrite_backs_up_the_raced_object() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let ours = bytes_for(23, 4000);
+    write(&src, "a.bin", &ours);
+    let app = bytes_for(24, 900);
+    let out = rehearsal_run(
+        work.path(),
+        &src,
+        Some(("a.bin", &app)),
+        &["--on-conflict", "overwrite"],
+    );
+    assert_exit(&out, 0);
+    let at = work.path().join("rehearsal/a.bin");
+    assert!(std::fs::read(&at).unwrap() == ours);
+    assert_exit(&r2migrate(work.path()).arg("rollback").output().unwrap(), 0);
+    assert!(
+        std::fs::read(&at).unwrap() == app,
+        "rollback restores the application's object"
+    );
+}

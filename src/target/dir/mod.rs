@@ -165,6 +165,9 @@ impl DirTarget {
         // R2's conditional writes, as R2 makes them: the look and the write are one step
         // for every writer in this process (an outside writer can still slip between).
         let _one_at_a_time = COMMITS.lock().await;
+        if let Some(app) = crate::testhooks::race_before_commit(key) {
+            let _ = std::fs::write(&dest, app);
+        }
         // What is there now, as `head` describes it (its ETag is of the bytes).
         let now = match expect {
             Expect::Anything => None,
