@@ -174,6 +174,7 @@ async fn check(target: &dyn Target, gaps: &Gaps, open_uploads: impl Fn() -> usiz
         )
     ));
     assert_eq!(read_all(target, &key).await, body);
+    conditional_puts(target, &key, &body, put.etag.as_deref()).await;
 
     if !gaps.cannot_complete_multipart {
         multipart(target, gaps, &p).await;
@@ -269,6 +270,41 @@ async fn check(target: &dyn Target, gaps: &Gaps, open_uploads: impl Fn() -> usiz
         target.delete(&obj.key).await.expect("delete again");
         assert!(target.head(&obj.key).await.unwrap().is_none());
     }
+}
+
+/// R2's conditional writes: a PUT expecting the key absent, or another ETag, is refused
+/// as a changed key (412) and leaves the object as it was; one expecting its ETag lands.
+/// Every stand-in honours them on PutObject (miniflare's Complete ignores If-None-Match).
+async fn conditional_puts(target: &dyn Target, key: &str, body: &Bytes, etag: Option<&str>) {
+    use r2migrate::error::StoreError;
+    use r2migrate::object::Expect;
+    let other = Bytes::from_static(b"someone else's bytes");
+    for expect in [Expect::Absent, Expect::Etag("0123456789abcdef".into())] {
+        let put = target
+            .put_if(key, Body::of(other.clone()), &meta(), &expect)
+            .await;
+        assert!(
+            matches!(put, Err(StoreError::Changed(_))),
+            "{expect:?} on an existing key must be refused as changed: {put:?}"
+        );
+        assert_eq!(
+            read_all(target, key).await,
+            *body,
+            "{expect:?}: left as it was"
+        );
+    }
+    let etag = etag.expect("a PUT states its ETag");
+    // R2 takes one write per second to a key: the strict server holds to it.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    target
+        .put_if(
+            key,
+            Body::of(body.clone()),
+            &meta(),
+            &Expect::Etag(etag.into()),
+        )
+        .await
+        .expect("a PUT expecting the ETag there lands");
 }
 
 /// Multipart: two equal parts and a short last one, sent at once in reverse order; HEAD reports what verify accepts and
