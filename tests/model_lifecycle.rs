@@ -157,7 +157,9 @@ struct Model {
     verified: BTreeMap<String, (String, String)>,
 }
 
-struct Case {
+struct Case<'a> {
+    /// The server playing R2, where it can make an application's write race ours.
+    racer: Option<&'a dyn PlaysR2>,
     kind: Kind,
     seed: u64,
     work: tempfile::TempDir,
@@ -167,7 +169,7 @@ struct Case {
     log: Vec<String>,
 }
 
-impl Case {
+impl Case<'_> {
     fn src(&self) -> PathBuf {
         self.work.path().join("src")
     }
@@ -385,6 +387,7 @@ impl Model {
 async fn run_case(kind: Kind, seed: u64, r2: Option<&dyn PlaysR2>) {
     let mut rng = Rng(seed);
     let mut case = Case {
+        racer: r2,
         kind,
         seed,
         work: tempfile::tempdir().unwrap(),
@@ -464,6 +467,67 @@ async fn run_case(kind: Kind, seed: u64, r2: Option<&dyn PlaysR2>) {
                 }
                 learn_partial(&case, &mut m).await;
                 m.src.insert(k, new);
+            }
+            16..=18 => {
+                // The application writes a key just before the run writes it: the run
+                // never overwrites it (a conflict "written by someone else"), and from
+                // then on the key is the application's.
+                let conflicts = m.conflicts();
+                let writes: Vec<String> = m
+                    .src
+                    .iter()
+                    .filter(|(k, v)| {
+                        !conflicts.contains(*k)
+                            && m.pre.get(*k) != Some(*v)
+                            && m.tgt.get(*k) != Some(*v)
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                if writes.is_empty() {
+                    continue;
+                }
+                let k = rng.pick(&writes).clone();
+                let len = 10 + rng.below(90) as usize;
+                let mut app = random_bytes(&mut rng, len);
+                if Some(&app) == m.src.get(&k) {
+                    app.push(1);
+                }
+                let app_file = case.work.path().join("application-bytes");
+                std::fs::write(&app_file, &app).unwrap();
+                let app_path = app_file.display().to_string();
+                let env: Vec<(&str, &str)> = match (kind, case.racer) {
+                    (Kind::Rehearsal, _) => vec![
+                        ("R2MIGRATE_TEST_RACE_KEY", k.as_str()),
+                        ("R2MIGRATE_TEST_RACE_BYTES", app_path.as_str()),
+                    ],
+                    (Kind::R2, Some(r2))
+                        if r2.r2_race("media", &format!("{}{k}", case.prefix), &app) =>
+                    {
+                        vec![]
+                    }
+                    _ => continue, // this server cannot race
+                };
+                case.log.push(format!(
+                    "run while the application writes {k:?} ({}b)",
+                    app.len()
+                ));
+                let out = case.run(&env);
+                let (_, mut expect) = m.after_run();
+                m.tgt.insert(k.clone(), app);
+                m.tampered.insert(k.clone());
+                expect.insert(k.clone(), "conflict");
+                case.expect_exit(&out, &[1], "run raced by the application");
+                let latest = case.latest();
+                for (key, status) in &expect {
+                    let got = latest.get(key).map(|(s, _)| s.as_str());
+                    if got != Some(*status) {
+                        case.fail(&format!(
+                            "{key:?}: latest record {got:?}, the model expects {status}"
+                        ));
+                    }
+                }
+                check_target(&case, &m).await;
+                m.verified = case.verified_in_manifest();
             }
             0..=21 => {
                 case.log.push("run".into());
@@ -658,7 +722,7 @@ async fn put_waiting_out_429(client: &aws_sdk_s3::Client, key: &str, body: &[u8]
 }
 
 /// The target must hold exactly what the model says.
-async fn check_target(case: &Case, m: &Model) {
+async fn check_target(case: &Case<'_>, m: &Model) {
     let actual = case.actual_target().await;
     if actual != m.tgt {
         case.fail(&format!(
@@ -672,7 +736,7 @@ async fn check_target(case: &Case, m: &Model) {
 /// After a run that stopped part-way: what landed must be the source's bytes (or what
 /// was there before / what someone else put there), and every record honest. The model
 /// learns which objects landed.
-async fn learn_partial(case: &Case, m: &mut Model) {
+async fn learn_partial(case: &Case<'_>, m: &mut Model) {
     let actual = case.actual_target().await;
     for (k, v) in &actual {
         let known = m.tgt.get(k) == Some(v);

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::config::CopyConfig;
 use crate::delta::{change_since, Change};
 use crate::error::StoreError;
-use crate::manifest::{Intent, Line, Manifest, ObjectRecord};
+use crate::manifest::{Intent, Line, Manifest, ObjectRecord, Status};
 use crate::source::ObjectInfo;
 use crate::spill::{DiskMap, SpillError};
 use crate::target::Target;
@@ -32,7 +32,8 @@ impl Default for Previous {
 
 impl Previous {
     /// Reads the manifest one line at a time: later records of a key replace earlier
-    /// ones, and an intent is unfinished until a record of its key follows it.
+    /// ones (but a `failed` one does not hide an earlier `copied`), and an intent is
+    /// unfinished until a record of its key follows it.
     pub fn load(cfg: &CopyConfig) -> anyhow::Result<Previous> {
         let previous = Previous::default();
         if !cfg.manifest.exists() {
@@ -43,7 +44,16 @@ impl Previous {
             match line {
                 Line::Object(r) => {
                     unfinished.remove(&r.source_key);
-                    previous.records.insert(&r.source_key.clone(), &r)?;
+                    // A failed attempt wrote nothing: our earlier copy is still there, and
+                    // still ours (a later run replaces it as ours, never as a conflict).
+                    let keeps_copy = r.status == Status::Failed
+                        && previous
+                            .records
+                            .get(&r.source_key)?
+                            .is_some_and(|p| p.status == Status::Copied);
+                    if !keeps_copy {
+                        previous.records.insert(&r.source_key.clone(), &r)?;
+                    }
                 }
                 Line::Intent(i) => unfinished.entry(i.source_key.clone()).or_default().push(i),
                 Line::Rewrite(_) | Line::SourceDeleted(_) => {}

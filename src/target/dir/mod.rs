@@ -162,6 +162,13 @@ impl DirTarget {
     ) -> Result<(), StoreError> {
         let dest = self.path_of(key)?;
         let meta_path = self.meta_path(key);
+        for p in [&dest, &meta_path] {
+            if let Some(parent) = p.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| io_err("cannot create its folder", key, e))?;
+            }
+        }
         // R2's conditional writes, as R2 makes them: the look and the write are one step
         // for every writer in this process (an outside writer can still slip between).
         let _one_at_a_time = COMMITS.lock().await;
@@ -186,13 +193,6 @@ impl DirTarget {
             return Err(StoreError::Changed(format!(
                 "PUT {key}: PreconditionFailed (HTTP 412): the key no longer holds what was looked at ({expect:?}); someone else wrote it"
             )));
-        }
-        for p in [&dest, &meta_path] {
-            if let Some(parent) = p.parent() {
-                tokio::fs::create_dir_all(parent)
-                    .await
-                    .map_err(|e| io_err("cannot create its folder", key, e))?;
-            }
         }
         let mut sidecar = Sidecar::from(meta);
         sidecar.etag = etag;
