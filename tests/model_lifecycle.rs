@@ -229,6 +229,19 @@ impl Case<'_> {
         )
     }
 
+    /// Every key's latest record has the status the model expects.
+    fn expect_latest(&self, expect: &BTreeMap<String, &'static str>) {
+        let latest = self.latest();
+        for (k, status) in expect {
+            let got = latest.get(k).map(|(s, _)| s.as_str());
+            if got != Some(*status) {
+                self.fail(&format!(
+                    "{k:?}: latest record {got:?}, the model expects {status}"
+                ));
+            }
+        }
+    }
+
     fn expect_exit(&self, out: &Output, codes: &[i32], what: &str) {
         let code = out.status.code().unwrap_or(-1);
         if !codes.contains(&code) {
@@ -517,15 +530,7 @@ async fn run_case(kind: Kind, seed: u64, r2: Option<&dyn PlaysR2>) {
                 m.tampered.insert(k.clone());
                 expect.insert(k.clone(), "conflict");
                 case.expect_exit(&out, &[1], "run raced by the application");
-                let latest = case.latest();
-                for (key, status) in &expect {
-                    let got = latest.get(key).map(|(s, _)| s.as_str());
-                    if got != Some(*status) {
-                        case.fail(&format!(
-                            "{key:?}: latest record {got:?}, the model expects {status}"
-                        ));
-                    }
-                }
+                case.expect_latest(&expect);
                 check_target(&case, &m).await;
                 m.verified = case.verified_in_manifest();
             }
@@ -541,15 +546,7 @@ async fn run_case(kind: Kind, seed: u64, r2: Option<&dyn PlaysR2>) {
                         doc["listed"], doc["recorded"]
                     ));
                 }
-                let latest = case.latest();
-                for (k, status) in &expect {
-                    let got = latest.get(k).map(|(s, _)| s.as_str());
-                    if got != Some(*status) {
-                        case.fail(&format!(
-                            "{k:?}: latest record {got:?}, the model expects {status}"
-                        ));
-                    }
-                }
+                case.expect_latest(&expect);
                 check_target(&case, &m).await;
                 m.verified = case.verified_in_manifest();
             }

@@ -191,9 +191,10 @@ pub trait PlaysR2: Sync {
     }
 }
 
-/// Each stand-in answers with its own endpoint, port and count of open uploads.
+/// Each stand-in answers with its own endpoint, port and count of open uploads (and
+/// whatever more it can do).
 macro_rules! plays_r2 {
-    ($($server:ty),*) => {$(
+    ($server:ty $(, $more:item)*) => {
         impl PlaysR2 for $server {
             fn r2_endpoint(&self) -> String {
                 self.endpoint()
@@ -204,26 +205,19 @@ macro_rules! plays_r2 {
             fn r2_open_uploads(&self) -> usize {
                 self.open_uploads()
             }
+            $($more)*
         }
-    )*};
+    };
 }
-plays_r2!(S3Server, miniflare::Miniflare);
-
-impl PlaysR2 for StrictR2 {
-    fn r2_endpoint(&self) -> String {
-        self.endpoint()
-    }
-    fn r2_port(&self) -> u16 {
-        self.port
-    }
-    fn r2_open_uploads(&self) -> usize {
-        self.open_uploads()
-    }
+plays_r2!(S3Server);
+plays_r2!(miniflare::Miniflare);
+plays_r2!(
+    StrictR2,
     fn r2_race(&self, bucket: &str, key: &str, body: &[u8]) -> bool {
         self.race(bucket, key, body);
         true
     }
-}
+);
 
 /// The servers playing R2 that every R2 test runs on, each with a `media` bucket.
 pub fn r2_stand_ins() -> Vec<(&'static str, Box<dyn PlaysR2>)> {
