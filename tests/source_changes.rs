@@ -135,6 +135,16 @@ fn changed_while_read(r2: &StrictR2, seed: u64, how: &'static str) {
     }
 }
 
+/// The record of an object replaced at the source between its listing and its read.
+fn assert_failed_as_changed(rec: &serde_json::Value) {
+    assert_eq!(rec["status"], "failed", "{rec}");
+    let error = rec["error"].as_str().unwrap();
+    assert!(
+        error.contains("changed at the source") && error.contains("run again"),
+        "{error}"
+    );
+}
+
 /// An S3 object overwritten between its listing and its read: every GET carries
 /// `If-Match` with the ETag listed, so the new version is not taken for the one listed
 /// (S3 answers 412). Recorded failed with what to do; the next run copies the new one,
@@ -191,13 +201,7 @@ async fn overwritten_after_listing(endpoint: &str, port: u16, key: &str, secret:
     let out = running.join().unwrap();
     assert_exit(&out, 1);
     let manifest = work.path().join("r2migrate-manifest.jsonl");
-    let rec = &manifest_objects(&manifest)[0];
-    assert_eq!(rec["status"], "failed", "{rec}");
-    let error = rec["error"].as_str().unwrap();
-    assert!(
-        error.contains("changed at the source") && error.contains("run again"),
-        "{error}"
-    );
+    assert_failed_as_changed(&manifest_objects(&manifest)[0]);
     assert!(head(&r2.client(), "media", "avatar.png").await.is_none());
 
     let out = run(proxy.endpoint()).join().unwrap();
@@ -213,7 +217,7 @@ async fn overwritten_after_listing(endpoint: &str, port: u16, key: &str, secret:
 }
 
 /// A GCS object overwritten between its listing and its read: the read asks for the
-/// generation listed (`ifGenerationMatch`), so a newer one is recorded failed, not
+/// generation listed (`generation=`; gone once replaced), so a newer one is recorded failed, not
 /// copied as the listed one; the next run copies it under its own generation.
 #[tokio::test]
 async fn a_gcs_object_overwritten_after_listing_is_not_copied_as_the_listed_version() {
@@ -244,13 +248,7 @@ async fn a_gcs_object_overwritten_after_listing_is_not_copied_as_the_listed_vers
     let out = running.join().unwrap();
     assert_exit(&out, 1);
     let manifest = work.path().join("r2migrate-manifest.jsonl");
-    let rec = &manifest_objects(&manifest)[0];
-    assert_eq!(rec["status"], "failed", "{rec}");
-    let error = rec["error"].as_str().unwrap();
-    assert!(
-        error.contains("changed at the source") && error.contains("run again"),
-        "{error}"
-    );
+    assert_failed_as_changed(&manifest_objects(&manifest)[0]);
 
     let out = run(gcs.endpoint()).join().unwrap();
     assert_exit(&out, 0);

@@ -353,8 +353,8 @@ impl Copier {
                     ))
                 })?;
                 plan.backup_key = Some(backup);
-                // Replace exactly what was backed up (its ETag as looked at).
-                plan.expect = expected(Some(existing));
+                // The write keeps `plan.expect`, the ETag of what was just backed up:
+                // exactly that object is replaced.
                 Ok(None)
             }
         }
