@@ -275,3 +275,74 @@ fn on_the_rehearsal_target_overwrite_backs_up_the_raced_object() {
         "rollback restores the application's object"
     );
 }
+
+/// Rollback restores a backup only over what r2migrate wrote (`cf-copy-destination-if-match`
+/// of the object it found ours): the application writing the key in between keeps its
+/// object, and the backup stays for a person to decide.
+#[test]
+fn a_rollback_restore_raced_by_the_application_leaves_its_object() {
+    let ours = bytes_for(30, 4000);
+    let case = Case::new(&[("a.bin", ours)]);
+    let before = bytes_for(31, 2000);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(put_bytes(&case.r2.client(), "media", "a.bin", &before));
+    assert_exit(&case.run(&["--on-conflict", "overwrite"]), 0);
+    let backup = case.latest("a.bin")["backup_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // R2: one write/s per key
+    let app = bytes_for(32, 3000);
+    case.r2.race("media", "a.bin", &app);
+    let out = case.command(&["rollback", "--yes"]);
+    assert_exit(&out, 1);
+    let rec = case.latest("a.bin");
+    assert_eq!(rec["status"], "kept", "{rec}");
+    assert!(
+        rec["error"]
+            .as_str()
+            .unwrap()
+            .contains("written by someone else during the rollback"),
+        "{rec}"
+    );
+    assert!(case.target("a.bin") == app, "the application's write stays");
+    assert!(case.target(&backup) == before, "the backup is kept");
+}
+
+#[test]
+fn on_the_rehearsal_target_a_raced_rollback_restore_leaves_the_application_object() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    write(&src, "a.bin", &bytes_for(33, 4000));
+    let before = bytes_for(34, 2000);
+    write(&work.path().join("rehearsal"), "a.bin", &before);
+    let out = rehearsal_run(work.path(), &src, None, &["--on-conflict", "overwrite"]);
+    assert_exit(&out, 0);
+    let app = bytes_for(35, 3000);
+    let file = work.path().join("application-bytes");
+    std::fs::write(&file, &app).unwrap();
+    let out = r2migrate(work.path())
+        .env("R2MIGRATE_TEST_RACE_KEY", "a.bin")
+        .env("R2MIGRATE_TEST_RACE_BYTES", &file)
+        .args(["rollback", "--yes"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 1);
+    let rec = manifest_objects(&work.path().join("r2migrate-manifest.jsonl"))
+        .pop()
+        .unwrap();
+    assert_eq!(rec["status"], "kept", "{rec}");
+    let at = work.path().join("rehearsal/a.bin");
+    assert!(
+        std::fs::read(&at).unwrap() == app,
+        "the application's write stays"
+    );
+    let backup = work
+        .path()
+        .join("rehearsal")
+        .join(rec["backup_key"].as_str().unwrap());
+    assert!(
+        std::fs::read(backup).unwrap() == before,
+        "the backup is kept"
+    );
+}

@@ -43,6 +43,9 @@ struct Gaps {
     /// The code a refusal of unequal parts carries: R2's InvalidPart; miniflare answers
     /// 404 NoSuchUpload (and leaves no object either).
     unequal_parts_code: &'static str,
+    /// R2 conditions a copy's destination in `cf-copy-destination-if-*` headers, R2's own
+    /// extension: the S3 stand-ins copy regardless.
+    ignores_copy_conditions: bool,
 }
 
 const DIRECTORY: Gaps = Gaps {
@@ -53,6 +56,7 @@ const DIRECTORY: Gaps = Gaps {
     ignores_full_object_checksum: false,
     accepts_unequal_parts: false,
     unequal_parts_code: "InvalidPart",
+    ignores_copy_conditions: false,
 };
 
 fn pacer() -> Arc<r2migrate::pacer::Pacer> {
@@ -226,6 +230,7 @@ async fn check(target: &dyn Target, gaps: &Gaps, open_uploads: impl Fn() -> usiz
         "a copy keeps size and metadata"
     );
     assert_eq!(read_all(target, &to).await, body);
+    conditional_copies(target, gaps, &from, &to).await;
 
     // The listing reports what resume relies on: every key, its size, and an ETag that
     // is the one HEAD reports while the object is untouched.
@@ -305,6 +310,46 @@ async fn conditional_puts(target: &dyn Target, key: &str, body: &Bytes, etag: Op
         )
         .await
         .expect("a PUT expecting the ETag there lands");
+}
+
+/// R2's conditional copies (rollback's restore, the undo of a bad write): a copy over a
+/// key expecting it absent, or another ETag, is refused as changed and leaves it; one
+/// expecting the ETag there lands.
+async fn conditional_copies(target: &dyn Target, gaps: &Gaps, from: &str, to: &str) {
+    use r2migrate::error::StoreError;
+    use r2migrate::object::Expect;
+    let there = target.head(to).await.unwrap().expect("the copy is there");
+    for expect in [Expect::Absent, Expect::Etag("0123456789abcdef".into())] {
+        match target.copy_if(from, to, &expect).await {
+            Err(StoreError::Changed(_)) => assert!(
+                !gaps.ignores_copy_conditions,
+                "{expect:?}: this server was known to copy regardless; update its gaps"
+            ),
+            Ok(()) => assert!(
+                gaps.ignores_copy_conditions,
+                "{expect:?} on an existing key must be refused as changed"
+            ),
+            Err(e) => panic!("{expect:?}: {e}"),
+        }
+        let now = target.head(to).await.unwrap().unwrap();
+        assert_eq!(now.size, there.size, "{expect:?}: left as it was");
+        if gaps.ignores_copy_conditions {
+            // R2 takes one write per second to a key.
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let etag = target
+        .head(to)
+        .await
+        .unwrap()
+        .unwrap()
+        .etag
+        .expect("an ETag");
+    target
+        .copy_if(from, to, &Expect::Etag(etag))
+        .await
+        .expect("a copy expecting the ETag there lands");
 }
 
 /// Multipart: two equal parts and a short last one, sent at once in reverse order; HEAD reports what verify accepts and
@@ -526,6 +571,7 @@ async fn r2_on_s3s_fs_passes_the_target_suite() {
         ignores_full_object_checksum: true,
         accepts_unequal_parts: true,
         unequal_parts_code: "InvalidPart",
+        ignores_copy_conditions: true,
     };
     check(&target, &gaps, || server.open_uploads()).await;
 }
@@ -544,6 +590,7 @@ async fn r2_on_the_strict_server_passes_the_target_suite() {
         ignores_full_object_checksum: false,
         accepts_unequal_parts: false,
         unequal_parts_code: "InvalidPart",
+        ignores_copy_conditions: false,
     };
     check(&target, &gaps, || server.open_uploads()).await;
 }
@@ -569,6 +616,7 @@ async fn r2_on_moto_passes_the_target_suite() {
         ignores_full_object_checksum: true,
         accepts_unequal_parts: true,
         unequal_parts_code: "InvalidPart",
+        ignores_copy_conditions: true,
     };
     let open = || {
         let client = client.clone();
@@ -611,6 +659,7 @@ async fn r2_on_miniflare_passes_the_target_suite() {
         ignores_full_object_checksum: true,
         accepts_unequal_parts: false,
         unequal_parts_code: "NoSuchUpload",
+        ignores_copy_conditions: true,
     };
     check(&target, &gaps, || server.open_uploads()).await;
 }

@@ -108,12 +108,19 @@ pub trait Target: Send + Sync {
             .await
     }
 
-    /// Server-side copy within the bucket (backups before overwrite, restores in rollback).
     /// Aborts an upload an earlier, killed run left open; one already completed or
     /// aborted (unknown to the target) is fine.
     async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), StoreError>;
 
-    async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError>;
+    /// Server-side copy within the bucket (backups before overwrite, restores in
+    /// rollback), written only if `to` is as `expect` says ([`StoreError::Changed`] if
+    /// not; R2 states it in `cf-copy-destination-if-*` headers).
+    async fn copy_if(&self, from: &str, to: &str, expect: &Expect) -> Result<(), StoreError>;
+
+    /// An unconditional server-side copy.
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        self.copy_if(from, to, &Expect::Anything).await
+    }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 }

@@ -387,7 +387,8 @@ impl Copier {
             Err(e) => {
                 // Refused or fatal: nothing more can be written (a resume reads the intent).
                 if !matches!(e, StoreError::Refused(_) | StoreError::Fatal(_)) {
-                    self.undo_bad_upload(key, plan.backup_key.as_deref()).await;
+                    self.undo_bad_upload(key, plan.backup_key.as_deref(), up.etag.as_deref())
+                        .await;
                 }
                 return Err(e);
             }
@@ -461,10 +462,12 @@ impl Copier {
         Ok(VerifiedBy::Head)
     }
 
-    /// After a failed verification: put back what was there, or remove what we wrote.
-    async fn undo_bad_upload(&self, key: &str, backup: Option<&str>) {
+    /// After a failed verification: put back what was there (only over what we wrote),
+    /// or remove what we wrote.
+    async fn undo_bad_upload(&self, key: &str, backup: Option<&str>, ours: Option<&str>) {
+        let over = ours.map_or(Expect::Anything, |etag| Expect::Etag(etag.to_string()));
         let undone = match backup {
-            Some(b) => self.target.copy(b, key).await,
+            Some(b) => self.target.copy_if(b, key, &over).await,
             None => self.target.delete(key).await,
         };
         if let Err(e) = undone {

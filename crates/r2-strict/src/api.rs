@@ -205,6 +205,10 @@ impl S3 for Strict {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let (if_match, if_none_match) = (
+            destination_condition(&req.headers, "cf-copy-destination-if-match")?,
+            destination_condition(&req.headers, "cf-copy-destination-if-none-match")?,
+        );
         let i = req.input;
         let CopySource::Bucket { bucket, key, .. } = &i.copy_source else {
             return Err(s3_error!(
@@ -221,6 +225,12 @@ impl S3 for Strict {
             .get(&nfc(key))
             .cloned()
             .ok_or_else(|| s3_error!(NoSuchKey))?;
+        crate::store::race(&mut state, &i.bucket, &to);
+        check_conditions(
+            bucket_of(&mut state, &i.bucket)?.get(&to),
+            if_match.as_ref(),
+            if_none_match.as_ref(),
+        )?;
         rate_limited(&self.store, &mut state, &i.bucket, &to)?;
         let mut copy = from.clone();
         copy.key = i.key.clone();

@@ -79,7 +79,7 @@ impl Server {
         self.state.open_uploads()
     }
 
-    /// The next write to `key` (a PUT or a Complete) finds that "the application" has
+    /// The next write to `key` (a PUT, a Complete or a copy to it) finds that "the application" has
     /// just written `body` there, as if it came a moment before: the race at cutover,
     /// made on demand for tests.
     pub fn race(&self, bucket: &str, key: &str, body: &[u8]) {

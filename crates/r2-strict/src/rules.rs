@@ -255,6 +255,20 @@ pub(crate) fn check_conditions(
     Ok(())
 }
 
+/// R2's conditions on a copy's destination (conditional-operations page: CopyObject
+/// takes `cf-copy-destination-if-match` / `-if-none-match`, not If-Match).
+pub(crate) fn destination_condition(
+    headers: &http::HeaderMap,
+    name: &str,
+) -> S3Result<Option<ETagCondition>> {
+    let Some(value) = headers.get(name) else {
+        return Ok(None);
+    };
+    ETagCondition::parse_http_header(value.as_bytes())
+        .map(Some)
+        .map_err(|_| s3_error!(InvalidArgument, "{name} is not an ETag or *"))
+}
+
 #[allow(clippy::too_many_arguments)] // one per header R2 stores
 pub(crate) fn meta_of(
     content_type: Option<String>,

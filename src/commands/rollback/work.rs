@@ -6,9 +6,14 @@ use std::collections::HashMap;
 
 use crate::error::StoreError;
 use crate::manifest::{Manifest, ObjectRecord, Status};
+use crate::object::Expect;
 use crate::target::Target;
 use crate::transfer::holds_what_we_wrote;
 use crate::transfer::intent::written_under;
+
+/// Why rollback left an object it was about to restore over.
+pub(super) const WRITTEN_BY_OTHERS_IN_ROLLBACK: &str =
+    "written by someone else during the rollback";
 
 /// What rollback does to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +138,24 @@ pub(super) async fn undo(
                 ));
             }
             if !dry_run {
-                target.copy(backup, &rec.target_key).await?;
+                // Only over what we just found ours (or the empty key we found): an
+                // application write since that look is refused, not replaced.
+                let expect = match current.and_then(|o| o.etag) {
+                    Some(etag) => Expect::Etag(etag),
+                    None if ours.is_none() => Expect::Absent,
+                    None => Expect::Anything,
+                };
+                match target.copy_if(backup, &rec.target_key, &expect).await {
+                    Err(StoreError::Changed(_)) => {
+                        return Ok((
+                            Status::Kept,
+                            format!(
+                                "{WRITTEN_BY_OTHERS_IN_ROLLBACK}; left alone, and its backup {backup} kept (restore it by hand if you are sure)"
+                            ),
+                        ))
+                    }
+                    other => other?,
+                }
                 target.delete(backup).await?;
             }
             Ok((Status::RolledBack, format!("restored from {backup}")))

@@ -415,7 +415,7 @@ impl Target for DirTarget {
         }
     }
 
-    async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+    async fn copy_if(&self, from: &str, to: &str, expect: &Expect) -> Result<(), StoreError> {
         let src = self.path_of(from)?;
         let dest = self.path_of(to)?;
         if let Some(parent) = dest.parent() {
@@ -434,8 +434,7 @@ impl Target for DirTarget {
             Err(_) => ObjectMeta::default(),
         };
         let etag = self.describe(to, &temp).await?.and_then(|o| o.etag);
-        self.commit(to, &temp, &meta, (etag, &Expect::Anything))
-            .await
+        self.commit(to, &temp, &meta, (etag, expect)).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

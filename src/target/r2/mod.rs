@@ -369,15 +369,29 @@ impl Target for R2Target {
         }
     }
 
-    async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+    async fn copy_if(&self, from: &str, to: &str, expect: &Expect) -> Result<(), StoreError> {
         let what = format!("CopyObject r2://{}/{from} to {to}", self.bucket);
         let source = copy_source(&self.bucket, from);
+        // R2 conditions a copy's destination in its own headers (conditional-operations
+        // page); If-Match on CopyObject would be read as a condition on nothing we mean.
+        let (if_match, if_none_match) = conditions(expect);
         send(&self.pacer, &what, || {
+            let (if_match, if_none_match) = (if_match.clone(), if_none_match.clone());
             self.client
                 .copy_object()
                 .bucket(&self.bucket)
                 .key(to)
                 .copy_source(&source)
+                .customize()
+                .mutate_request(move |req| {
+                    let headers = req.headers_mut();
+                    if let Some(v) = &if_match {
+                        headers.insert("cf-copy-destination-if-match", v.clone());
+                    }
+                    if let Some(v) = &if_none_match {
+                        headers.insert("cf-copy-destination-if-none-match", v.clone());
+                    }
+                })
                 .send()
         })
         .await
