@@ -11,13 +11,13 @@ use crate::composite::{Composite, CompositeHasher};
 /// Running digests over one object's bytes, fed chunk by chunk.
 #[derive(Clone)]
 pub struct Hasher {
-    sha256: Sha256,
-    md5: Option<Md5>,
-    crc32c: Option<u32>,
-    crc32: Option<crc_fast::Digest>,
-    composite: Option<CompositeHasher>,
-    crc64nvme: crc_fast::Digest,
-    len: u64,
+    pub(crate) sha256: Sha256,
+    pub(crate) md5: Option<Md5>,
+    pub(crate) crc32c: Option<u32>,
+    pub(crate) crc32: Option<crc_fast::Digest>,
+    pub(crate) composite: Option<CompositeHasher>,
+    pub(crate) crc64nvme: crc_fast::Digest,
+    pub(crate) len: u64,
 }
 
 /// Final digests of an object.

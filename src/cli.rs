@@ -160,6 +160,10 @@ pub struct CopyArgs {
     #[arg(long)]
     pub no_db_backup: bool,
 
+    /// Start every large object over after a crash instead of going on with the multipart upload it left open (no part lines are written)
+    #[arg(long)]
+    pub no_resume_uploads: bool,
+
     /// Local sources: follow symlinks that point outside the source tree (rclone's name)
     #[arg(long)]
     pub copy_links: bool,

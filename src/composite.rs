@@ -3,6 +3,8 @@
 //! CRC32C of the parts' checksums). Checking one needs the part boundaries; given them,
 //! [`CompositeHasher`] computes it while the bytes stream by, whatever their chunking.
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -84,6 +86,52 @@ impl Running {
     }
 }
 
+/// A [`CompositeHasher`] written down at an upload's part boundary: where it is in the
+/// source's part layout, its running part digest, and the digests of the source parts
+/// finished since the previous part line (each line adds only those, so lines stay
+/// small however many parts the source has).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CompositeState {
+    pub part: usize,
+    pub left: u64,
+    pub fed: bool,
+    /// The running part digest's state (base64).
+    pub running: String,
+    /// Finished parts' digests, concatenated (base64).
+    pub finished: String,
+}
+
+impl Running {
+    fn state(&self) -> String {
+        use sha2::digest::common::hazmat::SerializableState;
+        match self {
+            Running::Md5(h) => B64.encode(h.serialize()),
+            Running::Sha256(h) => B64.encode(h.serialize()),
+            Running::Sha1(h) => B64.encode(h.serialize()),
+            Running::Crc32(d) => format!("{:x}", d.get_state()),
+            Running::Crc32c(c) => format!("{c:x}"),
+        }
+    }
+
+    fn restored(algorithm: PartAlgorithm, text: &str) -> Option<Running> {
+        use sha2::digest::common::hazmat::{SerializableState, SerializedState};
+        fn read<H: SerializableState>(text: &str) -> Option<H> {
+            let bytes = B64.decode(text).ok()?;
+            H::deserialize(&SerializedState::<H>::try_from(bytes.as_slice()).ok()?).ok()
+        }
+        Some(match algorithm {
+            PartAlgorithm::Md5 => Running::Md5(read(text)?),
+            PartAlgorithm::Sha256 => Running::Sha256(read(text)?),
+            PartAlgorithm::Sha1 => Running::Sha1(read(text)?),
+            PartAlgorithm::Crc32 => Running::Crc32(crc_fast::Digest::new_with_init_state(
+                crc_fast::CrcAlgorithm::Crc32IsoHdlc,
+                u64::from_str_radix(text, 16).ok()?,
+            )),
+            PartAlgorithm::Crc32c => Running::Crc32c(u32::from_str_radix(text, 16).ok()?),
+        })
+    }
+}
+
 /// Computes a composite digest over a stream cut at the stated part boundaries. Bytes
 /// past the last boundary count as one more part, so they cannot match.
 #[derive(Clone)]
@@ -131,6 +179,39 @@ impl CompositeHasher {
         self.fed = false;
         self.part += 1;
         self.left = self.sizes.get(self.part).copied().unwrap_or(u64::MAX);
+    }
+
+    /// Bytes of finished parts' digests so far.
+    pub fn finished_len(&self) -> usize {
+        self.digests.len()
+    }
+
+    /// Its state, with the finished digests from byte `since` on.
+    pub fn state(&self, since: usize) -> CompositeState {
+        CompositeState {
+            part: self.part,
+            left: self.left,
+            fed: self.fed,
+            running: self.current.state(),
+            finished: B64.encode(self.digests.get(since..).unwrap_or_default()),
+        }
+    }
+
+    /// This (fresh) hasher's layout, gone on from `state` with every finished digest in
+    /// `finished`; `None` if the state does not fit the layout.
+    pub fn resumed(&self, state: &CompositeState, finished: Vec<u8>) -> Option<CompositeHasher> {
+        if state.part > self.sizes.len() || finished.is_empty() && state.part > 0 {
+            return None;
+        }
+        Some(CompositeHasher {
+            algorithm: self.algorithm,
+            sizes: self.sizes.clone(),
+            part: state.part,
+            left: state.left,
+            current: Running::restored(self.algorithm, &state.running)?,
+            fed: state.fed,
+            digests: finished,
+        })
     }
 
     /// The digest of the parts' digests.

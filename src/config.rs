@@ -164,6 +164,8 @@ pub struct TransferSection {
     pub io_timeout: Option<SizeValue>,
     /// `--multipart-checksum` in the file: "crc64nvme" or "md5".
     pub multipart_checksum: Option<String>,
+    /// `resume_uploads = false` in the file: `--no-resume-uploads`.
+    pub resume_uploads: Option<bool>,
 }
 
 /// A size in the file: a number of bytes or a string such as "64 MiB".
@@ -259,6 +261,8 @@ pub struct CopyConfig {
     /// `--multipart-checksum`: R2's CRC64NVME FULL_OBJECT, or Content-MD5 per part for an
     /// S3-compatible store that refuses it.
     pub multipart_checksum: crate::object::MultipartChecksum,
+    /// Part-level resume of multipart uploads a crash left open (`--no-resume-uploads`).
+    pub resume_uploads: bool,
     /// How often a status line is printed when stderr is not a terminal.
     pub status_interval: std::time::Duration,
 }

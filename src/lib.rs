@@ -9,6 +9,7 @@ pub mod config;
 pub mod delta;
 pub mod error;
 pub mod filter;
+pub mod hash_state;
 pub mod headers;
 pub mod keymap;
 pub mod limits;

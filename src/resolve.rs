@@ -311,9 +311,7 @@ pub fn copy(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<CopyConfig> {
         no_db_backup: args.no_db_backup,
         copy_links: args.copy_links || file.source.copy_links.unwrap_or(false),
         headers: header_rules(args, file)?,
-        storage_class: args
-            .storage_class
-            .as_deref()
+        storage_class: (args.storage_class.as_deref())
             .or(file.target.storage_class.as_deref())
             .map(crate::headers::StorageClass::parse)
             .transpose()?,
@@ -322,6 +320,7 @@ pub fn copy(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<CopyConfig> {
             .map(crate::object::MultipartChecksum::parse)
             .transpose()?
             .unwrap_or_default(),
+        resume_uploads: !args.no_resume_uploads && file.transfer.resume_uploads.unwrap_or(true),
         status_interval: match args.status_interval.as_deref() {
             Some(t) => parse_duration(t, "--status-interval")?,
             None => crate::progress::DEFAULT_STATUS_INTERVAL,

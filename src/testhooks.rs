@@ -34,6 +34,18 @@ mod hooks {
         }
     }
 
+    static PARTS: AtomicU64 = AtomicU64::new(0);
+
+    /// `R2MIGRATE_TEST_DIE_AFTER_PARTS=N`: the process dies at once when its N-th part
+    /// line is recorded — kill -9 in the middle of a large object.
+    pub fn after_part_recorded() {
+        if let Some(n) = env_u64("R2MIGRATE_TEST_DIE_AFTER_PARTS") {
+            if PARTS.fetch_add(1, Ordering::SeqCst) + 1 >= n {
+                std::process::abort();
+            }
+        }
+    }
+
     /// `R2MIGRATE_TEST_CANCEL_AFTER=N`: the run is cancelled (as by Ctrl-C) once N
     /// outcomes are recorded.
     pub fn cancel_after(recorded: u64) -> bool {
@@ -70,6 +82,7 @@ mod hooks {
 mod hooks {
     pub fn before_copy(_: &str) {}
     pub fn after_upload() {}
+    pub fn after_part_recorded() {}
     pub fn cancel_after(_: u64) -> bool {
         false
     }

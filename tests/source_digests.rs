@@ -8,78 +8,11 @@
 
 mod common;
 
-use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::ChecksumAlgorithm;
 use common::proxy::{Fault, FaultProxy};
 use common::*;
 
 const MIB: usize = 1024 * 1024;
-
-/// A multipart upload of `parts` with the given checksum algorithm (None: the ETag only);
-/// CRC64NVME as FULL_OBJECT, the others COMPOSITE.
-async fn upload(
-    c: &aws_sdk_s3::Client,
-    key: &str,
-    alg: Option<ChecksumAlgorithm>,
-    parts: &[Vec<u8>],
-) {
-    let full = alg == Some(ChecksumAlgorithm::Crc64Nvme);
-    let up = c
-        .create_multipart_upload()
-        .bucket("legacy")
-        .key(key)
-        .set_checksum_algorithm(alg.clone())
-        .set_checksum_type(full.then_some(ChecksumType::FullObject))
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap();
-    let mut done = Vec::new();
-    for (i, body) in parts.iter().enumerate() {
-        let n = i as i32 + 1;
-        let out = c
-            .upload_part()
-            .bucket("legacy")
-            .key(key)
-            .upload_id(id)
-            .part_number(n)
-            .set_checksum_algorithm(alg.clone())
-            .body(aws_sdk_s3::primitives::ByteStream::from(body.clone()))
-            .send()
-            .await
-            .unwrap();
-        done.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .set_e_tag(out.e_tag().map(str::to_string))
-                .set_checksum_sha256(out.checksum_sha256().map(str::to_string))
-                .set_checksum_crc32_c(out.checksum_crc32_c().map(str::to_string))
-                .set_checksum_crc64_nvme(out.checksum_crc64_nvme().map(str::to_string))
-                .build(),
-        );
-    }
-    let whole = parts.concat();
-    let crc =
-        full.then(|| r2migrate::checksum::crc64nvme_b64(r2migrate::checksum::crc64nvme(&whole)));
-    let completed = c
-        .complete_multipart_upload()
-        .bucket("legacy")
-        .key(key)
-        .upload_id(id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(done))
-                .build(),
-        )
-        .set_checksum_crc64_nvme(crc)
-        .set_checksum_type(full.then_some(ChecksumType::FullObject))
-        .send()
-        .await;
-    // moto answers with a `…Response` root the SDK refuses, after completing (200).
-    if let Err(e) = completed {
-        let status = e.raw_response().map(|r| r.status().as_u16());
-        assert_eq!(status, Some(200), "complete {key}: {e:?}");
-    }
-}
 
 fn parts(seed: u64) -> Vec<Vec<u8>> {
     vec![
@@ -105,7 +38,7 @@ async fn fill(c: &aws_sdk_s3::Client) -> Vec<(&'static str, Vec<u8>)> {
     .enumerate()
     {
         let p = parts(10 * i as u64 + 10);
-        upload(c, key, alg, &p).await;
+        put_in_parts(c, "legacy", key, alg, &p).await;
         all.push((key, p.concat()));
     }
     all
@@ -202,7 +135,7 @@ async fn a_store_without_part_sizes_is_recorded_unchecked() {
     source.create_bucket("legacy");
     let c = s3_client_with(&source.endpoint(), "moto", "moto");
     let p = parts(50);
-    upload(&c, "etag-only.bin", None, &p).await;
+    put_in_parts(&c, "legacy", "etag-only.bin", None, &p).await;
     put_bytes(&c, "legacy", "single.bin", b"small and plain").await;
     let r2 = StrictR2::start();
     r2.create_bucket("media");

@@ -29,7 +29,7 @@ struct Gaps {
     keeps_refused_put: bool,
     /// moto checks no checksum at all.
     checks_no_checksum: bool,
-    /// s3s-fs lists no ETags; R2 and the directory do.
+    /// s3s-fs lists no ETags (objects or parts); R2 and the directory do.
     lists_no_etag: bool,
     /// moto answers CompleteMultipartUpload with a `CompleteMultipartUploadResponse` root
     /// (S3 and R2 say `…Result`), which the Rust SDK refuses: its multipart steps are
@@ -46,6 +46,8 @@ struct Gaps {
     /// R2 conditions a copy's destination in `cf-copy-destination-if-*` headers, R2's own
     /// extension: the S3 stand-ins copy regardless.
     ignores_copy_conditions: bool,
+    /// miniflare answers ListParts 501: an upload a crash left cannot be continued there.
+    cannot_list_parts: bool,
 }
 
 const DIRECTORY: Gaps = Gaps {
@@ -57,6 +59,7 @@ const DIRECTORY: Gaps = Gaps {
     accepts_unequal_parts: false,
     unequal_parts_code: "InvalidPart",
     ignores_copy_conditions: false,
+    cannot_list_parts: false,
 };
 
 fn pacer() -> Arc<r2migrate::pacer::Pacer> {
@@ -183,6 +186,7 @@ async fn check(target: &dyn Target, gaps: &Gaps, open_uploads: impl Fn() -> usiz
     if !gaps.cannot_complete_multipart {
         multipart(target, gaps, &p).await;
         multipart_rules(target, gaps, &p).await;
+        resumed_upload(target, gaps, &p).await;
     }
 
     // Abort leaves nothing: no object, no upload in progress.
@@ -352,6 +356,73 @@ async fn conditional_copies(target: &dyn Target, gaps: &Gaps, from: &str, to: &s
         .expect("a copy expecting the ETag there lands");
 }
 
+/// Part-level resume: an upload a killed run left (parts 1 and 2 landed) is listed with
+/// the parts' sizes, the ETags UploadPart answered and their CRC64NVME; going on with it
+/// sends part 3 only, and Complete (with the whole object's CRC64NVME) assembles all
+/// three. An id that is not open lists as gone.
+async fn resumed_upload(target: &dyn Target, gaps: &Gaps, p: &str) {
+    use r2migrate::object::Expect;
+    let key = format!("{p}multi/resumed.bin");
+    let whole = bytes_for(7, 10 * MIB + 5);
+    let up = target.start_multipart(&key, &meta(), CRC).await.unwrap();
+    let mut etags = Vec::new();
+    for (n, part) in [&whole[..5 * MIB], &whole[5 * MIB..10 * MIB]]
+        .into_iter()
+        .enumerate()
+    {
+        let part = Part::of(Bytes::copy_from_slice(part), CRC);
+        etags.push(up.upload_part(n as i32 + 1, part).await.unwrap());
+    }
+    let id = up.id();
+    drop(up); // the run is killed
+    let listed = match target.list_parts(&key, &id).await {
+        Ok(listed) => listed.expect("the upload is open"),
+        Err(e) => {
+            assert!(gaps.cannot_list_parts, "ListParts: {e}");
+            target.abort_upload(&key, &id).await.unwrap();
+            return;
+        }
+    };
+    assert!(
+        !gaps.cannot_list_parts,
+        "this server was known to refuse ListParts"
+    );
+    let sizes: Vec<(i32, u64)> = listed.iter().map(|l| (l.number, l.size)).collect();
+    assert_eq!(sizes, vec![(1, 5 * MIB as u64), (2, 5 * MIB as u64)]);
+    for (l, etag) in listed.iter().zip(&etags) {
+        if gaps.lists_no_etag {
+            assert!(l.etag.is_none(), "s3s-fs was known to list no part ETags");
+        } else {
+            assert_eq!(
+                &l.etag, etag,
+                "part {}: the ETag UploadPart answered",
+                l.number
+            );
+        }
+        if let Some(crc) = &l.crc64nvme {
+            let n = l.number as usize;
+            let bytes = &whole[(n - 1) * 5 * MIB..n * 5 * MIB];
+            assert_eq!(crc, &crc64nvme_b64(r2migrate::checksum::crc64nvme(bytes)));
+        }
+    }
+    let up = target
+        .resume_multipart(&key, &id, &Expect::Absent, &listed)
+        .await
+        .expect("go on with the upload");
+    let last = Bytes::copy_from_slice(&whole[10 * MIB..]);
+    up.upload_part(3, Part::of(last, CRC)).await.unwrap();
+    up.complete(&crc64_of(&whole)).await.expect("complete");
+    assert!(read_all(target, &key).await == whole, "all three parts");
+    let gone = target.list_parts(&key, &id).await.unwrap();
+    // Gone; s3s-fs lists it with no parts, which a resume reads as gone too (its
+    // recorded parts are not listed).
+    assert!(
+        gone.as_ref().is_none_or(Vec::is_empty),
+        "a completed upload lists as gone: {gone:?}"
+    );
+    target.delete(&key).await.unwrap();
+}
+
 /// Multipart: two equal parts and a short last one, sent at once in reverse order; HEAD reports what verify accepts and
 /// what resume recognises as ours; a wrong part checksum is refused like a wrong PUT.
 async fn multipart(target: &dyn Target, gaps: &Gaps, p: &str) {
@@ -461,7 +532,7 @@ async fn multipart(target: &dyn Target, gaps: &Gaps, p: &str) {
             e.is_retryable() && e.to_string().contains("BadDigest"),
             "{e}"
         ),
-        Ok(()) => assert!(
+        Ok(_) => assert!(
             gaps.keeps_refused_put || gaps.checks_no_checksum,
             "only s3s-fs and miniflare ignore part checksums (known gaps)"
         ),
@@ -538,7 +609,7 @@ async fn multipart_rules(target: &dyn Target, gaps: &Gaps, p: &str) {
             e.is_retryable() && e.to_string().contains("BadDigest"),
             "{e}"
         ),
-        Ok(()) => assert!(
+        Ok(_) => assert!(
             gaps.keeps_refused_put || gaps.checks_no_checksum,
             "only s3s-fs and moto ignore a part's Content-MD5 (known gaps)"
         ),
@@ -572,6 +643,7 @@ async fn r2_on_s3s_fs_passes_the_target_suite() {
         accepts_unequal_parts: true,
         unequal_parts_code: "InvalidPart",
         ignores_copy_conditions: true,
+        cannot_list_parts: false,
     };
     check(&target, &gaps, || server.open_uploads()).await;
 }
@@ -591,6 +663,7 @@ async fn r2_on_the_strict_server_passes_the_target_suite() {
         accepts_unequal_parts: false,
         unequal_parts_code: "InvalidPart",
         ignores_copy_conditions: false,
+        cannot_list_parts: false,
     };
     check(&target, &gaps, || server.open_uploads()).await;
 }
@@ -617,6 +690,7 @@ async fn r2_on_moto_passes_the_target_suite() {
         accepts_unequal_parts: true,
         unequal_parts_code: "InvalidPart",
         ignores_copy_conditions: true,
+        cannot_list_parts: false,
     };
     let open = || {
         let client = client.clone();
@@ -660,6 +734,7 @@ async fn r2_on_miniflare_passes_the_target_suite() {
         accepts_unequal_parts: false,
         unequal_parts_code: "NoSuchUpload",
         ignores_copy_conditions: true,
+        cannot_list_parts: true,
     };
     check(&target, &gaps, || server.open_uploads()).await;
 }

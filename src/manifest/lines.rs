@@ -133,6 +133,10 @@ pub struct ObjectRecord {
     /// HEAD reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified_by: Option<VerifiedBy>,
+    /// A multipart upload an earlier run left open: "resumed from part N of M", or
+    /// "started over: <why>".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,6 +167,7 @@ impl ObjectRecord {
             target_checksum: None,
             target_crc64nvme: None,
             verified_by: None,
+            resume: None,
             backup_key: None,
             row: None,
             at: now_rfc3339(),
@@ -214,9 +219,16 @@ pub struct Intent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_key: Option<String>,
     /// A multipart upload just started at the key (written before its first part): a
-    /// resume aborts it if no outcome for the object followed.
+    /// resume goes on with it from its part lines, or aborts it, if no outcome for the
+    /// object followed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
+    /// With `upload_id`: the part size it was cut into, and the source's version signal
+    /// of what was read (a resume goes on only with the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
     pub at: String,
@@ -235,10 +247,41 @@ impl Intent {
             crc64nvme: None,
             backup_key: None,
             upload_id: None,
+            part_size: None,
+            source_version: None,
             run_id: None,
             at: now_rfc3339(),
         }
     }
+}
+
+/// A multipart part that landed, for part-level resume: written (and synced, like an
+/// intent) once UploadPart succeeded, with the whole object's digests after it, so a
+/// resumed run goes on from the last part of an unbroken run of them without reading
+/// the bytes before it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartLine {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub source_key: String,
+    pub target_key: String,
+    pub upload_id: String,
+    pub part: i32,
+    pub size: u64,
+    /// The ETag UploadPart answered (ListParts must list the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The part's own CRC64NVME as sent (base64; absent under `--multipart-checksum
+    /// md5`, whose uploads are not resumed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc64nvme: Option<String>,
+    /// The whole object's digests after this part (absent where they cannot be written
+    /// down: a source checked against a composite of its own parts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<crate::hash_state::HashState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    pub at: String,
 }
 
 /// Written by a run that listed the whole source: an object this manifest migrated that

@@ -48,6 +48,9 @@ impl Manifest {
                 Line::Intent(i) => rest.1.push((rest.0.len(), i)),
                 Line::Rewrite(r) => rest.2.push(r),
                 Line::SourceDeleted(d) => rest.3.push(d),
+                // What a resumed run goes on from; rollback and verify need only the
+                // upload's intent (an upload left open is aborted by its id).
+                Line::Part(_) => {}
             }
             Ok(())
         })?;
@@ -303,6 +306,7 @@ impl ParsedLine<'_> {
 pub enum Line {
     Object(ObjectRecord),
     Intent(Intent),
+    Part(PartLine),
     Rewrite(RewriteLine),
     SourceDeleted(SourceDeleted),
 }
@@ -341,6 +345,7 @@ fn parse_line(path: &str, line: &str, number: usize, after_header: bool) -> anyh
             Parsed::Header(h)
         }
         Some("intent") if after_header => Parsed::Line(Line::Intent(parse(value, "intent record").read()?)),
+        Some("part") if after_header => Parsed::Line(Line::Part(parse(value, "part line").read()?)),
         Some("rewrite") if after_header => Parsed::Line(Line::Rewrite(parse(value, "rewrite line").read()?)),
         Some("source_deleted") if after_header => {
             Parsed::Line(Line::SourceDeleted(parse(value, "source_deleted line").read()?))

@@ -161,6 +161,14 @@ pub trait Source: Send + Sync {
     /// Checks that the source can be read at all (exists, credentials accepted): exit 3 if not.
     async fn check_access(&self) -> Result<(), StoreError>;
 
+    /// What a whole read would learn of the object's digests, without reading it: a
+    /// resumed upload reads only the rest, and checks all it read against these. The
+    /// listing's, unless the source states more on a read (S3: checksums and the part
+    /// layout of a multipart object).
+    async fn stated(&self, obj: &ObjectInfo) -> Result<SourceDigests, StoreError> {
+        Ok(obj.digests.clone())
+    }
+
     /// Whether the source states digests of its objects (S3, GCS), so a copy says
     /// whether its bytes were checked against one (`source_checked`).
     fn states_digests(&self) -> bool {

@@ -269,6 +269,35 @@ impl Source for S3Source {
         crate::paging::walk(self.prefix.clone(), level, self.list_concurrency, buffer)
     }
 
+    async fn stated(&self, obj: &ObjectInfo) -> Result<SourceDigests, StoreError> {
+        let full = format!("{}{}", self.prefix, obj.key);
+        let what = format!("HEAD {}", self.url(&obj.key));
+        let head = head_object(&self.client, &self.pacer, &self.bucket, &full, &what).await?;
+        let listed = obj.digests.etag.as_deref();
+        let Some(head) = head.filter(|h| unquote(h.e_tag()).as_deref() == listed) else {
+            return Err(StoreError::Object(format!(
+                "{what}: changed at the source since it was listed (its ETag is no longer the one listed); run again to copy the new version"
+            )));
+        };
+        let layout = match listed.and_then(parts_in) {
+            Some(parts) => self.part_layout(obj, &full, parts).await?,
+            None => None,
+        };
+        let stated = Stated {
+            etag: head.e_tag(),
+            encrypted_etag: matches!(
+                head.server_side_encryption(),
+                Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
+            ) || head.sse_customer_algorithm().is_some(),
+            sha256: head.checksum_sha256(),
+            sha1: head.checksum_sha1(),
+            crc32: head.checksum_crc32(),
+            crc32c: head.checksum_crc32_c(),
+            crc64nvme: head.checksum_crc64_nvme(),
+        };
+        Ok(s3_digests::digests(&stated, layout.as_deref()))
+    }
+
     async fn open(&self, obj: &ObjectInfo, range: Option<ByteRange>) -> Result<Opened, StoreError> {
         let full = format!("{}{}", self.prefix, obj.key);
         let what = format!("GET {}", self.url(&obj.key));

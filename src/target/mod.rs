@@ -39,6 +39,16 @@ pub struct PutResult {
     pub checksum_crc64nvme: Option<String>,
 }
 
+/// A part an open multipart upload holds, as ListParts states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedPart {
+    pub number: i32,
+    pub size: u64,
+    pub etag: Option<String>,
+    /// The part's CRC64NVME (base64), where the target states it.
+    pub crc64nvme: Option<String>,
+}
+
 #[async_trait]
 pub trait MultipartUpload: Send + Sync {
     /// The target's name for this upload, recorded in the manifest as it starts so a
@@ -47,7 +57,8 @@ pub trait MultipartUpload: Send + Sync {
     /// Uploads part `number` (1-based), which the target checks against the part's
     /// checksum of the upload's scheme (its CRC64NVME, or its Content-MD5). Several parts
     /// of one upload may be in flight at once, in any order.
-    async fn upload_part(&self, number: i32, part: Part) -> Result<(), StoreError>;
+    /// Returns the part's ETag as the target answered it (ListParts lists the same).
+    async fn upload_part(&self, number: i32, part: Part) -> Result<Option<String>, StoreError>;
     /// Assembles the parts; `crc64nvme` is the whole object's CRC64NVME (base64), which
     /// the target checks against what it assembled (the upload's FULL_OBJECT checksum).
     /// An upload checked by Content-MD5 sends none, and requires the answer's ETag to be
@@ -107,6 +118,24 @@ pub trait Target: Send + Sync {
         self.start_multipart_if(key, meta, checksum, &Expect::Anything)
             .await
     }
+
+    /// The parts an upload an earlier, killed run left open holds, in part order; `None`
+    /// when it is no longer open (completed, aborted, or expired).
+    async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Option<Vec<ListedPart>>, StoreError>;
+
+    /// Goes on with an upload an earlier run left open (CRC64NVME scheme): `landed` are
+    /// the parts kept from it, which Complete lists with the parts sent now.
+    async fn resume_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        expect: &Expect,
+        landed: &[ListedPart],
+    ) -> Result<Box<dyn MultipartUpload>, StoreError>;
 
     /// Aborts an upload an earlier, killed run left open; one already completed or
     /// aborted (unknown to the target) is fine.

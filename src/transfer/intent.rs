@@ -6,13 +6,22 @@
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::StoreError;
-use crate::manifest::{Intent, Prior};
+use crate::manifest::{Intent, PartLine, Prior};
 use crate::target::TargetObject;
 
 use super::checksum_proves;
 
-/// An intent and the answer the manifest task gives once it is written.
-pub type IntentMsg = (Intent, oneshot::Sender<()>);
+/// A line announced to the manifest before the run goes on: an intent before a write,
+/// or a part that landed.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+pub enum Announcement {
+    Intent(Intent),
+    Part(PartLine),
+}
+
+/// An announcement and the answer the manifest task gives once it is written.
+pub type IntentMsg = (Announcement, oneshot::Sender<()>);
 
 /// The copier's end of the channel to the manifest task.
 #[derive(Clone)]
@@ -26,18 +35,24 @@ impl IntentLog {
 
     /// Returns once the intent is in the manifest.
     pub async fn record(&self, intent: Intent) -> Result<(), StoreError> {
+        let key = intent.target_key.clone();
+        self.announce(&key, Announcement::Intent(intent)).await
+    }
+
+    /// Returns once the part line is in the manifest.
+    pub async fn record_part(&self, part: PartLine) -> Result<(), StoreError> {
+        let key = part.target_key.clone();
+        self.announce(&key, Announcement::Part(part)).await
+    }
+
+    async fn announce(&self, key: &str, line: Announcement) -> Result<(), StoreError> {
         let closed = || {
             StoreError::Fatal(format!(
-                "{}: the manifest writer stopped, so nothing more is written to the target; re-run to resume",
-                intent.target_key
+                "{key}: the manifest writer stopped, so nothing more is written to the target; re-run to resume"
             ))
         };
         let (done_tx, done_rx) = oneshot::channel();
-        let key = intent.target_key.clone();
-        self.0
-            .send((intent.clone(), done_tx))
-            .await
-            .map_err(|_| closed())?;
+        self.0.send((line, done_tx)).await.map_err(|_| closed())?;
         done_rx.await.map_err(|_| {
             StoreError::Fatal(format!(
                 "{key}: the manifest writer stopped before recording the write; re-run to resume"
@@ -92,15 +107,21 @@ pub fn written_under(obj: &TargetObject, intents: &[Intent]) -> bool {
 }
 
 /// Aborts the multipart uploads earlier runs started and never saw through (a kill -9
-/// leaves them open: R2 keeps, and bills, their parts for days). Returns how many were
-/// aborted; an upload finished or aborted since is no error.
+/// leaves them open: R2 keeps, and bills, their parts for days), but those in
+/// `resumable`, which their objects go on with. Returns how many were aborted; an upload
+/// finished or aborted since is no error.
 pub async fn abort_left_open(
     target: &dyn crate::target::Target,
     unfinished: &std::collections::HashMap<String, Vec<Intent>>,
+    resumable: &std::collections::HashSet<String>,
 ) -> Result<usize, StoreError> {
     let mut aborted = 0;
     for intent in unfinished.values().flatten() {
-        let Some(id) = &intent.upload_id else {
+        let Some(id) = intent
+            .upload_id
+            .as_ref()
+            .filter(|id| !resumable.contains(*id))
+        else {
             continue;
         };
         match target.abort_upload(&intent.target_key, id).await {

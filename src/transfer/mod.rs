@@ -5,7 +5,9 @@
 
 pub mod inflight;
 pub mod intent;
+pub mod part_reader;
 pub mod repeats;
+pub mod resume;
 pub mod upload;
 pub mod verdict;
 
@@ -36,6 +38,8 @@ pub struct WorkItem {
     pub previous: Option<ObjectRecord>,
     /// Writes announced by earlier runs whose outcome was never recorded (a crash).
     pub unfinished: Vec<Intent>,
+    /// The multipart upload such a write left open, with its recorded parts.
+    pub open_upload: Option<resume::OpenUpload>,
 }
 
 pub struct Copier {
@@ -55,6 +59,10 @@ pub struct Copier {
     pub in_flight: inflight::InFlight,
     /// Refusals of the same request in a row (see [`repeats`]).
     pub repeats: repeats::Repeats,
+    /// Part-level resume (off with `--no-resume-uploads`), and the uploads earlier runs
+    /// left open that this run may go on with.
+    pub resume_uploads: bool,
+    pub resumable: resume::Resumable,
 }
 
 /// Why a run must stop, and the record of the object that showed it, if that object
@@ -375,6 +383,13 @@ impl Copier {
             announce: (&self.intents, announce),
             in_flight: &self.in_flight,
             expect: plan.expect.clone(),
+            // Each left upload is taken once: resumed or aborted by the first attempt.
+            resume: (
+                self.resume_uploads,
+                item.open_upload
+                    .as_ref()
+                    .filter(|_| self.resumable.take(&item.info.key)),
+            ),
         };
         let up = uploader.upload(&item.info, key).await?;
         self.repeats.accepted(match up.crc64nvme {
@@ -407,6 +422,7 @@ impl Copier {
         r.target_checksum = up.checksum;
         r.target_crc64nvme = up.crc64nvme;
         r.verified_by = Some(verified_by);
+        r.resume = up.resume;
         r.content_type = up.content_type;
         r.backup_key = plan.backup_key;
         Ok(r)

@@ -9,18 +9,22 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::checksum::{b64, crc64nvme_b64, Digests, Hasher};
 use crate::error::StoreError;
-use crate::limits::{part_size_for, MAX_METADATA_BYTES, MAX_OBJECT, MIB};
+use crate::limits::{part_size_for, MAX_METADATA_BYTES, MAX_OBJECT};
 use crate::manifest::Intent;
 use crate::object::{Body, ByteStream, MultipartChecksum, ObjectMeta, Part};
 use crate::source::{ObjectInfo, Source};
 use crate::target::{MultipartUpload, Target};
+
+pub use super::part_reader::PartReader;
+
+use super::resume::OpenUpload;
 
 /// Bytes that may sit in upload buffers at once, across all workers.
 pub struct MemoryBudget {
@@ -79,52 +83,9 @@ pub struct Uploaded {
     pub content_type: Option<String>,
     /// What the source stated about the bytes (listing, or the read's response).
     pub source: crate::object::SourceDigests,
-}
-
-/// Cuts an object's byte stream into buffers of exact sizes. It remembers where the
-/// stream ended and never polls it again after that (streams are fused too, but the
-/// reader does not rely on it).
-pub struct PartReader {
-    stream: ByteStream,
-    carry: Option<Bytes>,
-    ended: bool,
-}
-
-impl PartReader {
-    pub fn new(stream: ByteStream) -> PartReader {
-        PartReader {
-            stream,
-            carry: None,
-            ended: false,
-        }
-    }
-
-    /// Exactly `want` bytes (fewer only at the stream's end), keeping any surplus of the
-    /// last chunk for the next call.
-    pub async fn read(&mut self, want: u64) -> Result<BytesMut, StoreError> {
-        let mut buf = BytesMut::with_capacity(want.min(64 * MIB) as usize);
-        while (buf.len() as u64) < want {
-            let chunk = match self.carry.take() {
-                Some(c) => c,
-                None if self.ended => break,
-                None => match self.stream.next().await {
-                    Some(c) => c?,
-                    None => {
-                        self.ended = true;
-                        break;
-                    }
-                },
-            };
-            let room = (want - buf.len() as u64) as usize;
-            if chunk.len() > room {
-                buf.extend_from_slice(&chunk[..room]);
-                self.carry = Some(chunk.slice(room..));
-            } else {
-                buf.extend_from_slice(&chunk);
-            }
-        }
-        Ok(buf)
-    }
+    /// A multipart upload an earlier run left: "resumed from part N of M", or why it was
+    /// started over.
+    pub resume: Option<String>,
 }
 
 /// Checks the bytes read against what the source stated and the size it listed.
@@ -192,7 +153,11 @@ fn check_metadata(obj: &ObjectInfo) -> Result<(), StoreError> {
 
 /// The metadata to send: the source's, with a Content-Type from magic bytes when the
 /// source gave none.
-fn meta_for(obj: &ObjectInfo, first_bytes: &[u8], settings: &UploadSettings) -> ObjectMeta {
+pub(super) fn meta_for(
+    obj: &ObjectInfo,
+    first_bytes: &[u8],
+    settings: &UploadSettings,
+) -> ObjectMeta {
     let mut meta = obj.meta.clone();
     if meta.content_type.is_none() {
         meta.content_type = infer::get(first_bytes).map(|t| t.mime_type().to_string());
@@ -204,11 +169,11 @@ fn meta_for(obj: &ObjectInfo, first_bytes: &[u8], settings: &UploadSettings) -> 
 
 /// A multipart upload's reading side: the stream cut into parts, the memory the part
 /// in hand holds, and the whole object's hash so far.
-struct Parts {
-    reader: PartReader,
-    part_size: u64,
-    memory: OwnedSemaphorePermit,
-    hasher: Hasher,
+pub(super) struct Parts {
+    pub(super) reader: PartReader,
+    pub(super) part_size: u64,
+    pub(super) memory: OwnedSemaphorePermit,
+    pub(super) hasher: Hasher,
 }
 
 pub struct Uploader<'a> {
@@ -222,6 +187,9 @@ pub struct Uploader<'a> {
     pub in_flight: &'a super::inflight::InFlight,
     /// What the key must hold for the write to land (R2's conditional writes).
     pub expect: crate::object::Expect,
+    /// Part-level resume: whether parts are recorded as they land, and the upload an
+    /// earlier run of this object left open, to go on with.
+    pub resume: (bool, Option<&'a OpenUpload>),
 }
 
 impl Uploader<'_> {
@@ -246,15 +214,34 @@ impl Uploader<'_> {
                 obj.key, obj.size
             )));
         }
+        let mut started_over = None;
+        if let Some(open) = self.resume.1 {
+            match self.resume_point(obj, key, open).await? {
+                Ok((point, whole, hasher)) => {
+                    return self.resumed((&whole, key), open, point, hasher).await
+                }
+                Err(why) => {
+                    tracing::info!("{key}: copying it from its start: {why}");
+                    match self.target.abort_upload(key, &open.upload_id).await {
+                        Err(e) if e.is_fatal() => return Err(e),
+                        Err(e) => tracing::warn!("{key}: could not abort its earlier upload ({e})"),
+                        Ok(()) => {}
+                    }
+                    started_over = Some(format!("started over: {why}"));
+                }
+            }
+        }
         let opened = self.source.open(obj, None).await?;
         let obj = obj.updated_by(&opened);
         check_metadata(&obj)?;
         let hasher = obj.digests.hasher(false);
-        if obj.size < self.settings.multipart_threshold {
+        let mut up = if obj.size < self.settings.multipart_threshold {
             self.single(&obj, key, opened.body, hasher).await
         } else {
             self.multipart(&obj, key, opened.body, hasher).await
-        }
+        }?;
+        up.resume = started_over;
+        Ok(up)
     }
 
     async fn single(
@@ -287,6 +274,7 @@ impl Uploader<'_> {
             etag: put.etag,
             content_type: meta.content_type,
             source: obj.digests.clone(),
+            resume: None,
         })
     }
 
@@ -312,6 +300,8 @@ impl Uploader<'_> {
         let (log, template) = &self.announce;
         let mut started = template.clone();
         started.upload_id = Some(upload.id());
+        started.part_size = Some(part_size);
+        started.source_version = obj.version.clone();
         started.at = crate::manifest::now_rfc3339();
         if let Err(e) = log.record(started).await {
             let _ = upload.abort().await;
@@ -323,6 +313,20 @@ impl Uploader<'_> {
             memory,
             hasher,
         };
+        self.send_and_complete(obj, upload, (first, 1), parts, meta.content_type)
+            .await
+    }
+
+    /// Sends the parts from `first` (part number `number`) on, then announces the write
+    /// and completes the upload; any failure before Complete aborts it.
+    pub(super) async fn send_and_complete(
+        &self,
+        obj: &ObjectInfo,
+        upload: Box<dyn MultipartUpload>,
+        first: (Bytes, i32),
+        parts: Parts,
+        content_type: Option<String>,
+    ) -> Result<Uploaded, StoreError> {
         // Whatever stops the parts, no part is left behind in the target.
         let digests = match self.send_parts(obj, upload.as_ref(), first, parts).await {
             Ok(sent) => sent,
@@ -344,8 +348,9 @@ impl Uploader<'_> {
             echoed_crc64nvme: done.checksum_crc64nvme,
             digests,
             etag: done.etag,
-            content_type: meta.content_type,
+            content_type,
             source: obj.digests.clone(),
+            resume: None,
         })
     }
 
@@ -364,7 +369,7 @@ impl Uploader<'_> {
         &self,
         obj: &ObjectInfo,
         upload: &dyn MultipartUpload,
-        mut part: Bytes,
+        (mut part, mut number): (Bytes, i32),
         p: Parts,
     ) -> Result<Digests, StoreError> {
         let Parts {
@@ -373,7 +378,8 @@ impl Uploader<'_> {
             mut memory,
             hasher,
         } = p;
-        let mut number = 1i32;
+        let upload_id = upload.id();
+        let upload_id = upload_id.as_str();
         let tracked = self.in_flight.start(
             &obj.key,
             obj.size,
@@ -393,8 +399,15 @@ impl Uploader<'_> {
                 .sending_meanwhile(obj, &mut sending, previous)
                 .await??;
             let (bytes, hold) = (part.clone(), held.clone());
+            // The digests after this part, for its part line (resume goes on from them).
+            let (state_tx, state_rx) = tokio::sync::oneshot::channel();
+            let recording = self.resume.0;
             hashing = tokio::task::spawn_blocking(move || {
+                let since = whole.composite_len();
                 whole.update(&bytes);
+                if recording {
+                    let _ = state_tx.send(whole.state(since));
+                }
                 drop(hold);
                 whole
             });
@@ -403,10 +416,16 @@ impl Uploader<'_> {
             sending.push(async move {
                 let hashed = tokio::task::spawn_blocking(move || Part::of(part, scheme));
                 let part = joined(obj, hashed).await?;
+                let crc64nvme = part.crc64nvme;
                 let result = upload.upload_part(number, part).await;
                 drop(held);
-                result?;
+                let etag = result?;
                 tracked.part_sent(len);
+                if recording {
+                    let state = state_rx.await.ok();
+                    self.record_part(upload_id, (number, len), etag, crc64nvme, state)
+                        .await?;
+                }
                 Ok(())
             });
             while sending.len() >= at_once {
@@ -498,30 +517,6 @@ fn interrupted(obj: &ObjectInfo) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn reads_exact_parts_across_chunk_boundaries() {
-        let chunks: Vec<Result<Bytes, StoreError>> = vec![
-            Ok(Bytes::from_static(b"abc")),
-            Ok(Bytes::from_static(b"defgh")),
-            Ok(Bytes::from_static(b"ij")),
-        ];
-        // An unfused `Unfold` panics if polled after its end, as the S3 body did.
-        let stream: ByteStream = futures::stream::unfold(chunks.into_iter(), |mut it| async move {
-            it.next().map(|c| (c, it))
-        })
-        .boxed();
-        let mut reader = PartReader::new(stream);
-        let a = reader.read(4).await.unwrap();
-        let b = reader.read(4).await.unwrap();
-        let c = reader.read(4).await.unwrap();
-        let after_end = reader.read(1).await.unwrap();
-        let again = reader.read(4).await.unwrap();
-        assert_eq!(
-            (&a[..], &b[..], &c[..], &after_end[..], &again[..]),
-            (&b"abcd"[..], &b"efgh"[..], &b"ij"[..], &b""[..], &b""[..])
-        );
-    }
 
     #[tokio::test]
     async fn memory_budget_blocks_until_released() {

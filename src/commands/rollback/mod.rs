@@ -200,7 +200,7 @@ async fn rollback_one(
     let records = manifest.latest();
     if !args.dry_run {
         let unfinished = manifest.unfinished_intents();
-        crate::transfer::intent::abort_left_open(target.as_ref(), &unfinished)
+        crate::transfer::intent::abort_left_open(target.as_ref(), &unfinished, &Default::default())
             .await
             .map_err(anyhow::Error::new)?;
     }

@@ -31,6 +31,7 @@ use crate::selection::Selector;
 use crate::source::sqlite::RowRef;
 use crate::tally::new_run_id;
 use crate::transfer::intent::IntentLog;
+use crate::transfer::resume::{self, Resumable};
 use crate::transfer::upload::{MemoryBudget, UploadSettings};
 use crate::transfer::Copier;
 use produce::Producer;
@@ -154,16 +155,26 @@ struct Opened {
     run_id: String,
     selector: Selector,
     writer: ManifestWriter,
+    /// Uploads earlier runs left open with recorded parts, to go on with.
+    resumable: Resumable,
 }
 
 async fn open(cfg: &CopyConfig, out: &Output) -> anyhow::Result<Opened> {
     let stores = open_stores(cfg).await?;
     let lock = ManifestLock::acquire(&cfg.manifest, "run", |w| out.warn(w))?;
     let previous = Previous::load(cfg)?;
-    let aborted =
-        crate::transfer::intent::abort_left_open(stores.target.as_ref(), &previous.unfinished)
-            .await
-            .map_err(anyhow::Error::new)?;
+    // Uploads with recorded parts are left for their objects to go on with.
+    let resumable = match cfg.resume_uploads {
+        true => Resumable::new(resume::candidates(&previous.unfinished, &previous.parts)),
+        false => Resumable::default(),
+    };
+    let aborted = crate::transfer::intent::abort_left_open(
+        stores.target.as_ref(),
+        &previous.unfinished,
+        &resumable.ids(),
+    )
+    .await
+    .map_err(anyhow::Error::new)?;
     if aborted > 0 {
         out.say(&format!(
             "closed {aborted} multipart upload(s) an interrupted run may have left open"
@@ -202,10 +213,11 @@ async fn open(cfg: &CopyConfig, out: &Output) -> anyhow::Result<Opened> {
         run_id,
         selector,
         writer,
+        resumable,
     })
 }
 
-fn copier(cfg: &CopyConfig, o: &Opened, state: &RunState, intents: IntentLog) -> Copier {
+fn copier(cfg: &CopyConfig, o: &mut Opened, state: &RunState, intents: IntentLog) -> Copier {
     let backup_prefix = cfg
         .backup_prefix
         .clone()
@@ -230,14 +242,17 @@ fn copier(cfg: &CopyConfig, o: &Opened, state: &RunState, intents: IntentLog) ->
         pacer: o.stores.source_pacer.clone(),
         in_flight: state.in_flight.clone(),
         repeats: Default::default(),
+        resume_uploads: cfg.resume_uploads,
+        resumable: std::mem::take(&mut o.resumable),
     }
 }
 
 pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
-    let opened = open(&cfg, &out).await?;
+    let mut opened = open(&cfg, &out).await?;
     let state = RunState::watching_signals();
     let (intents, intent_rx) = IntentLog::channel(64);
-    let copier = Arc::new(copier(&cfg, &opened, &state, intents));
+    let copier = Arc::new(copier(&cfg, &mut opened, &state, intents));
+    let left_open = copier.clone();
     let rows = RowWriter::start(&cfg, &opened.run_id);
     let db_backup = rows.db_backup.clone();
     let (stores, run_id) = (&opened.stores, opened.run_id.clone());
@@ -269,6 +284,14 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
     );
     recorder.record(rec_rx, intent_rx, rows, &state).await?;
     let deleted = producer.await?;
+    if !state.cancel.is_cancelled() {
+        // A whole run: an upload no object went on with had its object not copied now
+        // (deleted at the source, filtered out, or already there).
+        left_open
+            .resumable
+            .abort_untaken(stores.target.as_ref())
+            .await;
+    }
     for (source_key, target_key) in &deleted {
         let line = SourceDeleted::new(source_key, target_key, &run_id);
         recorder.writer.append_line(&line)?;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::config::CopyConfig;
 use crate::delta::{change_since, Change};
 use crate::error::StoreError;
-use crate::manifest::{Intent, Line, Manifest, ObjectRecord, Status};
+use crate::manifest::{Intent, Line, Manifest, ObjectRecord, PartLine, Status};
 use crate::source::ObjectInfo;
 use crate::spill::{DiskMap, SpillError};
 use crate::target::Target;
@@ -19,6 +19,8 @@ use crate::transfer::holds_what_we_wrote;
 pub struct Previous {
     records: DiskMap<ObjectRecord>,
     pub unfinished: HashMap<String, Vec<Intent>>,
+    /// The parts those unfinished writes' multipart uploads landed, by source key.
+    pub parts: HashMap<String, Vec<PartLine>>,
 }
 
 impl Default for Previous {
@@ -26,6 +28,7 @@ impl Default for Previous {
         Previous {
             records: DiskMap::new("the manifest's records"),
             unfinished: HashMap::new(),
+            parts: HashMap::new(),
         }
     }
 }
@@ -40,10 +43,12 @@ impl Previous {
             return Ok(previous);
         }
         let mut unfinished: HashMap<String, Vec<Intent>> = HashMap::new();
+        let mut parts: HashMap<String, Vec<PartLine>> = HashMap::new();
         let headers = Manifest::stream(&cfg.manifest, |line| {
             match line {
                 Line::Object(r) => {
                     unfinished.remove(&r.source_key);
+                    parts.remove(&r.source_key);
                     // A failed attempt wrote nothing: our earlier copy is still there, and
                     // still ours (a later run replaces it as ours, never as a conflict).
                     let keeps_copy = r.status == Status::Failed
@@ -56,6 +61,7 @@ impl Previous {
                     }
                 }
                 Line::Intent(i) => unfinished.entry(i.source_key.clone()).or_default().push(i),
+                Line::Part(p) => parts.entry(p.source_key.clone()).or_default().push(p),
                 Line::Rewrite(_) | Line::SourceDeleted(_) => {}
             }
             Ok(())
@@ -68,6 +74,7 @@ impl Previous {
         m.check_belongs(&cfg.source.canonical(), &cfg.target.canonical())?;
         Ok(Previous {
             unfinished,
+            parts,
             ..previous
         })
     }

@@ -17,6 +17,7 @@ use crate::error::StoreError;
 use crate::manifest::Status;
 use crate::selection::{Selected, Selector};
 use crate::source::{ObjectInfo, Source};
+use crate::transfer::resume::OpenUpload;
 use crate::transfer::{Copier, WorkItem};
 
 pub(super) struct Producer {
@@ -180,9 +181,15 @@ impl Producer {
             }
             return Ok(None);
         }
+        let open_upload = self
+            .previous
+            .parts
+            .get(&info.key)
+            .and_then(|parts| OpenUpload::of(&unfinished, parts));
         Ok(Some(WorkItem {
             listed: listed.is_some(),
             previous: prev,
+            open_upload,
             unfinished,
             info,
             target_key,

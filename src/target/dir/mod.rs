@@ -13,7 +13,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{MultipartUpload, PutResult, Target, TargetObject};
+use super::{ListedPart, MultipartUpload, PutResult, Target, TargetObject};
 use crate::checksum::{b64, Hasher};
 use crate::error::StoreError;
 use crate::object::{Body, ByteStream, Expect, MultipartChecksum, ObjectMeta};
@@ -150,6 +150,15 @@ impl DirTarget {
             .await
             .map_err(|e| StoreError::Fatal(format!("cannot write in {}: {e}; check the rehearsal directory's permissions and free space", dir.display())))?;
         Ok((path, file))
+    }
+
+    /// The temp file of an upload: an id is a temp file's bare name; anything else was
+    /// never ours.
+    fn upload_temp(&self, upload_id: &str) -> Option<PathBuf> {
+        if upload_id.is_empty() || upload_id.contains('/') || upload_id.starts_with('.') {
+            return None;
+        }
+        Some(self.root.join(STATE_DIR).join("tmp").join(upload_id))
     }
 
     /// Moves a finished temp file into place with its metadata and ETag.
@@ -386,6 +395,7 @@ impl Target for DirTarget {
     ) -> Result<Box<dyn MultipartUpload>, StoreError> {
         self.path_of(key)?;
         let (temp, file) = self.temp_file().await?;
+        upload::keep_meta(&temp, meta).await?;
         Ok(Box::new(DirUpload {
             expect: expect.clone(),
             target: DirTarget::new(self.root.clone()),
@@ -398,12 +408,38 @@ impl Target for DirTarget {
         }))
     }
 
-    async fn abort_upload(&self, _key: &str, upload_id: &str) -> Result<(), StoreError> {
-        // An id is a temp file's bare name; anything else was never ours.
-        if upload_id.is_empty() || upload_id.contains('/') || upload_id.starts_with('.') {
-            return Ok(());
+    async fn list_parts(
+        &self,
+        _key: &str,
+        upload_id: &str,
+    ) -> Result<Option<Vec<ListedPart>>, StoreError> {
+        match self.upload_temp(upload_id) {
+            Some(temp) => upload::listed(&temp).await,
+            None => Ok(None),
         }
-        let temp = self.root.join(STATE_DIR).join("tmp").join(upload_id);
+    }
+
+    async fn resume_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        expect: &Expect,
+        landed: &[ListedPart],
+    ) -> Result<Box<dyn MultipartUpload>, StoreError> {
+        let temp = self.upload_temp(upload_id).ok_or_else(|| {
+            StoreError::Object(format!(
+                "{key}: {upload_id:?} is not an upload of this directory"
+            ))
+        })?;
+        Ok(Box::new(
+            upload::resumed(self, (key, temp), expect, landed).await?,
+        ))
+    }
+
+    async fn abort_upload(&self, _key: &str, upload_id: &str) -> Result<(), StoreError> {
+        let Some(temp) = self.upload_temp(upload_id) else {
+            return Ok(());
+        };
         remove_part_files(&temp).await;
         match tokio::fs::remove_file(&temp).await {
             Ok(()) => Ok(()),

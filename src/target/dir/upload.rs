@@ -12,7 +12,7 @@ use super::{io_err, DirTarget};
 use crate::checksum::Hasher;
 use crate::error::StoreError;
 use crate::object::{Expect, MultipartChecksum, ObjectMeta, Part};
-use crate::target::{MultipartUpload, PutResult};
+use crate::target::{ListedPart, MultipartUpload, PutResult};
 
 /// A rehearsal multipart upload: each part lands in its own file beside the temp file
 /// (parts may arrive in any order, several at once); completing joins them in order.
@@ -56,6 +56,91 @@ pub(super) async fn remove_part_files(temp: &Path) {
     }
 }
 
+/// Where an upload's metadata waits for a resumed run (removed with its part files).
+fn meta_file(temp: &Path) -> PathBuf {
+    let mut name = temp.as_os_str().to_owned();
+    name.push(".meta");
+    PathBuf::from(name)
+}
+
+/// Keeps the upload's metadata beside its parts, so a run that goes on with the upload
+/// after a crash completes it with the metadata it was started with.
+pub(super) async fn keep_meta(temp: &Path, meta: &ObjectMeta) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(&super::Sidecar::from(meta)).expect("metadata serialises");
+    tokio::fs::write(meta_file(temp), bytes)
+        .await
+        .map_err(|e| io_err("cannot write the metadata of an upload of", "", e))
+}
+
+/// The part files an upload left, as ListParts would state them (ETag the part's MD5,
+/// its CRC64NVME); `None` when the upload is gone.
+pub(super) async fn listed(temp: &Path) -> Result<Option<Vec<ListedPart>>, StoreError> {
+    if tokio::fs::metadata(temp).await.is_err() {
+        return Ok(None);
+    }
+    let (Some(dir), Some(name)) = (temp.parent(), temp.file_name()) else {
+        return Ok(None);
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let mut parts = Vec::new();
+    let mut entries = tokio::fs::read_dir(dir)
+        .await
+        .map_err(|e| io_err("cannot list the parts of", &prefix, e))?;
+    while let Ok(Some(e)) = entries.next_entry().await {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(number) = file
+            .strip_prefix(&prefix)
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let body = tokio::fs::read(e.path())
+            .await
+            .map_err(|e| io_err("cannot read a part of", &file, e))?;
+        parts.push(ListedPart {
+            number,
+            size: body.len() as u64,
+            etag: Some(hex::encode(crate::checksum::md5(&body))),
+            crc64nvme: Some(crate::checksum::crc64nvme_b64(crate::checksum::crc64nvme(
+                &body,
+            ))),
+        });
+    }
+    parts.sort_by_key(|p| p.number);
+    Ok(Some(parts))
+}
+
+/// Goes on with the upload whose temp file is `temp`, keeping the `landed` parts.
+pub(super) async fn resumed(
+    target: &DirTarget,
+    (key, temp): (&str, PathBuf),
+    expect: &Expect,
+    landed: &[ListedPart],
+) -> Result<DirUpload, StoreError> {
+    let meta = match tokio::fs::read(meta_file(&temp)).await {
+        Ok(bytes) => serde_json::from_slice::<super::Sidecar>(&bytes)
+            .unwrap_or_default()
+            .into(),
+        Err(_) => ObjectMeta::default(),
+    };
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&temp)
+        .await
+        .map_err(|e| io_err("cannot reopen the upload of", key, e))?;
+    Ok(DirUpload {
+        expect: expect.clone(),
+        target: DirTarget::new(target.root.clone()),
+        key: key.to_string(),
+        meta,
+        checksum: MultipartChecksum::Crc64nvme,
+        temp,
+        file: tokio::sync::Mutex::new(file),
+        parts: std::sync::Mutex::new(landed.iter().map(|p| (p.number, (p.size, None))).collect()),
+    })
+}
+
 impl DirUpload {
     /// Complete refused: nothing of the upload is left behind.
     async fn refuse(&self, why: String) -> Result<PutResult, StoreError> {
@@ -77,7 +162,7 @@ impl MultipartUpload for DirUpload {
             .unwrap_or_default()
     }
 
-    async fn upload_part(&self, number: i32, part: Part) -> Result<(), StoreError> {
+    async fn upload_part(&self, number: i32, part: Part) -> Result<Option<String>, StoreError> {
         let body = part.bytes;
         if number < 1 {
             return Err(StoreError::Object(format!(
@@ -111,10 +196,13 @@ impl MultipartUpload for DirUpload {
             .lock()
             .expect("not poisoned")
             .insert(number, (body.len() as u64, md5));
-        Ok(())
+        // As S3 names a part: the MD5 of its bytes.
+        Ok(Some(hex::encode(crate::checksum::md5(&body))))
     }
 
     async fn complete(self: Box<Self>, crc64nvme: &str) -> Result<PutResult, StoreError> {
+        // Held in `self.meta` now; whatever Complete decides, the upload ends here.
+        let _ = tokio::fs::remove_file(meta_file(&self.temp)).await;
         let parts = self.parts.lock().expect("not poisoned").clone();
         let numbers: Vec<i32> = parts.keys().copied().collect();
         if numbers.iter().zip(1..).any(|(n, want)| *n != want) {

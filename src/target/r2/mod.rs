@@ -13,7 +13,7 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType};
 use aws_sdk_s3::Client;
 use futures::stream::BoxStream;
 
-use super::{MultipartUpload, PutResult, Target, TargetObject};
+use super::{ListedPart, MultipartUpload, PutResult, Target, TargetObject};
 use crate::checksum::b64;
 use crate::error::{usage, StoreError};
 use crate::object::{Body, ByteStream, Expect, MultipartChecksum, ObjectMeta};
@@ -325,6 +325,35 @@ impl Target for R2Target {
             parts: std::sync::Mutex::new(Vec::new()),
             md5s: std::sync::Mutex::new(Vec::new()),
             bytes: std::sync::atomic::AtomicU64::new(0),
+            pacer: self.pacer.clone(),
+        }))
+    }
+
+    async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Option<Vec<ListedPart>>, StoreError> {
+        multipart::listed_parts(&self.client, &self.pacer, (&self.bucket, key, upload_id)).await
+    }
+
+    async fn resume_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        expect: &Expect,
+        landed: &[ListedPart],
+    ) -> Result<Box<dyn MultipartUpload>, StoreError> {
+        Ok(Box::new(R2Upload {
+            conditions: conditions(expect),
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            upload_id: upload_id.to_string(),
+            checksum: MultipartChecksum::Crc64nvme,
+            parts: std::sync::Mutex::new(landed.iter().map(multipart::completed).collect()),
+            md5s: std::sync::Mutex::new(Vec::new()),
+            bytes: std::sync::atomic::AtomicU64::new(landed.iter().map(|p| p.size).sum()),
             pacer: self.pacer.clone(),
         }))
     }

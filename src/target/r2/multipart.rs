@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{ChecksumType, CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 
@@ -14,7 +15,7 @@ use crate::error::StoreError;
 use crate::object::{MultipartChecksum, Part};
 use crate::pacer::Pacer;
 use crate::s3api::{send, send_patiently, send_upload, unquote};
-use crate::target::{MultipartUpload, PutResult};
+use crate::target::{ListedPart, MultipartUpload, PutResult};
 
 /// How a multipart upload is created (SPEC "Multipart checksums"), as a refusal's
 /// message says it.
@@ -59,7 +60,7 @@ impl MultipartUpload for R2Upload {
         self.upload_id.clone()
     }
 
-    async fn upload_part(&self, number: i32, part: Part) -> Result<(), StoreError> {
+    async fn upload_part(&self, number: i32, part: Part) -> Result<Option<String>, StoreError> {
         let body = part.bytes;
         let what = format!("UploadPart {number} of r2://{}/{}", self.bucket, self.key);
         let crc = crc64nvme_b64(part.crc64nvme);
@@ -103,9 +104,10 @@ impl MultipartUpload for R2Upload {
         })?;
         self.bytes
             .fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let etag = out.e_tag().map(str::to_string);
         let listed = CompletedPart::builder()
             .part_number(number)
-            .set_e_tag(out.e_tag().map(str::to_string));
+            .set_e_tag(etag.clone());
         // S3 expects each part's checksum in the list, of the upload's algorithm.
         let listed = match md5 {
             Some(m) => {
@@ -118,7 +120,7 @@ impl MultipartUpload for R2Upload {
             .lock()
             .expect("not poisoned")
             .push(listed.build());
-        Ok(())
+        Ok(unquote(etag.as_deref()))
     }
 
     async fn complete(self: Box<Self>, crc64nvme: &str) -> Result<PutResult, StoreError> {
@@ -222,6 +224,68 @@ impl MultipartUpload for R2Upload {
         .map_err(|e| write_refused(e, &self.bucket))?;
         Ok(())
     }
+}
+
+/// Every part an open upload holds (ListParts, a page at a time); `None` when the upload
+/// is no longer open (NoSuchUpload, or a 404).
+pub(super) async fn listed_parts(
+    client: &Client,
+    pacer: &Pacer,
+    (bucket, key, upload_id): (&str, &str, &str),
+) -> Result<Option<Vec<ListedPart>>, StoreError> {
+    let what = format!("ListParts r2://{bucket}/{key} (upload {upload_id})");
+    let mut parts = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = pacer
+            .call(&what, || async {
+                let sent = client
+                    .list_parts()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .set_part_number_marker(marker.clone())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(out) => Ok(Some(out)),
+                    Err(e)
+                        if e.code() == Some("NoSuchUpload")
+                            || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(crate::s3api::classify(e, &what)),
+                }
+            })
+            .await?;
+        let Some(page) = page else {
+            return Ok(None);
+        };
+        for p in page.parts() {
+            parts.push(ListedPart {
+                number: p.part_number().unwrap_or(0),
+                size: p.size().unwrap_or(0).max(0) as u64,
+                etag: unquote(p.e_tag()),
+                crc64nvme: p.checksum_crc64_nvme().map(str::to_string),
+            });
+        }
+        marker = page.next_part_number_marker().map(str::to_string);
+        if page.is_truncated() != Some(true) || marker.is_none() {
+            break;
+        }
+    }
+    parts.sort_by_key(|p| p.number);
+    Ok(Some(parts))
+}
+
+/// The entry Complete lists for a part kept from an earlier run.
+pub(super) fn completed(part: &ListedPart) -> CompletedPart {
+    CompletedPart::builder()
+        .part_number(part.number)
+        .set_e_tag(part.etag.as_ref().map(|e| format!("\"{e}\"")))
+        .set_checksum_crc64_nvme(part.crc64nvme.clone())
+        .build()
 }
 
 #[cfg(test)]
