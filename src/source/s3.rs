@@ -274,7 +274,12 @@ impl Source for S3Source {
         let what = format!("HEAD {}", self.url(&obj.key));
         let head = head_object(&self.client, &self.pacer, &self.bucket, &full, &what).await?;
         let listed = obj.digests.etag.as_deref();
-        let Some(head) = head.filter(|h| unquote(h.e_tag()).as_deref() == listed) else {
+        // The version listed (a store that lists no ETag is read unconditioned, as a
+        // whole read of it is).
+        let same = |h: &aws_sdk_s3::operation::head_object::HeadObjectOutput| {
+            listed.is_none() || unquote(h.e_tag()).as_deref() == listed
+        };
+        let Some(head) = head.filter(same) else {
             return Err(StoreError::Object(format!(
                 "{what}: changed at the source since it was listed (its ETag is no longer the one listed); run again to copy the new version"
             )));

@@ -53,7 +53,7 @@ impl PlanTally {
                 usd(eg.saved_usd_per_full_read)
             );
         }
-        if !previous.is_empty() {
+        if previous.has_history() {
             section(&mut md, "Delta since the manifest", &self.delta_table());
         }
         let l = &self.lists;

@@ -21,6 +21,13 @@ impl PlanTally {
         ]);
         t.row(&["deleted at source", &d.deleted_at_source.to_string(), ""]);
         t.row(&["unchanged", &d.unchanged.to_string(), ""]);
+        if d.in_open_uploads > 0 {
+            t.row(&[
+                "in R2 in open uploads (resumed)",
+                &d.in_open_uploads.to_string(),
+                &human_bytes(d.in_open_uploads_bytes),
+            ]);
+        }
         t
     }
 

@@ -102,6 +102,10 @@ pub(super) struct DeltaCounts {
     pub changed_bytes: u64,
     pub deleted_at_source: u64,
     pub unchanged: u64,
+    /// Multipart uploads a crash left open, and the bytes of their recorded parts: what
+    /// a run goes on from rather than uploads again.
+    pub in_open_uploads: u64,
+    pub in_open_uploads_bytes: u64,
 }
 
 /// The items a plan lists by key, by kind.
@@ -312,6 +316,7 @@ impl PlanTally {
             .collect();
         let l = &mut self.lists;
         self.delta.deleted_at_source = l.deleted.len() as u64;
+        (self.delta.in_open_uploads, self.delta.in_open_uploads_bytes) = previous.in_open_uploads();
         l.conflicts.sort_by(|a, b| a.source_key.cmp(&b.source_key));
         let c = &mut self.counts;
         c.conflicts = l.conflicts.len() as u64;

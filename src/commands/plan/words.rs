@@ -103,7 +103,7 @@ impl PlanTally {
     }
 
     fn say_delta_and_rows(&self, cfg: &CopyConfig, previous: &Previous, out: &Output) {
-        if !previous.is_empty() {
+        if previous.has_history() {
             out.say(&format!("  since the manifest {}:", cfg.manifest.display()));
             out.say(&self.delta_table().text(4));
         }
@@ -169,7 +169,7 @@ impl PlanTally {
             "estimate": estimate(self.counts.selected_bytes, &self.ops, infrequent(cfg)),
             "source_egress": self.egress(report.source_egress_per_gb),
             "largest": self.largest.items(),
-            "delta": (!previous.is_empty()).then_some(&self.delta),
+            "delta": (previous.has_history()).then_some(&self.delta),
             "changed_at_source": l.changed,
             "deleted_at_source": l.deleted,
             "content_type_mismatches": l.type_mismatches,

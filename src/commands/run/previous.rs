@@ -12,6 +12,7 @@ use crate::source::ObjectInfo;
 use crate::spill::{DiskMap, SpillError};
 use crate::target::Target;
 use crate::transfer::holds_what_we_wrote;
+use crate::transfer::resume::OpenUpload;
 
 /// The last word on each source key (on disk: a manifest of ten million records is not
 /// held in memory), and the writes earlier runs announced but never recorded an outcome
@@ -86,6 +87,25 @@ impl Previous {
     /// No earlier run recorded any object.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+
+    /// Something to compare with: records, or writes a crash left without one.
+    pub fn has_history(&self) -> bool {
+        !self.records.is_empty() || !self.unfinished.is_empty()
+    }
+
+    /// Multipart uploads a crash left open with parts recorded as landed: how many, and
+    /// the bytes of those parts (already in R2, for a resumed run to go on from).
+    pub fn in_open_uploads(&self) -> (u64, u64) {
+        self.unfinished
+            .iter()
+            .filter_map(|(key, intents)| OpenUpload::of(intents, self.parts.get(key)?))
+            .fold((0, 0), |(n, bytes), open| {
+                (
+                    n + 1,
+                    bytes + open.parts.values().map(|p| p.size).sum::<u64>(),
+                )
+            })
     }
 }
 
