@@ -275,10 +275,25 @@ fn a_gcs_object_resumes_from_its_generation() {
         cmd
     };
     dies_after_three_parts(from_gcs(), &manifest);
-    let out = from_gcs().output().unwrap();
+    let proxy = FaultProxy::start(gcs.port);
+    let out = from_gcs()
+        .env("STORAGE_EMULATOR_HOST", format!("127.0.0.1:{}", proxy.port))
+        .output()
+        .unwrap();
     assert_exit(&out, 0);
     let rec = record_of(work.path(), "big.bin");
     assert_eq!(rec["resume"], "resumed from part 4 of 8", "{rec}");
+    let ranges = proxy.header_values("GET", "big.bin", "range");
+    assert_eq!(
+        ranges,
+        vec![format!("bytes={}-{}", 15 * MIB, SIZE - 1)],
+        "one ranged read from part 4 on"
+    );
+    let reads = proxy.requests();
+    assert!(
+        reads.iter().any(|r| r.contains("generation=")),
+        "the read names the generation listed: {reads:?}"
+    );
     assert_whole(work.path(), &r2, "big.bin", &body);
 }
 
