@@ -115,16 +115,68 @@ fn put_bytes_seen(proxy: &FaultProxy, since: std::time::Instant) -> usize {
         .1
 }
 
-#[test]
-fn a_local_file_resumes_from_its_last_recorded_part_on_the_strict_server() {
+/// A fresh strict server with bucket `media`, a work directory and its manifest's path.
+fn strict_and_work() -> (StrictR2, tempfile::TempDir, std::path::PathBuf) {
     let r2 = StrictR2::start();
     r2.create_bucket("media");
     let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    let body = bytes_for(1, SIZE);
-    write(&src, "video.mp4", &body);
     let manifest = work.path().join("r2migrate-manifest.jsonl");
+    (r2, work, manifest)
+}
+
+/// `run` from `s3://legacy/` at `endpoint` into the strict server.
+fn run_s3(
+    work: &std::path::Path,
+    r2: &StrictR2,
+    endpoint: &str,
+    keys: (&str, &str),
+) -> assert_cmd::Command {
+    let mut cmd = from_s3_at(r2migrate_to(work, r2), endpoint, keys);
+    cmd.args([
+        "run",
+        "--json",
+        "--from",
+        "s3://legacy/",
+        "--to",
+        "r2://media/",
+    ])
+    .args(PARTS);
+    cmd
+}
+
+/// A local file whose first run into a fresh strict server died after three part lines.
+struct Crashed {
+    r2: StrictR2,
+    work: tempfile::TempDir,
+    src: std::path::PathBuf,
+    body: Vec<u8>,
+    manifest: std::path::PathBuf,
+}
+
+fn crashed_local(seed: u64) -> Crashed {
+    let (r2, work, manifest) = strict_and_work();
+    let src = work.path().join("src");
+    let body = bytes_for(seed, SIZE);
+    write(&src, "video.mp4", &body);
     dies_after_three_parts(run_local(work.path(), &r2.endpoint(), &src, &[]), &manifest);
+    Crashed {
+        r2,
+        work,
+        src,
+        body,
+        manifest,
+    }
+}
+
+#[test]
+fn a_local_file_resumes_from_its_last_recorded_part_on_the_strict_server() {
+    let Crashed {
+        r2,
+        work,
+        src,
+        body,
+        ..
+    } = crashed_local(1);
     assert_eq!(
         r2.open_uploads(),
         1,
@@ -208,23 +260,8 @@ fn an_s3_multipart_object_resumes_reading_only_the_rest_and_checks_its_etag() {
     ));
     let body = source_parts.concat();
     assert_eq!(body.len(), SIZE);
-    let r2 = StrictR2::start();
-    r2.create_bucket("media");
-    let work = tempfile::tempdir().unwrap();
-    let manifest = work.path().join("r2migrate-manifest.jsonl");
-    let from_s3 = |endpoint: &str| {
-        let mut cmd = from_s3_at(r2migrate_to(work.path(), &r2), endpoint, ("moto", "moto"));
-        cmd.args([
-            "run",
-            "--json",
-            "--from",
-            "s3://legacy/",
-            "--to",
-            "r2://media/",
-        ])
-        .args(PARTS);
-        cmd
-    };
+    let (r2, work, manifest) = strict_and_work();
+    let from_s3 = |endpoint: &str| run_s3(work.path(), &r2, endpoint, ("moto", "moto"));
     dies_after_three_parts(from_s3(&moto.endpoint()), &manifest);
     let state = &lines_of(&manifest, "part")[2]["state"];
     assert!(
@@ -256,10 +293,7 @@ fn a_gcs_object_resumes_from_its_generation() {
     rt.block_on(gcs.create_bucket("legacy"));
     let body = bytes_for(9, SIZE);
     rt.block_on(gcs.put_bytes("legacy", "big.bin", &body));
-    let r2 = StrictR2::start();
-    r2.create_bucket("media");
-    let work = tempfile::tempdir().unwrap();
-    let manifest = work.path().join("r2migrate-manifest.jsonl");
+    let (r2, work, manifest) = strict_and_work();
     let from_gcs = || {
         let mut cmd = r2migrate_to(work.path(), &r2);
         cmd.env("STORAGE_EMULATOR_HOST", gcs.host())
@@ -313,14 +347,13 @@ fn an_upload_that_cannot_be_continued_is_aborted_and_the_object_copied_from_its_
         ("no-resume", ""),
     ];
     for (case, why) in cases {
-        let r2 = StrictR2::start();
-        r2.create_bucket("media");
-        let work = tempfile::tempdir().unwrap();
-        let src = work.path().join("src");
-        let mut body = bytes_for(10, SIZE);
-        write(&src, "video.mp4", &body);
-        let manifest = work.path().join("r2migrate-manifest.jsonl");
-        dies_after_three_parts(run_local(work.path(), &r2.endpoint(), &src, &[]), &manifest);
+        let Crashed {
+            r2,
+            work,
+            src,
+            mut body,
+            manifest,
+        } = crashed_local(10);
         let id = lines_of(&manifest, "part")[0]["upload_id"]
             .as_str()
             .unwrap()
@@ -387,14 +420,13 @@ fn an_upload_that_cannot_be_continued_is_aborted_and_the_object_copied_from_its_
 /// out, as if the run died after parts 1 and 3 had landed.
 #[test]
 fn a_recorded_part_beyond_a_gap_is_sent_again() {
-    let r2 = StrictR2::start();
-    r2.create_bucket("media");
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    let body = bytes_for(12, SIZE);
-    write(&src, "video.mp4", &body);
-    let manifest = work.path().join("r2migrate-manifest.jsonl");
-    dies_after_three_parts(run_local(work.path(), &r2.endpoint(), &src, &[]), &manifest);
+    let Crashed {
+        r2,
+        work,
+        src,
+        body,
+        manifest,
+    } = crashed_local(12);
     let text = std::fs::read_to_string(&manifest).unwrap();
     let kept: Vec<&str> = text
         .lines()
@@ -424,13 +456,7 @@ fn a_recorded_part_beyond_a_gap_is_sent_again() {
 /// (nothing of it left for R2 to keep and bill).
 #[test]
 fn plan_counts_the_open_upload_and_rollback_aborts_it() {
-    let r2 = StrictR2::start();
-    r2.create_bucket("media");
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    write(&src, "video.mp4", &bytes_for(13, SIZE));
-    let manifest = work.path().join("r2migrate-manifest.jsonl");
-    dies_after_three_parts(run_local(work.path(), &r2.endpoint(), &src, &[]), &manifest);
+    let Crashed { r2, work, src, .. } = crashed_local(13);
     let plan = r2migrate_to(work.path(), &r2)
         .args(["plan", "--json", "--from"])
         .arg(&src)
@@ -475,31 +501,53 @@ fn an_s3_store_that_lists_no_etags_resumes_too() {
     s3.create_bucket("legacy");
     let body = bytes_for(14, SIZE);
     rt.block_on(put_bytes(&s3.client(), "legacy", "big.bin", &body));
-    let r2 = StrictR2::start();
-    r2.create_bucket("media");
-    let work = tempfile::tempdir().unwrap();
-    let manifest = work.path().join("r2migrate-manifest.jsonl");
-    let from_s3 = || {
-        let mut cmd = from_s3_at(
-            r2migrate_to(work.path(), &r2),
-            &s3.endpoint(),
-            (ACCESS_KEY, SECRET_KEY),
-        );
-        cmd.args([
-            "run",
-            "--json",
-            "--from",
-            "s3://legacy/",
-            "--to",
-            "r2://media/",
-        ])
-        .args(PARTS);
-        cmd
-    };
+    let (r2, work, manifest) = strict_and_work();
+    let from_s3 = || run_s3(work.path(), &r2, &s3.endpoint(), (ACCESS_KEY, SECRET_KEY));
     dies_after_three_parts(from_s3(), &manifest);
     let out = from_s3().output().unwrap();
     assert_exit(&out, 0);
     let rec = record_of(work.path(), "big.bin");
     assert_eq!(rec["resume"], "resumed from part 4 of 8", "{rec}");
     assert_whole(work.path(), &r2, "big.bin", &body);
+}
+
+/// The source object is replaced after the resumed run listed it, before its ranged read:
+/// the read names the listed version (`If-Match`), so the new bytes are never joined to
+/// the old parts. The object fails as changed at the source, the upload is aborted (its
+/// story in the manifest ends with that record), and the next run copies the new bytes.
+#[test]
+fn a_source_replaced_during_the_resumed_read_is_never_mixed_with_the_old_parts() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let moto = Moto::start();
+    rt.block_on(moto.create_bucket("legacy"));
+    let old = bytes_for(15, SIZE);
+    rt.block_on(put_bytes(&moto.client(), "legacy", "big.bin", &old));
+    let (r2, work, manifest) = strict_and_work();
+    let from_s3 = |endpoint: &str| run_s3(work.path(), &r2, endpoint, ("moto", "moto"));
+    dies_after_three_parts(from_s3(&moto.endpoint()), &manifest);
+    let proxy = FaultProxy::start(moto.port);
+    // Long enough for moto to take the whole new object before the read goes on.
+    let held = std::time::Duration::from_secs(5);
+    proxy.inject("GET", "big.bin", "", 1, common::proxy::Fault::Delay(held));
+    let mut resumed = from_s3(&proxy.endpoint());
+    let running = std::thread::spawn(move || resumed.output().unwrap());
+    // Listed and looked at by now; its ranged GET is held while the object is replaced.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let new = bytes_for(16, SIZE);
+    rt.block_on(put_bytes(&moto.client(), "legacy", "big.bin", &new));
+    let out = running.join().unwrap();
+    let rec = record_of(work.path(), "big.bin");
+    assert_exit(&out, 1);
+    assert_eq!(rec["status"], "failed", "{rec}");
+    assert!(
+        rec["error"]
+            .as_str()
+            .unwrap()
+            .contains("changed at the source"),
+        "{rec}"
+    );
+    assert_eq!(r2.open_uploads(), 0, "the upload was aborted");
+    let out = from_s3(&moto.endpoint()).output().unwrap();
+    assert_exit(&out, 0);
+    assert_whole(work.path(), &r2, "big.bin", &new);
 }

@@ -25,6 +25,25 @@ use crate::s3api::{
     probe_bucket, unquote, with_our_policy, ListScope, Reader,
 };
 
+/// What a GET's or a HEAD's answer states of the object's bytes (the two SDK outputs
+/// name these alike).
+macro_rules! stated {
+    ($out:expr) => {
+        Stated {
+            etag: $out.e_tag(),
+            encrypted_etag: matches!(
+                $out.server_side_encryption(),
+                Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
+            ) || $out.sse_customer_algorithm().is_some(),
+            sha256: $out.checksum_sha256(),
+            sha1: $out.checksum_sha1(),
+            crc32: $out.checksum_crc32(),
+            crc32c: $out.checksum_crc32_c(),
+            crc64nvme: $out.checksum_crc64_nvme(),
+        }
+    };
+}
+
 pub struct S3Source {
     client: Client,
     bucket: String,
@@ -288,19 +307,7 @@ impl Source for S3Source {
             Some(parts) => self.part_layout(obj, &full, parts).await?,
             None => None,
         };
-        let stated = Stated {
-            etag: head.e_tag(),
-            encrypted_etag: matches!(
-                head.server_side_encryption(),
-                Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
-            ) || head.sse_customer_algorithm().is_some(),
-            sha256: head.checksum_sha256(),
-            sha1: head.checksum_sha1(),
-            crc32: head.checksum_crc32(),
-            crc32c: head.checksum_crc32_c(),
-            crc64nvme: head.checksum_crc64_nvme(),
-        };
-        Ok(s3_digests::digests(&stated, layout.as_deref()))
+        Ok(s3_digests::digests(&stated!(head), layout.as_deref()))
     }
 
     async fn open(&self, obj: &ObjectInfo, range: Option<ByteRange>) -> Result<Opened, StoreError> {
@@ -333,19 +340,7 @@ impl Source for S3Source {
         let digests = if range.is_some() {
             SourceDigests::default()
         } else {
-            let stated = Stated {
-                etag: out.e_tag(),
-                encrypted_etag: matches!(
-                    out.server_side_encryption(),
-                    Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
-                ) || out.sse_customer_algorithm().is_some(),
-                sha256: out.checksum_sha256(),
-                sha1: out.checksum_sha1(),
-                crc32: out.checksum_crc32(),
-                crc32c: out.checksum_crc32_c(),
-                crc64nvme: out.checksum_crc64_nvme(),
-            };
-            s3_digests::digests(&stated, layout.as_deref())
+            s3_digests::digests(&stated!(out), layout.as_deref())
         };
         Ok(Opened {
             body: body_stream(out.body, what, self.pacer.io_timeout()),

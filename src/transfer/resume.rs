@@ -271,17 +271,23 @@ impl Uploader<'_> {
     ) -> Result<Uploaded, StoreError> {
         let part_size = part_size_for(obj.size, self.settings.part_size);
         let from = point.state.len;
-        let opened = self.source.open(obj, Some(from..obj.size)).await?;
-        let upload = self
-            .target
-            .resume_multipart(key, &open.upload_id, &self.expect, &point.kept)
-            .await?;
-        let mut reader = PartReader::new(opened.body);
         let memory = self.memory.reserve(part_size).await;
-        let first = match reader.read(part_size).await {
-            Ok(first) => first.freeze(),
+        let ready = async {
+            let opened = self.source.open(obj, Some(from..obj.size)).await?;
+            let mut reader = PartReader::new(opened.body);
+            let first = reader.read(part_size).await?.freeze();
+            let upload = self
+                .target
+                .resume_multipart(key, &open.upload_id, &self.expect, &point.kept)
+                .await?;
+            Ok::<_, StoreError>((reader, first, upload))
+        };
+        // This object's record ends the upload's story in the manifest: whatever fails
+        // before its parts go, the upload is aborted, not left for R2 to keep.
+        let (reader, first, upload) = match ready.await {
+            Ok(ready) => ready,
             Err(e) => {
-                let _ = upload.abort().await;
+                self.abort_left(key, open).await;
                 return Err(e);
             }
         };
@@ -299,6 +305,16 @@ impl Uploader<'_> {
             .await?;
         up.resume = Some(format!("resumed from part {next} of {total}"));
         Ok(up)
+    }
+
+    /// Aborts the upload an earlier run left (an id no longer open is no error).
+    pub(super) async fn abort_left(&self, key: &str, open: &OpenUpload) {
+        if let Err(e) = self.target.abort_upload(key, &open.upload_id).await {
+            tracing::warn!(
+                "{key}: could not abort upload {} an interrupted run left ({e}); R2 drops it after its lifecycle rule (7 days by default)",
+                open.upload_id
+            );
+        }
     }
 
     /// A part landed: its line reaches the manifest before the part counts as sent.

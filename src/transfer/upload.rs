@@ -216,18 +216,18 @@ impl Uploader<'_> {
         }
         let mut started_over = None;
         if let Some(open) = self.resume.1 {
-            match self.resume_point(obj, key, open).await? {
-                Ok((point, whole, hasher)) => {
+            match self.resume_point(obj, key, open).await {
+                Ok(Ok((point, whole, hasher))) => {
                     return self.resumed((&whole, key), open, point, hasher).await
                 }
-                Err(why) => {
+                Ok(Err(why)) => {
                     tracing::info!("{key}: copying it from its start: {why}");
-                    match self.target.abort_upload(key, &open.upload_id).await {
-                        Err(e) if e.is_fatal() => return Err(e),
-                        Err(e) => tracing::warn!("{key}: could not abort its earlier upload ({e})"),
-                        Ok(()) => {}
-                    }
+                    self.abort_left(key, open).await;
                     started_over = Some(format!("started over: {why}"));
+                }
+                Err(e) => {
+                    self.abort_left(key, open).await;
+                    return Err(e);
                 }
             }
         }
