@@ -179,6 +179,14 @@ impl Pacer {
         }
     }
 
+    /// Waits until one more request may go under `--max-rate` (for a store that is not
+    /// reached through [`Pacer::call`]: the rehearsal directory).
+    pub async fn admit(&self) {
+        if let Some(limit) = &self.requests {
+            limit.until_ready().await;
+        }
+    }
+
     /// Waits until `bytes` may be sent under `--max-bandwidth`.
     pub async fn spend_bytes(&self, bytes: u64) {
         let Some((limit, burst)) = &self.bandwidth else {

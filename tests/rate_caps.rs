@@ -85,3 +85,65 @@ fn max_bandwidth_holds_within_10_percent_over_10_seconds() {
     let secs = (WINDOW_END - WINDOW_START).as_secs_f64();
     within_10_percent(bytes as f64, BPS as f64 * secs, "uploaded bytes");
 }
+
+/// The caps are promises about the user's link and the stores, so they hold for a
+/// rehearsal too (a `file://` target), from a local source and from S3: the time a capped
+/// run takes is at least what the cap allows, less the limiter's first second. Before,
+/// a local → `file://` rehearsal under `--max-bandwidth 20MiB` wrote at 63 MiB/s.
+#[test]
+fn both_caps_hold_on_the_rehearsal_target_from_every_source() {
+    const MIB: usize = 1024 * 1024;
+    let s3 = S3Server::start();
+    s3.create_bucket("legacy");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    // 24 MiB in 48 files: at 4 MiB/s, at least 5 s after the first second's 4 MiB.
+    for i in 0..48 {
+        let body = bytes_for(100 + i as u64, MIB / 2);
+        write(src.path(), &format!("f{i:02}.bin"), &body);
+        rt.block_on(put_bytes(
+            &s3.client(),
+            "legacy",
+            &format!("f{i:02}.bin"),
+            &body,
+        ));
+    }
+    let from_local = src.path().display().to_string();
+    for (from, cap, least) in [
+        (from_local.as_str(), ["--max-bandwidth", "4MiB"], 5.0),
+        ("s3://legacy/", ["--max-bandwidth", "4MiB"], 5.0),
+        // 48 writes at 12 a second: at least 3 s after the first second's 12.
+        (from_local.as_str(), ["--max-rate", "12"], 3.0),
+    ] {
+        let work = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        let out = from_s3_at(
+            r2migrate(work.path()),
+            &s3.endpoint(),
+            (ACCESS_KEY, SECRET_KEY),
+        )
+        .args([
+            "run",
+            "--from",
+            from,
+            "--to",
+            "./rehearsal",
+            "--concurrency",
+            "16",
+        ])
+        .args(cap)
+        .output()
+        .unwrap();
+        let took = started.elapsed().as_secs_f64();
+        assert_exit(&out, 0);
+        eprintln!("{from} {cap:?} into file://: {took:.2} s");
+        assert!(
+            took >= least * 0.9,
+            "{from} {cap:?}: {took:.2} s, faster than the cap allows ({least} s)"
+        );
+        assert!(
+            took < least * 3.0,
+            "{from} {cap:?}: {took:.2} s, far slower than the cap"
+        );
+    }
+}

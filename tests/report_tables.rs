@@ -122,3 +122,44 @@ fn the_json_report_groups_the_same_way() {
         .sum();
     assert_eq!(objects, 5);
 }
+
+/// One large object under `--max-bandwidth`: the chart shows it moving at about the cap
+/// through its transfer, not nothing and then a spike in the slice where it finished.
+#[test]
+fn the_chart_spreads_a_large_object_over_its_transfer() {
+    const MIB: usize = 1024 * 1024;
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    write(&src, "video.mp4", &bytes_for(40, 15 * MIB));
+    let out = r2migrate(work.path())
+        .args(["run", "--from"])
+        .arg(&src)
+        .args(["--to", "./rehearsal", "--max-bandwidth", "3MiB"])
+        .args(["--multipart-threshold", "5MiB", "--part-size", "5MiB"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let out = r2migrate(work.path())
+        .args(["report", "--json"])
+        .output()
+        .unwrap();
+    let doc = json_of(&out);
+    let t = &doc["throughput"][0];
+    let width = t["slice_seconds"].as_f64().unwrap();
+    let bytes: Vec<u64> = t["bytes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_u64().unwrap())
+        .collect();
+    assert_eq!(bytes.iter().sum::<u64>(), 15 * MIB as u64, "{t}");
+    let moving = bytes.iter().filter(|b| **b > 0).count();
+    assert!(moving * 2 >= bytes.len(), "bytes in most slices: {bytes:?}");
+    // The limiter lets the first second's 3 MiB go at once: no slice above twice the cap.
+    let fastest = bytes.iter().copied().max().unwrap() as f64 / width;
+    assert!(
+        fastest <= 2.0 * 3.0 * MIB as f64,
+        "{:.1} MiB/s in one slice under a 3 MiB/s cap: {bytes:?}",
+        fastest / MIB as f64
+    );
+}

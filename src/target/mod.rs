@@ -164,7 +164,7 @@ pub fn open(
         Location::R2 { bucket, prefix } => Ok(Box::new(r2::R2Target::from_env(
             bucket, prefix, allow_http, pacer,
         )?)),
-        Location::Local { root } => Ok(Box::new(dir::DirTarget::new(root.clone()))),
+        Location::Local { root } => Ok(Box::new(dir::DirTarget::new(root.clone()).paced(pacer))),
         other => Err(crate::error::usage(format!("{other} cannot be a target: write to r2://bucket/prefix, or to a local directory to rehearse"))),
     }
 }

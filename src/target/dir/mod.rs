@@ -24,8 +24,12 @@ const STATE_DIR: &str = ".r2migrate";
 mod upload;
 use upload::{remove_part_files, DirUpload};
 
+#[derive(Clone)]
 pub struct DirTarget {
     root: PathBuf,
+    /// `--max-rate` and `--max-bandwidth`: a rehearsal writes as fast as the run to R2
+    /// will be allowed to.
+    pacer: Option<std::sync::Arc<crate::pacer::Pacer>>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -109,7 +113,21 @@ fn io_err(what: &str, key: &str, e: std::io::Error) -> StoreError {
 
 impl DirTarget {
     pub fn new(root: PathBuf) -> DirTarget {
-        DirTarget { root }
+        DirTarget { root, pacer: None }
+    }
+
+    /// The same directory, written within the caps `pacer` holds.
+    pub fn paced(mut self, pacer: std::sync::Arc<crate::pacer::Pacer>) -> DirTarget {
+        self.pacer = Some(pacer);
+        self
+    }
+
+    /// Waits for the caps before a write of `bytes`: one request, and its bytes.
+    pub(super) async fn pace(&self, bytes: u64) {
+        if let Some(p) = &self.pacer {
+            p.admit().await;
+            p.spend_bytes(bytes).await;
+        }
     }
 
     /// The file for a key, refusing keys that would escape the directory.
@@ -354,6 +372,7 @@ impl Target for DirTarget {
     ) -> Result<PutResult, StoreError> {
         let (body, sha256) = (body.bytes, body.sha256);
         self.path_of(key)?;
+        self.pace(body.len() as u64).await;
         // The same check R2 makes on x-amz-checksum-sha256.
         if crate::checksum::sha256(&body) != sha256 {
             // The class R2's BadDigest gets: the body was corrupted on its way, resend it.
@@ -398,7 +417,7 @@ impl Target for DirTarget {
         upload::keep_meta(&temp, meta).await?;
         Ok(Box::new(DirUpload {
             expect: expect.clone(),
-            target: DirTarget::new(self.root.clone()),
+            target: self.clone(),
             key: key.to_string(),
             meta: meta.clone(),
             checksum,
@@ -452,6 +471,7 @@ impl Target for DirTarget {
     }
 
     async fn copy_if(&self, from: &str, to: &str, expect: &Expect) -> Result<(), StoreError> {
+        self.pace(0).await;
         let src = self.path_of(from)?;
         let dest = self.path_of(to)?;
         if let Some(parent) = dest.parent() {
@@ -474,6 +494,7 @@ impl Target for DirTarget {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.pace(0).await;
         let path = self.path_of(key)?;
         match tokio::fs::remove_file(&path).await {
             Ok(()) => {}

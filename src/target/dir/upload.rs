@@ -131,7 +131,7 @@ pub(super) async fn resumed(
         .map_err(|e| io_err("cannot reopen the upload of", key, e))?;
     Ok(DirUpload {
         expect: expect.clone(),
-        target: DirTarget::new(target.root.clone()),
+        target: target.clone(),
         key: key.to_string(),
         meta,
         checksum: MultipartChecksum::Crc64nvme,
@@ -164,6 +164,7 @@ impl MultipartUpload for DirUpload {
 
     async fn upload_part(&self, number: i32, part: Part) -> Result<Option<String>, StoreError> {
         let body = part.bytes;
+        self.target.pace(body.len() as u64).await;
         if number < 1 {
             return Err(StoreError::Object(format!(
                 "{}: part numbers start at 1 (got {number})",
