@@ -612,3 +612,42 @@ fn a_failed_recopy_leaves_our_earlier_copy_ours() {
         bytes_for(2, 500)
     );
 }
+
+/// The same failed re-copy seen by rollback: our earlier copy is still in the target and
+/// still ours, so rollback deletes it. Before, rollback read the `failed` record as the
+/// object's last word, left our copy behind and said it had undone everything (exit 0).
+/// Found by the model-based lifecycle test (a source file rewritten while a delta run
+/// read it, then rollback).
+#[test]
+fn rollback_after_a_failed_recopy_deletes_our_earlier_copy() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    write(&src, "a.bin", &bytes_for(1, 300));
+    write(&src, "b.bin", &bytes_for(3, 200));
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = r2migrate(work.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.args(["run", "--json", "--from"])
+            .arg(&src)
+            .args(["--to", "./rehearsal"])
+            .output()
+            .unwrap()
+    };
+    assert_exit(&run(&[]), 0);
+    write(&src, "a.bin", &bytes_for(2, 500));
+    assert_exit(&run(&[("R2MIGRATE_TEST_PANIC_KEY", "a.bin")]), 1);
+    let out = r2migrate(work.path())
+        .args(["rollback", "--yes", "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(json_of(&out)["rolled_back"], 2, "{}", json_of(&out));
+    for key in ["a.bin", "b.bin"] {
+        assert!(
+            !work.path().join("rehearsal").join(key).exists(),
+            "{key} left in the target after rollback"
+        );
+    }
+}

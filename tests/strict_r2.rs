@@ -152,6 +152,25 @@ async fn puts_are_checked_and_refused_puts_store_nothing() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "NotImplemented");
+    // ACLs: `private` (what every R2 bucket is) is taken, another canned ACL is not.
+    let e = c
+        .put_object()
+        .bucket("bkt")
+        .key("acl")
+        .acl(aws_sdk_s3::types::ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "NotImplemented");
+    c.put_object()
+        .bucket("bkt")
+        .key("acl")
+        .acl(aws_sdk_s3::types::ObjectCannedAcl::Private)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("x-amz-acl: private is taken");
     // STANDARD_IA is stored and shown.
     c.put_object()
         .bucket("bkt")

@@ -33,6 +33,13 @@ pub struct Manifest {
     pub rewrites: Vec<RewriteLine>,
 }
 
+/// Whether `next` replaces `before` as what stands for its object: a failed attempt
+/// wrote nothing (or nothing we could prove), so our earlier copy is still in the target
+/// and still ours — a later run replaces it as ours, rollback deletes it.
+pub fn replaces(before: Option<&ObjectRecord>, next: &ObjectRecord) -> bool {
+    !(next.status == Status::Failed && before.is_some_and(|b| b.status == Status::Copied))
+}
+
 impl Manifest {
     /// Reads a manifest; a torn last line is ignored, anything else malformed is an error
     /// naming the file and line (exit 2).
@@ -121,11 +128,26 @@ impl Manifest {
 
     /// The last word on each source item, in first-seen order.
     pub fn latest(&self) -> Vec<&ObjectRecord> {
+        self.last_words(|_, _| true)
+    }
+
+    /// What stands in the target for each source item, in first-seen order: the last
+    /// word, except that a `failed` attempt does not hide an earlier `copied` (see
+    /// [`replaces`]). What rollback undoes.
+    pub fn standing(&self) -> Vec<&ObjectRecord> {
+        self.last_words(|before, r| replaces(Some(before), r))
+    }
+
+    fn last_words(
+        &self,
+        replace: impl Fn(&ObjectRecord, &ObjectRecord) -> bool,
+    ) -> Vec<&ObjectRecord> {
         let mut index: HashMap<&str, usize> = HashMap::new();
         let mut out: Vec<&ObjectRecord> = Vec::new();
         for r in &self.records {
             match index.get(r.source_key.as_str()) {
-                Some(&i) => out[i] = r,
+                Some(&i) if replace(out[i], r) => out[i] = r,
+                Some(_) => {}
                 None => {
                     index.insert(&r.source_key, out.len());
                     out.push(r);

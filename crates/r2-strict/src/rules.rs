@@ -50,7 +50,10 @@ macro_rules! checked_write {
     ($i:expr) => {
         $crate::rules::check_write(
             $i.tagging.is_some(),
-            $i.acl.is_some()
+            // `x-amz-acl: private` (what every R2 bucket is) is taken; another canned
+            // ACL is not (public report: humanmade/S3-Uploads#576, where R2 refused
+            // the plugin's default ACL and accepted `private`; rclone sends `private`).
+            $i.acl.as_ref().is_some_and(|a| a.as_str() != "private")
                 || $i.grant_full_control.is_some()
                 || $i.grant_read.is_some()
                 || $i.grant_read_acp.is_some()

@@ -197,7 +197,7 @@ async fn rollback_one(
     target.check_access().await.map_err(anyhow::Error::new)?;
 
     // The manifest's last word on each object, built once for everything below.
-    let records = manifest.latest();
+    let records = manifest.standing();
     if !args.dry_run {
         let unfinished = manifest.unfinished_intents();
         crate::transfer::intent::abort_left_open(target.as_ref(), &unfinished, &Default::default())

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::config::CopyConfig;
 use crate::delta::{change_since, Change};
 use crate::error::StoreError;
-use crate::manifest::{Intent, Line, Manifest, ObjectRecord, PartLine, Status};
+use crate::manifest::{Intent, Line, Manifest, ObjectRecord, PartLine};
 use crate::source::ObjectInfo;
 use crate::spill::{DiskMap, SpillError};
 use crate::target::Target;
@@ -50,14 +50,8 @@ impl Previous {
                 Line::Object(r) => {
                     unfinished.remove(&r.source_key);
                     parts.remove(&r.source_key);
-                    // A failed attempt wrote nothing: our earlier copy is still there, and
-                    // still ours (a later run replaces it as ours, never as a conflict).
-                    let keeps_copy = r.status == Status::Failed
-                        && previous
-                            .records
-                            .get(&r.source_key)?
-                            .is_some_and(|p| p.status == Status::Copied);
-                    if !keeps_copy {
+                    let before = previous.records.get(&r.source_key)?;
+                    if crate::manifest::replaces(before.as_ref(), &r) {
                         previous.records.insert(&r.source_key.clone(), &r)?;
                     }
                 }
