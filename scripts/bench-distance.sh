@@ -50,8 +50,13 @@ BYTES=$((COUNT * SIZE))
 # One run: seconds, objects/s, the bound for its in-flight count, client CPU and RSS.
 at() { # tool scenario in_flight round_trips rtt_ms -- command…
   local tool=$1 scenario=$2 inflight=$3 trips=$4 rtt=$5; shift 6
-  /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "$@" >/dev/null 2>"$WORK/err" || { tail -3 "$WORK/err" >&2; return 0; }
+  /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "$@" >"$WORK/out" 2>"$WORK/err" || { tail -3 "$WORK/err" >&2; return 0; }
   read -r secs user sys rss <"$WORK/time"
+  # r2migrate finding its own count: the bound is the highest it reached.
+  if [ "$inflight" = auto ]; then
+    inflight=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["in_flight"]["highest"])' "$WORK/out")
+    scenario="$scenario→$inflight"
+  fi
   python3 -c "
 s=$secs; rtt=$rtt/1000; n=$COUNT; f=$inflight
 bound = f'{f/($trips*rtt):6.0f}' if rtt > 0 else '     -'
@@ -60,7 +65,7 @@ share = f'{100*got/(f/($trips*rtt)):4.0f}%' if rtt > 0 else '    -'
 print(f'RTT {$rtt:3d} ms  {\"$tool\":9} {\"$scenario\":26} {n:6} obj {s:7.2f}s {got:7.0f} obj/s  bound {bound} ({share})  CPU {$user+$sys:6.2f}s  RSS {$rss/1024:6.1f} MiB')"
 }
 
-for RTT in 0 10 40; do
+for RTT in ${RTTS:-0 10 40}; do
   HALF=$((RTT / 2))
   S3_RELAY=$((BASE + 10 + RTT)); R2_RELAY=$((BASE + 100 + RTT))
   "$RELAY" --listen $S3_RELAY --to $S3_PORT --delay-ms $HALF >/dev/null &
@@ -75,10 +80,11 @@ for RTT in 0 10 40; do
   RCLONE=(env -u AWS_CA_BUNDLE rclone copy --s3-no-check-bucket --s3-list-version 2)
   R2M=(env AWS_ENDPOINT_URL=$S3_URL R2_ENDPOINT_URL=$R2_URL "$BIN" run --quiet)
   p="rtt$RTT"
-  at r2migrate "S3→R2 defaults (32)" 32 2 $RTT -- "${R2M[@]}" --manifest "$WORK/$p-a.jsonl" --from s3://legacy/ --to r2://media/$p-a/
+  at r2migrate "S3→R2 defaults (32" auto 2 $RTT -- "${R2M[@]}" --json --manifest "$WORK/$p-a.jsonl" --from s3://legacy/ --to r2://media/$p-a/
+  at r2migrate "S3→R2 --concurrency 32" 32 2 $RTT -- "${R2M[@]}" --concurrency 32 --manifest "$WORK/$p-g.jsonl" --from s3://legacy/ --to r2://media/$p-g/
   at rclone "S3→R2 defaults (4)" 4 2 $RTT -- "${RCLONE[@]}" s3:legacy r2:media/$p-b
   at rclone "S3→R2 --transfers 32" 32 2 $RTT -- "${RCLONE[@]}" --transfers 32 --checkers 32 s3:legacy r2:media/$p-c
-  at r2migrate "local→R2 defaults (32)" 32 1 $RTT -- "${R2M[@]}" --manifest "$WORK/$p-d.jsonl" --from "$WORK/data" --to r2://media/$p-d/
+  at r2migrate "local→R2 defaults (32" auto 1 $RTT -- "${R2M[@]}" --json --manifest "$WORK/$p-d.jsonl" --from "$WORK/data" --to r2://media/$p-d/
   at s5cmd "local→R2 defaults (256)" 256 1 $RTT -- s5cmd --endpoint-url "$R2_URL" cp "$WORK/data/*" "s3://media/$p-e/"
   at r2migrate "local→R2 --concurrency 256" 256 1 $RTT -- "${R2M[@]}" --concurrency 256 --manifest "$WORK/$p-f.jsonl" --from "$WORK/data" --to r2://media/$p-f/
 done

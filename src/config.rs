@@ -154,6 +154,8 @@ pub struct FilterSection {
 #[serde(deny_unknown_fields)]
 pub struct TransferSection {
     pub concurrency: Option<usize>,
+    /// `--max-concurrency` in the file.
+    pub max_concurrency: Option<usize>,
     pub part_size: Option<SizeValue>,
     pub multipart_threshold: Option<SizeValue>,
     pub max_rate: Option<u32>,
@@ -263,6 +265,8 @@ pub struct CopyConfig {
     pub multipart_checksum: crate::object::MultipartChecksum,
     /// Part-level resume of multipart uploads a crash left open (`--no-resume-uploads`).
     pub resume_uploads: bool,
+    /// Objects in flight: fixed, or found as the run goes (`--max-concurrency`).
+    pub in_flight: crate::concurrency::Mode,
     /// How often a status line is printed when stderr is not a terminal.
     pub status_interval: std::time::Duration,
 }

@@ -5,6 +5,7 @@ pub mod checksum;
 pub mod cli;
 pub mod commands;
 pub mod composite;
+pub mod concurrency;
 pub mod config;
 pub mod delta;
 pub mod error;

@@ -174,6 +174,8 @@ fn large_words(l: &Large) -> String {
 #[derive(Default)]
 struct Shared {
     recorded: Recorded,
+    /// The run's in-flight count, when the command has one to show.
+    gauge: Option<Arc<crate::concurrency::Concurrency>>,
 }
 
 pub struct Progress {
@@ -218,11 +220,18 @@ impl Progress {
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 _ => return, // finished
             }
-            let recorded = state.lock().expect("not poisoned").recorded;
+            let (recorded, gauge) = {
+                let s = state.lock().expect("not poisoned");
+                (s.recorded, s.gauge.clone())
+            };
             let totals = Totals::of(recorded, &listing);
             let large = in_flight.snapshot();
             let sent: u64 = large.iter().map(|l| l.sent).sum();
-            let words = totals.words(started.elapsed(), sent);
+            let mut words = totals.words(started.elapsed(), sent);
+            if let Some(g) = gauge {
+                let (now, limit) = g.gauge();
+                words.push_str(&format!(", {now} in flight (of {limit})"));
+            }
             match &drawn {
                 Some(bar) => draw(bar, &totals, sent, &words, &large),
                 None => {
@@ -241,6 +250,12 @@ impl Progress {
             stop: Some(stop),
             ticker: Some(ticker),
         }
+    }
+
+    /// Shows the run's in-flight count (and its limit) on each line.
+    pub fn showing(self, gauge: Arc<crate::concurrency::Concurrency>) -> Progress {
+        self.shared.lock().expect("not poisoned").gauge = Some(gauge);
+        self
     }
 
     /// Stores the running totals; the ticker shows them.

@@ -46,6 +46,13 @@ fn a_long_run_in_a_log_prints_plain_status_lines() {
             .all(|l| l.contains("failed") && l.contains("conflicts") && l.contains("B/s, ")),
         "{err}"
     );
+    // How many objects are in flight, and the limit (fixed here at 2).
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(" in flight (of 2)") && !l.contains(", 3 in flight")),
+        "{err}"
+    );
     assert!(!err.contains('\u{1b}'), "escape codes in a log: {err:?}");
     let quiet = r2migrate_to(work.path(), &r2)
         .args(["run", "--quiet", "--status-interval", "100ms", "--from"])

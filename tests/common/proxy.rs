@@ -74,6 +74,31 @@ struct State {
     /// other request gets a web page (HTTP 200, text/html), as a site in front of a
     /// store answers a URL it does not route.
     under: Option<String>,
+    /// Every request is held this long before anything else (a store far away).
+    delay: Option<std::time::Duration>,
+    /// Requests being handled now, and the most ever at once.
+    busy: usize,
+    most_busy: usize,
+}
+
+/// Counts a request as being handled until it is dropped.
+struct Busy(Arc<Mutex<State>>);
+
+impl Busy {
+    fn start(state: &Arc<Mutex<State>>) -> Busy {
+        let mut s = state.lock().unwrap();
+        s.busy += 1;
+        s.most_busy = s.most_busy.max(s.busy);
+        Busy(state.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.0.lock() {
+            s.busy -= 1;
+        }
+    }
 }
 
 struct RandomFaults {
@@ -202,6 +227,17 @@ impl FaultProxy {
             .filter(|(line, _)| line.starts_with(&format!("{method} ")) && line.contains(fragment))
             .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
             .collect()
+    }
+
+    /// From now on every request is held `delay` before it is looked at (a store at
+    /// that distance, for requests that carry little).
+    pub fn delay_every_request(&self, delay: std::time::Duration) {
+        self.state.lock().unwrap().delay = Some(delay);
+    }
+
+    /// The most requests the proxy was handling at once.
+    pub fn most_at_once(&self) -> usize {
+        self.state.lock().unwrap().most_busy
     }
 
     /// Faults injected so far.
@@ -333,6 +369,11 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    let _busy = Busy::start(&state);
+    let delay = state.lock().unwrap().delay;
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
     {
         let mut s = state.lock().unwrap();
         s.timeline.push((

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 pub use previous::{already_done, deleted_at_source, Previous, SeenKeys};
 
 use super::{open_stores, Output, Stores, TargetIndex};
+use crate::concurrency::Concurrency;
 use crate::config::CopyConfig;
 use crate::error::{Exit, Interrupted, StoreError};
 use crate::manifest::lock::ManifestLock;
@@ -257,6 +258,7 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
     let db_backup = rows.db_backup.clone();
     let (stores, run_id) = (&opened.stores, opened.run_id.clone());
     let (rec_tx, rec_rx) = mpsc::channel::<Msg>(256);
+    let concurrency = Concurrency::new(cfg.in_flight, stores.retry_counter());
     let producer = tokio::spawn(
         Producer {
             selector: opened.selector,
@@ -264,7 +266,7 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
             index: opened.index,
             source: stores.source.clone(),
             copier,
-            concurrency: cfg.stores.concurrency,
+            concurrency: concurrency.clone(),
             run_id: run_id.clone(),
             state: state.clone(),
             records: rec_tx,
@@ -280,7 +282,8 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
             cfg.status_interval,
             state.listing.clone(),
             state.in_flight.clone(),
-        ),
+        )
+        .showing(concurrency.clone()),
     );
     recorder.record(rec_rx, intent_rx, rows, &state).await?;
     let deleted = producer.await?;
@@ -309,6 +312,7 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
         deleted: &deleted,
         db_backup: db_backup.as_deref(),
         retries: stores.retries(),
+        in_flight: concurrency.span(),
     };
     summary.say(&out);
     out.document(&summary.document());

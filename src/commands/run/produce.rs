@@ -1,18 +1,19 @@
 //! The produce and copy stages: list the source, select, skip what an earlier run
-//! proves done, and hand the rest to workers under one semaphore of `--concurrency`
-//! permits. Every item the selection keeps leaves here as exactly one message to the
+//! proves done, and hand the rest to workers, as many at once as [`Concurrency`] gives
+//! places. Every item the selection keeps leaves here as exactly one message to the
 //! record stage — a record, or (for a row verified earlier) a write-back to heal.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::previous::{already_done, deleted_at_source, Previous, SeenKeys};
 use super::{Msg, RunState};
 use crate::commands::TargetIndex;
+use crate::concurrency::{Concurrency, Slot};
 use crate::error::StoreError;
 use crate::manifest::Status;
 use crate::selection::{Selected, Selector};
@@ -26,7 +27,7 @@ pub(super) struct Producer {
     pub index: TargetIndex,
     pub source: Arc<dyn Source>,
     pub copier: Arc<Copier>,
-    pub concurrency: usize,
+    pub concurrency: Arc<Concurrency>,
     pub run_id: String,
     pub state: RunState,
     pub records: mpsc::Sender<Msg>,
@@ -36,7 +37,6 @@ impl Producer {
     /// Runs to the end of the listing (or a stop); returns the objects deleted at the
     /// source since an earlier run verified them, which only a full listing can tell.
     pub async fn produce(mut self) -> Vec<(String, String)> {
-        let permits = Arc::new(Semaphore::new(self.concurrency));
         let mut workers = JoinSet::new();
         let seen = SeenKeys::for_(&self.previous);
         let source = self.source.clone();
@@ -71,12 +71,12 @@ impl Producer {
             };
             // A stop that came while waiting wins over a permit freed at the same time:
             // no object starts after the run was told to stop.
-            let permit = tokio::select! {
+            let slot = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                p = permits.clone().acquire_owned() => p.expect("never closed"),
+                s = self.concurrency.acquire() => s,
             };
-            self.spawn_copy(&mut workers, permit, work);
+            self.spawn_copy(&mut workers, slot, work);
             while workers.try_join_next().is_some() {}
         }
         while workers.join_next().await.is_some() {}
@@ -198,19 +198,19 @@ impl Producer {
 
     /// One worker: copies the object and sends its record; a panic becomes a failed
     /// record, a fatal error stops the run.
-    fn spawn_copy(&self, workers: &mut JoinSet<()>, permit: OwnedSemaphorePermit, work: WorkItem) {
+    fn spawn_copy(&self, workers: &mut JoinSet<()>, slot: Slot, work: WorkItem) {
         let (copier, tx, state) = (
             self.copier.clone(),
             self.records.clone(),
             self.state.clone(),
         );
         workers.spawn(async move {
-            let _permit = permit;
             let row = work.info.row.clone();
             // Built before the copy, so even a panic leaves an honest record.
             let if_panics = copier.record(&work, Status::Failed);
             match supervised(copier.process(work)).await {
                 Ok(Ok(rec)) => {
+                    slot.done(if rec.status == Status::Copied { rec.size } else { 0 });
                     let _ = tx.send(Msg::Record(rec, row)).await;
                 }
                 Ok(Err(stop)) => {

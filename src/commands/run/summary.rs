@@ -20,6 +20,8 @@ pub(super) struct Summary<'a> {
     pub deleted: &'a [(String, String)],
     pub db_backup: Option<&'a std::path::Path>,
     pub retries: u64,
+    /// How many objects were in flight, from start to end.
+    pub in_flight: crate::concurrency::Span,
 }
 
 impl Summary<'_> {
@@ -88,6 +90,13 @@ impl Summary<'_> {
             human_bytes(bytes_per_s as u64),
             cfg.manifest.display()
         ));
+        let f = self.in_flight;
+        if f.adaptive {
+            out.say(&format!(
+                "  in flight: from {} to {} at the end (lowest {}, highest {}, ceiling {}: --max-concurrency; cut {} times when the stores made it retry)",
+                f.start, f.last, f.lowest, f.highest, f.ceiling, f.backed_off
+            ));
+        }
         self.say_rows_and_deleted(out);
         let problems = &self.recorder.problems;
         for p in problems.iter().take(SHOWN) {
@@ -146,6 +155,7 @@ impl Summary<'_> {
             "objects_per_second": objects_per_s,
             "bytes_per_second": bytes_per_s,
             "retries": self.retries,
+            "in_flight": self.in_flight,
             "deleted_at_source": self.deleted.iter().map(|(s, t)| json!({"source_key": s, "target_key": t})).collect::<Vec<_>>(),
             "rows_rewritten": r.rows_written,
             "rows_not_rewritten": r.rows_not_written,
