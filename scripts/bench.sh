@@ -4,7 +4,8 @@
 # servers in the same run, and writes the results into docs/benchmarks.md (between the
 # "bench.sh" markers; the analysis around them is written by hand).
 #
-#   bash scripts/bench.sh            # all five sets
+#   bash scripts/bench.sh            # all five sets, then scripts/bench-distance.sh
+#   SKIP_DISTANCE=1 bash scripts/bench.sh   # loopback only
 #
 # Sets: (1) 2,000 × 16 KiB S3 → R2; (2) 2 × 200 MiB S3 → R2, 8 MiB parts; (3) one 1 GiB
 # object S3 → R2; (4) list + plan of 10,000 and 100,000 × 1 KiB (memory flat in the
@@ -245,3 +246,9 @@ else:
 open(out, "w").write(text)
 PY
 echo "wrote $OUT" >&2
+
+# The distance sets (0, 10 and 40 ms round trips; its own section of the same page).
+# SKIP_DISTANCE=1 leaves them out.
+if [ -z "${SKIP_DISTANCE:-}" ]; then
+  bash scripts/bench-distance.sh
+fi

@@ -160,10 +160,6 @@ pub struct CopyArgs {
     #[arg(long)]
     pub no_db_backup: bool,
 
-    /// Let the run find how many objects to keep in flight, up to N (the default when --concurrency is not given: from 32 up to 512; with --concurrency, from that many)
-    #[arg(long, value_name = "N")]
-    pub max_concurrency: Option<usize>,
-
     /// Start every large object over after a crash instead of going on with the multipart upload it left open (no part lines are written)
     #[arg(long)]
     pub no_resume_uploads: bool,
@@ -211,9 +207,13 @@ pub struct ManifestArgs {
 /// to them.
 #[derive(Debug, Clone, Args, Default)]
 pub struct StoreArgs {
-    /// Objects in flight at once, fixed (run: without it, found as the run goes from 32 up to --max-concurrency) [default: 32]
+    /// Objects in flight at once, fixed (without it, found as the command goes from 32 up to --max-concurrency) [default: 32]
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+
+    /// Find how many objects to keep in flight, up to N [default: 512; from --concurrency if given, else 32]
+    #[arg(long, value_name = "N")]
+    pub max_concurrency: Option<usize>,
 
     /// At most this many requests per second to each store
     #[arg(long, value_name = "N")]

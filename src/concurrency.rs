@@ -249,6 +249,36 @@ impl Concurrency {
         }
     }
 
+    /// Runs `work` on each item, as many at once as this count allows (fixed or found),
+    /// in the order they finish. `work` answers its result and the bytes it moved.
+    pub fn run_each<I, T, F, Fut>(
+        self: &Arc<Self>,
+        items: I,
+        work: F,
+    ) -> impl futures::Stream<Item = T> + use<'_, I, T, F, Fut>
+    where
+        I: IntoIterator,
+        F: Fn(I::Item) -> Fut,
+        Fut: std::future::Future<Output = (T, u64)>,
+    {
+        use futures::StreamExt;
+        let widest = match self.mode {
+            Mode::Fixed(n) => n,
+            Mode::Adaptive { ceiling, .. } => ceiling,
+        };
+        futures::stream::iter(items)
+            .map(move |item| {
+                let job = work(item);
+                async move {
+                    let slot = self.acquire().await;
+                    let (out, bytes) = job.await;
+                    slot.done(bytes);
+                    out
+                }
+            })
+            .buffer_unordered(widest)
+    }
+
     /// (objects in flight now, the limit now): for the progress line.
     pub fn gauge(&self) -> (usize, usize) {
         (

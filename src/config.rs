@@ -17,7 +17,6 @@ use crate::location::Location;
 use crate::shard::Shard;
 use crate::source::sqlite::{SqliteSettings, WriteBackConfig};
 
-pub const DEFAULT_CONCURRENCY: usize = 32;
 pub const DEFAULT_PART_SIZE: u64 = 16 * MIB;
 pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 64 * MIB;
 pub const DEFAULT_RETRIES: u32 = 5;
@@ -217,8 +216,11 @@ pub enum OnConflict {
 /// else `[transfer]` and `[source]` in the config file, else the defaults.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
-    /// Objects in flight (or checked, or rolled back) at once.
+    /// Objects in flight (or checked, or rolled back) at once: where an adaptive count
+    /// starts, and what the memory budget goes by.
     pub concurrency: usize,
+    /// Fixed (`--concurrency` alone), or found as the command goes (`--max-concurrency`).
+    pub in_flight: crate::concurrency::Mode,
     pub retries: u32,
     /// Requests per second to each store.
     pub max_rate: Option<u32>,
@@ -265,8 +267,6 @@ pub struct CopyConfig {
     pub multipart_checksum: crate::object::MultipartChecksum,
     /// Part-level resume of multipart uploads a crash left open (`--no-resume-uploads`).
     pub resume_uploads: bool,
-    /// Objects in flight: fixed, or found as the run goes (`--max-concurrency`).
-    pub in_flight: crate::concurrency::Mode,
     /// How often a status line is printed when stderr is not a terminal.
     pub status_interval: std::time::Duration,
 }

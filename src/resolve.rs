@@ -14,8 +14,8 @@ use crate::cli::{
 use crate::config::{
     check_concurrency, parse_duration, parse_size, parse_time, sqlite_settings, CopyConfig,
     FileConfig, OnConflict, PlanReport, ReportConfig, RewriteConfig, RollbackConfig, SizeValue,
-    StoreSettings, VerifyConfig, DEFAULT_CONCURRENCY, DEFAULT_LIST_CONCURRENCY,
-    DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, DEFAULT_RETRIES,
+    StoreSettings, VerifyConfig, DEFAULT_LIST_CONCURRENCY, DEFAULT_MULTIPART_THRESHOLD,
+    DEFAULT_PART_SIZE, DEFAULT_RETRIES,
 };
 use crate::error::usage;
 use crate::filter::Filter;
@@ -55,12 +55,11 @@ fn stores(
     file: &FileConfig,
 ) -> anyhow::Result<StoreSettings> {
     let t = &file.transfer;
-    let concurrency = check_concurrency(
-        flags
-            .concurrency
-            .or(t.concurrency)
-            .unwrap_or(DEFAULT_CONCURRENCY),
+    let in_flight = crate::concurrency::Mode::resolve(
+        flags.concurrency.or(t.concurrency),
+        flags.max_concurrency.or(t.max_concurrency),
     )?;
+    let concurrency = check_concurrency(in_flight.start())?;
     let max_bandwidth = size(max_bandwidth, t.max_bandwidth.as_ref(), "max_bandwidth")?;
     let source_endpoint = source
         .source_endpoint
@@ -90,6 +89,7 @@ fn stores(
     Ok(StoreSettings {
         list_concurrency,
         concurrency,
+        in_flight,
         retries: flags.retries.or(t.retries).unwrap_or(DEFAULT_RETRIES),
         max_rate: flags.max_rate.or(t.max_rate).filter(|r| *r > 0),
         max_bandwidth: max_bandwidth.filter(|b| *b > 0),
@@ -321,10 +321,6 @@ pub fn copy(args: &CopyArgs, file: &FileConfig) -> anyhow::Result<CopyConfig> {
             .transpose()?
             .unwrap_or_default(),
         resume_uploads: !args.no_resume_uploads && file.transfer.resume_uploads.unwrap_or(true),
-        in_flight: crate::concurrency::Mode::resolve(
-            args.stores.concurrency.or(file.transfer.concurrency),
-            args.max_concurrency.or(file.transfer.max_concurrency),
-        )?,
         status_interval: match args.status_interval.as_deref() {
             Some(t) => parse_duration(t, "--status-interval")?,
             None => crate::progress::DEFAULT_STATUS_INTERVAL,

@@ -123,6 +123,11 @@ async fn a_body_corrupted_on_the_way_is_rejected_by_its_checksum_and_resent() {
     // sent), the pacer resent it from our buffer, and the stored bytes are the source's.
     assert_eq!(proxy.count("PUT", "/media/flip.bin"), 2);
     assert!(doc["retries"].as_u64().unwrap() >= 1);
+    // The checksum alone caught it: the payload is not hashed a second time to sign it.
+    assert_eq!(
+        proxy.header_values("PUT", "/media/flip.bin", "x-amz-content-sha256"),
+        vec!["UNSIGNED-PAYLOAD"; 2]
+    );
     assert_eq!(get_bytes(&r2.client(), "media", "flip.bin").await, body);
     r2migrate_to(work.path(), &r2)
         .args(["verify", "--deep"])

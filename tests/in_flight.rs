@@ -72,6 +72,19 @@ fn far_from_r2_the_run_keeps_more_in_flight_than_it_starts_with() {
         most <= highest as usize + 2,
         "{most} at once above its limit {highest}"
     );
+    // verify finds its count the same way: its HEADs wait on round trips too.
+    let far = FaultProxy::start(r2.port);
+    far.delay_every_request(Duration::from_millis(150));
+    let out = via_proxy(work.path(), &far)
+        .args(["verify", "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let heads = far.most_at_once();
+    assert!(
+        heads > 64,
+        "verify never had more than {heads} HEADs at once"
+    );
 }
 
 #[test]

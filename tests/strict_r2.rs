@@ -531,3 +531,24 @@ async fn keys_s3_stores_are_kept_and_listed_in_pages_of_at_most_1000() {
     let keys: Vec<&str> = encoded.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, ["sp%20ace%2Bplus%25.txt"]);
 }
+
+/// The server counts what it answers, by kind, as the benchmarks read it: a run of three
+/// small files is one listing of the target and three PUTs, nothing more.
+#[test]
+fn the_server_counts_the_requests_it_answers() {
+    let r2 = StrictR2::start();
+    r2.create_bucket("media");
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    for i in 0..3 {
+        write(&src, &format!("f{i}.txt"), &bytes_for(i, 100));
+    }
+    let before = r2.requests();
+    let out = run_to_r2(work.path(), &r2, &src, "r2://media/");
+    assert_exit(&out, 0);
+    let after = r2.requests();
+    let n = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
+    assert_eq!(n("PUT"), 3, "{after:?}");
+    assert!((1..=2).contains(&n("LIST")), "{after:?}"); // access check + the target's listing
+    assert_eq!(n("GET") + n("POST") + n("DELETE"), 0, "{after:?}");
+}

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::{open_source, open_target, walk_rules, Output, TargetIndex};
 use crate::checksum::Hasher;
+use crate::concurrency::Concurrency;
 use crate::config::VerifyConfig;
 use crate::delta::{change_since, Change};
 use crate::error::{Exit, StoreError};
@@ -133,7 +134,7 @@ pub async fn verify(args: VerifyConfig, out: Output) -> anyhow::Result<Exit> {
     let manifests = Manifest::load_all(&args.manifests)?;
     let header = manifests[0].headers[0].clone();
     let target_loc = Location::parse(&header.target, Role::Target)?;
-    let (target, _) = open_target(&target_loc, &args.stores, None)?;
+    let (target, pacer) = open_target(&target_loc, &args.stores, None)?;
     target.check_access().await.map_err(anyhow::Error::new)?;
 
     let records = merged_latest(&manifests);
@@ -148,7 +149,9 @@ pub async fn verify(args: VerifyConfig, out: Output) -> anyhow::Result<Exit> {
         .iter()
         .flat_map(|m| m.unfinished_intents().into_keys())
         .collect();
-    let mut problems = check_target(target.as_ref(), to_check, &args, &in_flight).await?;
+    let retries = Box::new(move || pacer.retried.load(std::sync::atomic::Ordering::Relaxed));
+    let mut problems =
+        check_target((target.as_ref(), retries), to_check, &args, &in_flight).await?;
     problems.sort_by(|a, b| a.source_key.cmp(&b.source_key));
     let source_gaps = if args.against_source {
         let covered = shards_covered(&manifests)?;
@@ -179,16 +182,20 @@ pub async fn verify(args: VerifyConfig, out: Output) -> anyhow::Result<Exit> {
     Ok(exit)
 }
 
-/// Checks every recorded object in the target, `--concurrency` at a time.
+/// Checks every recorded object in the target, as many at once as `--concurrency` fixes
+/// or the check finds (far from R2, HEADs wait on round trips).
 async fn check_target(
-    target: &dyn Target,
+    (target, retries): (&dyn Target, Box<dyn Fn() -> u64 + Send + Sync>),
     to_check: Vec<&ObjectRecord>,
     args: &VerifyConfig,
     in_flight: &HashSet<String>,
 ) -> anyhow::Result<Vec<Problem>> {
-    let results = futures::stream::iter(to_check)
-        .map(|rec| async move { (rec, check_one(target, rec, args.deep).await) })
-        .buffer_unordered(args.stores.concurrency)
+    let count = Concurrency::new(args.stores.in_flight, retries);
+    let results = count
+        .run_each(to_check, |rec| async move {
+            let result = check_one(target, rec, args.deep).await;
+            ((rec, result), if args.deep { rec.size } else { 0 })
+        })
         .collect::<Vec<_>>()
         .await;
     let mut problems = Vec::new();

@@ -172,6 +172,11 @@ impl StrictR2 {
     pub fn race(&self, bucket: &str, key: &str, body: &[u8]) {
         self.server.race(bucket, key, body);
     }
+
+    /// Requests answered so far, by kind ("GET", "LIST", "PUT", "POST", "HEAD", "DELETE").
+    pub fn requests(&self) -> std::collections::BTreeMap<String, u64> {
+        self.server.requests()
+    }
 }
 
 /// A server playing R2: s3s-fs, the strict R2 test server, miniflare. Tests that run

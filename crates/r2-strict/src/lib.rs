@@ -47,6 +47,7 @@ impl Server {
         let mut builder = S3ServiceBuilder::new(api);
         builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
         let service = builder.build();
+        let state_for_count = state.clone();
         std::thread::Builder::new()
             .name("r2-strict".into())
             .spawn(move || {
@@ -55,7 +56,7 @@ impl Server {
                     .enable_all()
                     .build()
                     .expect("runtime");
-                rt.block_on(serve(listener, service, stopped));
+                rt.block_on(serve(listener, service, state_for_count, stopped));
             })
             .expect("spawn the server thread");
         Server {
@@ -72,6 +73,12 @@ impl Server {
     /// Buckets are made by the harness: r2migrate never creates one.
     pub fn create_bucket(&self, name: &str) {
         self.state.create_bucket(name);
+    }
+
+    /// Requests answered so far, by kind: "GET" (an object), "LIST" (a bucket), "PUT",
+    /// "POST", "HEAD", "DELETE".
+    pub fn requests(&self) -> std::collections::BTreeMap<String, u64> {
+        self.state.requests.lock().expect("not poisoned").clone()
     }
 
     /// Multipart uploads open in all buckets.
@@ -99,11 +106,33 @@ impl Drop for Server {
     }
 }
 
+/// The kind of request, as [`Server::requests`] counts it.
+fn kind(req: &http::Request<hyper::body::Incoming>) -> String {
+    let method = req.method().as_str();
+    let path = req.uri().path().trim_matches('/');
+    if method == "GET" && !path.contains('/') {
+        return "LIST".into();
+    }
+    method.to_string()
+}
+
 async fn serve(
     listener: std::net::TcpListener,
     service: s3s::service::S3Service,
+    store: Arc<store::Store>,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
+    use hyper::service::Service;
+    let counted = hyper::service::service_fn(move |req| {
+        *store
+            .requests
+            .lock()
+            .expect("not poisoned")
+            .entry(kind(&req))
+            .or_default() += 1;
+        let service = service.clone();
+        async move { Service::call(&service, req).await }
+    });
     let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
     let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     loop {
@@ -117,7 +146,7 @@ async fn serve(
         // Benchmarks against this server measure the client, not Nagle's algorithm.
         let _ = socket.set_nodelay(true);
         let conn = http
-            .serve_connection(TokioIo::new(socket), service.clone())
+            .serve_connection(TokioIo::new(socket), counted.clone())
             .into_owned();
         tokio::spawn(async move {
             let _ = conn.await;

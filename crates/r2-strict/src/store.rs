@@ -115,6 +115,9 @@ pub fn race(state: &mut State, bucket: &str, key: &str) {
 pub struct Store {
     pub rules: Rules,
     pub state: Mutex<State>,
+    /// Requests answered, by kind ("GET", "LIST", "PUT", "POST", "HEAD", "DELETE"): what
+    /// benchmarks count per object.
+    pub requests: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 /// A key as R2 stores it.
@@ -127,6 +130,7 @@ impl Store {
         Store {
             rules,
             state: Mutex::new(State::default()),
+            requests: Mutex::default(),
         }
     }
 

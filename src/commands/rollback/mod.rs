@@ -17,6 +17,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::{open_target, Output};
+use crate::concurrency::Concurrency;
 use crate::config::RollbackConfig;
 use crate::error::{usage, Exit};
 use crate::location::{Location, Role};
@@ -193,7 +194,7 @@ async fn rollback_one(
         .transpose()?;
     let (manifest, first) = load(&args.manifest)?;
     let target_loc = Location::parse(&first.target, Role::Target)?;
-    let (target, _) = open_target(&target_loc, &args.stores, None)?;
+    let (target, pacer) = open_target(&target_loc, &args.stores, None)?;
     target.check_access().await.map_err(anyhow::Error::new)?;
 
     // The manifest's last word on each object, built once for everything below.
@@ -226,7 +227,9 @@ async fn rollback_one(
         .into_iter()
         .filter(|(r, _)| !rows_kept.contains_key(&r.source_key))
         .collect();
-    undo_all(target, work, &args, &mut ledger).await?;
+    let retries = Box::new(move || pacer.retried.load(std::sync::atomic::Ordering::Relaxed));
+    let count = Concurrency::new(args.stores.in_flight, retries);
+    undo_all((target, count), work, &args, &mut ledger).await?;
     if let Some(w) = ledger.writer.as_mut() {
         w.sync()?;
     }
@@ -234,23 +237,23 @@ async fn rollback_one(
     Ok((ledger.exit(), Some(doc)))
 }
 
-/// Undoes each object, `--concurrency` at a time; a fatal error stops the rollback.
+/// Undoes each object, as many at once as `--concurrency` fixes or the rollback finds;
+/// a fatal error stops the rollback.
 async fn undo_all(
-    target: Arc<dyn Target>,
+    (target, count): (Arc<dyn Target>, Arc<Concurrency>),
     work: Vec<(ObjectRecord, Action)>,
     args: &RollbackConfig,
     ledger: &mut Ledger,
 ) -> anyhow::Result<()> {
     let dry_run = args.dry_run;
-    let mut results = futures::stream::iter(work)
-        .map(|(rec, action)| {
-            let target = target.clone();
-            async move {
-                let outcome = undo(target.as_ref(), &rec, action, dry_run).await;
-                (rec, outcome)
-            }
-        })
-        .buffer_unordered(args.stores.concurrency);
+    let results = count.run_each(work, |(rec, action)| {
+        let target = target.clone();
+        async move {
+            let outcome = undo(target.as_ref(), &rec, action, dry_run).await;
+            ((rec, outcome), 0)
+        }
+    });
+    let mut results = std::pin::pin!(results);
     while let Some((rec, outcome)) = results.next().await {
         match outcome {
             Ok((status, note)) => {

@@ -85,7 +85,12 @@ impl MultipartUpload for R2Upload {
                 Some(m) => req.content_md5(m),
                 None => req.checksum_crc64_nvme(&crc),
             };
-            req.body(sdk_body).send()
+            // Its CRC64NVME (or Content-MD5), which R2 checks, proves the part: no
+            // second pass over it to sign the payload.
+            req.body(sdk_body)
+                .customize()
+                .disable_payload_signing()
+                .send()
         })
         .await
         .map_err(|e| {
