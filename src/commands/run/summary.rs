@@ -90,11 +90,12 @@ impl Summary<'_> {
             human_bytes(bytes_per_s as u64),
             cfg.manifest.display()
         ));
+        // Said only when the run moved its count: a short run stays where it started.
         let f = self.in_flight;
-        if f.adaptive {
+        if f.adaptive && (f.highest != f.start || f.backed_off > 0) {
             out.say(&format!(
-                "  in flight: from {} to {} at the end (lowest {}, highest {}, ceiling {}: --max-concurrency; cut {} times when the stores made it retry)",
-                f.start, f.last, f.lowest, f.highest, f.ceiling, f.backed_off
+                "  in flight: started at {}, went up to {}, down to {}, ended at {} (cut {} times when the stores made it retry; at most {}: --max-concurrency)",
+                f.start, f.highest, f.lowest, f.last, f.backed_off, f.ceiling
             ));
         }
         self.say_rows_and_deleted(out);
