@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::pacer::Pacer;
+
 /// Where an adaptive run starts (SPEC's default `--concurrency`).
 pub const START: usize = 32;
 /// The default ceiling of an adaptive run: above s5cmd's 256 workers. R2 takes about
@@ -70,6 +72,14 @@ impl Mode {
         match *self {
             Mode::Fixed(n) => n,
             Mode::Adaptive { start, .. } => start,
+        }
+    }
+
+    /// The most it may reach.
+    pub fn ceiling(&self) -> usize {
+        match *self {
+            Mode::Fixed(n) => n,
+            Mode::Adaptive { ceiling, .. } => ceiling,
         }
     }
 }
@@ -187,15 +197,24 @@ struct Measure {
     backed_off: u64,
 }
 
+impl Measure {
+    /// A new window from now, its retries counted from `retries`.
+    fn restart(&mut self, retries: u64) {
+        self.started = Instant::now();
+        self.objects = 0;
+        self.bytes = 0;
+        self.retries_at_start = retries;
+    }
+}
+
 /// The run's in-flight count: permits for the producer, a measure of each object's end.
 pub struct Concurrency {
     permits: Arc<Semaphore>,
     mode: Mode,
     in_flight: AtomicUsize,
-    limit: AtomicUsize,
     measure: Mutex<Measure>,
-    /// Requests retried so far by the stores' pacers.
-    retries: Box<dyn Fn() -> u64 + Send + Sync>,
+    /// The stores' pacers, whose retries are the stores pushing back.
+    pacers: Vec<Arc<Pacer>>,
 }
 
 /// One object's place in flight; give it back with [`Slot::done`] (or drop it).
@@ -205,19 +224,15 @@ pub struct Slot {
 }
 
 impl Concurrency {
-    pub fn new(mode: Mode, retries: Box<dyn Fn() -> u64 + Send + Sync>) -> Arc<Concurrency> {
-        let (start, ceiling) = match mode {
-            Mode::Fixed(n) => (n, n),
-            Mode::Adaptive { start, ceiling } => (start, ceiling),
-        };
-        let ctl = Controller::new(start, ceiling);
+    /// Counting the retries of `pacers` (the stores this count's objects reach).
+    pub fn new(mode: Mode, pacers: Vec<Arc<Pacer>>) -> Arc<Concurrency> {
+        let ctl = Controller::new(mode.start(), mode.ceiling());
         let limit = ctl.limit();
-        let at_start = retries();
+        let at_start = retried(&pacers);
         Arc::new(Concurrency {
             permits: Arc::new(Semaphore::new(limit)),
             mode,
             in_flight: AtomicUsize::new(0),
-            limit: AtomicUsize::new(limit),
             measure: Mutex::new(Measure {
                 ctl,
                 debt: 0,
@@ -230,7 +245,7 @@ impl Concurrency {
                 highest: limit,
                 backed_off: 0,
             }),
-            retries,
+            pacers,
         })
     }
 
@@ -262,10 +277,7 @@ impl Concurrency {
         Fut: std::future::Future<Output = (T, u64)>,
     {
         use futures::StreamExt;
-        let widest = match self.mode {
-            Mode::Fixed(n) => n,
-            Mode::Adaptive { ceiling, .. } => ceiling,
-        };
+        let widest = self.mode.ceiling();
         futures::stream::iter(items)
             .map(move |item| {
                 let job = work(item);
@@ -281,22 +293,16 @@ impl Concurrency {
 
     /// (objects in flight now, the limit now): for the progress line.
     pub fn gauge(&self) -> (usize, usize) {
-        (
-            self.in_flight.load(Ordering::Relaxed),
-            self.limit.load(Ordering::Relaxed),
-        )
+        let limit = self.measure.lock().expect("not poisoned").ctl.limit();
+        (self.in_flight.load(Ordering::Relaxed), limit)
     }
 
     pub fn span(&self) -> Span {
         let m = self.measure.lock().expect("not poisoned");
-        let (adaptive, ceiling) = match self.mode {
-            Mode::Fixed(n) => (false, n),
-            Mode::Adaptive { ceiling, .. } => (true, ceiling),
-        };
         Span {
-            adaptive,
+            adaptive: matches!(self.mode, Mode::Adaptive { .. }),
             start: self.mode.start(),
-            ceiling,
+            ceiling: self.mode.ceiling(),
             lowest: m.lowest,
             highest: m.highest,
             last: m.ctl.limit(),
@@ -317,16 +323,13 @@ impl Concurrency {
         if matches!(self.mode, Mode::Fixed(_)) {
             return;
         }
-        let retries = (self.retries)();
+        let retries = retried(&self.pacers);
         if m.settle > 0 {
             // What finishes now ran under the old limit: not measured, and its retries
             // do not cut again (once a turn, as TCP halves once a round trip).
             m.settle -= 1;
             if m.settle == 0 {
-                m.started = Instant::now();
-                m.objects = 0;
-                m.bytes = 0;
-                m.retries_at_start = retries;
+                m.restart(retries);
             }
             return;
         }
@@ -364,15 +367,19 @@ impl Concurrency {
         if window.retries > 0 {
             m.backed_off += 1;
         }
-        self.limit.store(now, Ordering::Relaxed);
         m.lowest = m.lowest.min(now);
         m.highest = m.highest.max(now);
         m.settle = self.in_flight.load(Ordering::Relaxed) as u64;
-        m.started = Instant::now();
-        m.objects = 0;
-        m.bytes = 0;
-        m.retries_at_start = retries;
+        m.restart(retries);
     }
+}
+
+/// Requests the pacers have sent again so far.
+fn retried(pacers: &[Arc<Pacer>]) -> u64 {
+    pacers
+        .iter()
+        .map(|p| p.retried.load(Ordering::Relaxed))
+        .sum()
 }
 
 impl Slot {
@@ -481,7 +488,7 @@ mod tests {
 
     #[tokio::test]
     async fn fixed_holds_exactly_n_places() {
-        let c = Concurrency::new(Mode::Fixed(3), Box::new(|| 0));
+        let c = Concurrency::new(Mode::Fixed(3), Vec::new());
         let slots: Vec<Slot> = futures::future::join_all((0..3).map(|_| c.acquire())).await;
         assert_eq!(c.gauge(), (3, 3));
         let fourth = tokio::time::timeout(Duration::from_millis(50), c.acquire()).await;
@@ -495,17 +502,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_retry_lowers_the_places_given_out() {
-        let retries = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let r = retries.clone();
+        let pacer = Arc::new(Pacer::new(0, None, None));
         let c = Concurrency::new(
             Mode::Adaptive {
                 start: 9,
                 ceiling: 64,
             },
-            Box::new(move || r.load(Ordering::Relaxed)),
+            vec![pacer.clone()],
         );
         let slots: Vec<Slot> = futures::future::join_all((0..9).map(|_| c.acquire())).await;
-        retries.store(1, Ordering::Relaxed);
+        pacer.retried.store(1, Ordering::Relaxed);
         let mut slots = slots.into_iter();
         slots.next().unwrap().done(1);
         assert_eq!(c.gauge().1, 6, "a third off at the first retry");

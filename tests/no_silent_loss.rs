@@ -580,6 +580,19 @@ fn verify_after_a_crash_says_a_write_was_in_flight_and_resume_settles_it() {
     assert_exit(&verify, 0);
 }
 
+/// `run --json` from `src` into `./rehearsal` under `work`, with these variables set.
+fn rehearse_with(work: &Path, src: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = r2migrate(work);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(["run", "--json", "--from"])
+        .arg(src)
+        .args(["--to", "./rehearsal"])
+        .output()
+        .unwrap()
+}
+
 /// A failed attempt at re-copying an object does not make our earlier copy someone
 /// else's: the source changed, the next run failed that object (here a panic in its
 /// path), and the run after replaces our copy as ours. Before, the `failed` record hid
@@ -590,17 +603,7 @@ fn a_failed_recopy_leaves_our_earlier_copy_ours() {
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     write(&src, "a.bin", &bytes_for(1, 300));
-    let run = |env: &[(&str, &str)]| {
-        let mut cmd = r2migrate(work.path());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.args(["run", "--json", "--from"])
-            .arg(&src)
-            .args(["--to", "./rehearsal"])
-            .output()
-            .unwrap()
-    };
+    let run = |env: &[(&str, &str)]| rehearse_with(work.path(), &src, env);
     assert_exit(&run(&[]), 0);
     write(&src, "a.bin", &bytes_for(2, 500));
     assert_exit(&run(&[("R2MIGRATE_TEST_PANIC_KEY", "a.bin")]), 1);
@@ -624,17 +627,7 @@ fn rollback_after_a_failed_recopy_deletes_our_earlier_copy() {
     let src = work.path().join("src");
     write(&src, "a.bin", &bytes_for(1, 300));
     write(&src, "b.bin", &bytes_for(3, 200));
-    let run = |env: &[(&str, &str)]| {
-        let mut cmd = r2migrate(work.path());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.args(["run", "--json", "--from"])
-            .arg(&src)
-            .args(["--to", "./rehearsal"])
-            .output()
-            .unwrap()
-    };
+    let run = |env: &[(&str, &str)]| rehearse_with(work.path(), &src, env);
     assert_exit(&run(&[]), 0);
     write(&src, "a.bin", &bytes_for(2, 500));
     assert_exit(&run(&[("R2MIGRATE_TEST_PANIC_KEY", "a.bin")]), 1);

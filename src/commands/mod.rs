@@ -40,13 +40,6 @@ impl Stores {
         use std::sync::atomic::Ordering::Relaxed;
         self.source_pacer.retried.load(Relaxed) + self.target_pacer.retried.load(Relaxed)
     }
-
-    /// [`Stores::retries`] as the run's in-flight count reads it, as it goes.
-    pub fn retry_counter(&self) -> Box<dyn Fn() -> u64 + Send + Sync> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let (s, t) = (self.source_pacer.clone(), self.target_pacer.clone());
-        Box::new(move || s.retried.load(Relaxed) + t.retried.load(Relaxed))
-    }
 }
 
 /// What a local source must leave out: the rehearsal target and the manifests (with

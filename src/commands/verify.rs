@@ -149,9 +149,8 @@ pub async fn verify(args: VerifyConfig, out: Output) -> anyhow::Result<Exit> {
         .iter()
         .flat_map(|m| m.unfinished_intents().into_keys())
         .collect();
-    let retries = Box::new(move || pacer.retried.load(std::sync::atomic::Ordering::Relaxed));
-    let mut problems =
-        check_target((target.as_ref(), retries), to_check, &args, &in_flight).await?;
+    let count = Concurrency::new(args.stores.in_flight, vec![pacer]);
+    let mut problems = check_target((target.as_ref(), count), to_check, &args, &in_flight).await?;
     problems.sort_by(|a, b| a.source_key.cmp(&b.source_key));
     let source_gaps = if args.against_source {
         let covered = shards_covered(&manifests)?;
@@ -185,12 +184,11 @@ pub async fn verify(args: VerifyConfig, out: Output) -> anyhow::Result<Exit> {
 /// Checks every recorded object in the target, as many at once as `--concurrency` fixes
 /// or the check finds (far from R2, HEADs wait on round trips).
 async fn check_target(
-    (target, retries): (&dyn Target, Box<dyn Fn() -> u64 + Send + Sync>),
+    (target, count): (&dyn Target, std::sync::Arc<Concurrency>),
     to_check: Vec<&ObjectRecord>,
     args: &VerifyConfig,
     in_flight: &HashSet<String>,
 ) -> anyhow::Result<Vec<Problem>> {
-    let count = Concurrency::new(args.stores.in_flight, retries);
     let results = count
         .run_each(to_check, |rec| async move {
             let result = check_one(target, rec, args.deep).await;

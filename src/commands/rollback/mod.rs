@@ -227,8 +227,7 @@ async fn rollback_one(
         .into_iter()
         .filter(|(r, _)| !rows_kept.contains_key(&r.source_key))
         .collect();
-    let retries = Box::new(move || pacer.retried.load(std::sync::atomic::Ordering::Relaxed));
-    let count = Concurrency::new(args.stores.in_flight, retries);
+    let count = Concurrency::new(args.stores.in_flight, vec![pacer]);
     undo_all((target, count), work, &args, &mut ledger).await?;
     if let Some(w) = ledger.writer.as_mut() {
         w.sync()?;

@@ -258,7 +258,10 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
     let db_backup = rows.db_backup.clone();
     let (stores, run_id) = (&opened.stores, opened.run_id.clone());
     let (rec_tx, rec_rx) = mpsc::channel::<Msg>(256);
-    let concurrency = Concurrency::new(cfg.stores.in_flight, stores.retry_counter());
+    let concurrency = Concurrency::new(
+        cfg.stores.in_flight,
+        vec![stores.source_pacer.clone(), stores.target_pacer.clone()],
+    );
     let producer = tokio::spawn(
         Producer {
             selector: opened.selector,
