@@ -11,6 +11,11 @@ use r2migrate::error::{exit_for, Exit};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    // No transparent huge pages: mimalloc asks for them on its arenas, and with a heap
+    // per thread (tokio runs each file operation on a thread of its own) every touched
+    // 4 KiB became 2 MiB of RSS — 238 MiB for a 50,000-object local run, 55 MiB without.
+    // SAFETY: prctl with plain integer arguments changes only this process's flags.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -25,6 +30,7 @@ fn main() -> std::process::ExitCode {
     init_logging(cli.verbose, cli.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(64)
         .build()
     {
         Ok(rt) => rt,

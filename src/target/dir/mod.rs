@@ -240,11 +240,15 @@ impl DirTarget {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err("cannot read", key, e)),
         };
-        if file.metadata().await.map(|m| m.is_dir()).unwrap_or(false) {
+        let md = file.metadata().await.ok();
+        if md.as_ref().is_some_and(|m| m.is_dir()) {
             return Ok(None);
         }
         let mut hasher = Hasher::new();
-        let mut buf = vec![0u8; 256 * 1024];
+        // No bigger than the file: a HEAD of a small object costs small memory, however
+        // many run at once.
+        let len = md.map_or(0, |m| m.len());
+        let mut buf = vec![0u8; len.clamp(1, 256 * 1024) as usize];
         loop {
             let n = file
                 .read(&mut buf)
