@@ -144,6 +144,42 @@ impl<V: Serialize + DeserializeOwned> DiskMap<V> {
         run(&db.conn).map_err(|e| self.failed(db, e))
     }
 
+    /// Up to `limit` entries after the key `after` (from the first key when `None`), in
+    /// key order (bytewise): a page of a walk that holds no lock between pages.
+    pub fn page(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, V)>, SpillError> {
+        let mut guard = self.db.lock().expect("not poisoned");
+        let Some(db) = guard.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let limit = limit as i64;
+        let read = |conn: &Connection| -> rusqlite::Result<Vec<(String, Vec<u8>)>> {
+            let row = |r: &rusqlite::Row| Ok((r.get(0)?, r.get(1)?));
+            match after {
+                None => conn
+                    .prepare_cached("SELECT k, v FROM map ORDER BY k LIMIT ?1")?
+                    .query_map(params![limit], row)?
+                    .collect(),
+                Some(k) => conn
+                    .prepare_cached("SELECT k, v FROM map WHERE k > ?1 ORDER BY k LIMIT ?2")?
+                    .query_map(params![k, limit], row)?
+                    .collect(),
+            }
+        };
+        let rows = read(&db.conn).map_err(|e| self.failed(db, e))?;
+        Ok(rows.into_iter().map(|(k, v)| (k, decode(&v))).collect())
+    }
+
+    /// Every entry in key order, a page at a time: memory for one page, whatever the
+    /// map holds, and other maps (or this one's `get`) usable between items.
+    pub fn entries(&self) -> Entries<'_, V> {
+        Entries {
+            map: self,
+            page: std::collections::VecDeque::new(),
+            last: None,
+            done: false,
+        }
+    }
+
     /// Runs a write inside the open batch, opening the file on the first one.
     fn write<T>(
         &self,
@@ -171,6 +207,88 @@ impl<V: Serialize + DeserializeOwned> DiskMap<V> {
             dir: db._dir.path().display().to_string(),
             source,
         }
+    }
+}
+
+/// Entries per page of [`DiskMap::entries`].
+const PAGE: usize = 1024;
+
+/// A walk over a [`DiskMap`] in key order; see [`DiskMap::entries`].
+pub struct Entries<'a, V> {
+    map: &'a DiskMap<V>,
+    page: std::collections::VecDeque<(String, V)>,
+    last: Option<String>,
+    done: bool,
+}
+
+impl<V: Serialize + DeserializeOwned> Iterator for Entries<'_, V> {
+    type Item = Result<(String, V), SpillError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.page.is_empty() && !self.done {
+            match self.map.page(self.last.as_deref(), PAGE) {
+                Ok(page) => {
+                    self.done = page.len() < PAGE;
+                    self.last = page.last().map(|(k, _)| k.clone());
+                    self.page = page.into();
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        self.page.pop_front().map(Ok)
+    }
+}
+
+/// A list of JSON values kept in a temporary file as it grows (what a command reports per
+/// object: a million lines of it), read back in order.
+#[derive(Default)]
+pub struct Lines {
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    len: u64,
+}
+
+impl Lines {
+    pub fn push(&mut self, value: &serde_json::Value) -> std::io::Result<()> {
+        use std::io::Write;
+        if self.file.is_none() {
+            self.file = Some(std::io::BufWriter::new(tempfile::tempfile()?));
+        }
+        let file = self.file.as_mut().expect("just opened");
+        serde_json::to_writer(&mut *file, value)?;
+        file.write_all(b"\n")?;
+        self.len += 1;
+        Ok(())
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Each value in the order pushed, to `each`.
+    pub fn for_each(
+        &mut self,
+        mut each: impl FnMut(serde_json::Value) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        use std::io::{BufRead, Seek, Write};
+        let Some(writer) = self.file.as_mut() else {
+            return Ok(());
+        };
+        writer.flush()?;
+        // The clone shares the file's offset: read from the start, then append at the end.
+        writer.get_mut().rewind()?;
+        let reader = std::io::BufReader::new(writer.get_ref().try_clone()?);
+        for line in reader.lines() {
+            each(serde_json::from_str(&line?)?)?;
+        }
+        writer.get_mut().seek(std::io::SeekFrom::End(0))?;
+        Ok(())
     }
 }
 
@@ -248,6 +366,56 @@ mod tests {
         assert_eq!(seen.len(), 10_000);
         assert_eq!(seen[0], ("k00000".to_string(), 0));
         assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn entries_walk_every_key_in_order_a_page_at_a_time() {
+        let m: DiskMap<u32> = DiskMap::new("test");
+        assert_eq!(m.entries().count(), 0);
+        for i in (0..(PAGE as u32 * 2 + 7)).rev() {
+            m.insert(&format!("k{i:05}"), &i).unwrap();
+        }
+        let walked: Vec<(String, u32)> = m.entries().map(Result::unwrap).collect();
+        assert_eq!(walked.len(), PAGE * 2 + 7);
+        assert!(walked.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(walked.iter().all(|(k, v)| *k == format!("k{v:05}")));
+        // A lookup between items does not disturb the walk.
+        let mut n = 0;
+        for e in m.entries() {
+            let (k, v) = e.unwrap();
+            assert_eq!(m.get(&k).unwrap(), Some(v));
+            n += 1;
+        }
+        assert_eq!(n, PAGE * 2 + 7);
+    }
+
+    #[test]
+    fn lines_come_back_in_order_and_can_be_read_twice() {
+        let mut lines = Lines::default();
+        let mut seen = Vec::new();
+        lines
+            .for_each(|v| {
+                seen.push(v);
+                Ok(())
+            })
+            .unwrap();
+        assert!(seen.is_empty() && lines.is_empty());
+        for i in 0..3000 {
+            lines.push(&serde_json::json!({"n": i})).unwrap();
+        }
+        for _ in 0..2 {
+            let mut n = 0;
+            lines
+                .for_each(|v| {
+                    assert_eq!(v["n"], n);
+                    n += 1;
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(n, 3000);
+        }
+        lines.push(&serde_json::json!({"n": 3000})).unwrap();
+        assert_eq!(lines.len(), 3001);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Faults that only tests can switch on, to prove the run's supervisor and the manifest's
 //! intent records: a panic while copying one object, the process dying (as with kill -9)
 //! right after an upload landed but before its outcome was recorded, a cancel (as with
-//! Ctrl-C) after N outcomes, `rewrite-urls` dying between two batches, and an application
-//! writing a rehearsal key just before r2migrate does. Compiled into debug builds only; a release binary has none.
+//! Ctrl-C) after N outcomes, `rewrite-urls` dying between two batches, an application
+//! writing a rehearsal key just before r2migrate does, and a manifest left uncompacted. Compiled into debug builds only; a release binary has none.
 
 #[cfg(debug_assertions)]
 mod hooks {
@@ -76,6 +76,12 @@ mod hooks {
             }
         }
     }
+
+    /// `R2MIGRATE_TEST_KEEP_INTENTS=1`: a run that ends cleanly leaves its answered
+    /// intents and parts in the manifest, for a test that counts what a run wrote.
+    pub fn keep_intents() -> bool {
+        std::env::var("R2MIGRATE_TEST_KEEP_INTENTS").is_ok_and(|v| v == "1")
+    }
 }
 
 #[cfg(not(debug_assertions))]
@@ -87,6 +93,9 @@ mod hooks {
         false
     }
     pub fn after_rewrite_batch() {}
+    pub fn keep_intents() -> bool {
+        false
+    }
     pub fn race_before_commit(_: &str) -> Option<Vec<u8>> {
         None
     }

@@ -393,7 +393,9 @@ fn an_upload_that_cannot_be_continued_is_aborted_and_the_object_copied_from_its_
             }),
             _ => extra.push("--no-resume-uploads"),
         }
+        // Uncompacted, so the part lines of the crashed run can be counted after.
         let out = run_local(work.path(), &r2.endpoint(), &src, &extra)
+            .env("R2MIGRATE_TEST_KEEP_INTENTS", "1")
             .output()
             .unwrap();
         assert_exit(&out, 0);

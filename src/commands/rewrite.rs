@@ -4,18 +4,19 @@
 //! left as it is and listed (exit 1). Each batch of changes goes into the manifest, and
 //! is flushed, before its transaction commits; `--dry-run` writes nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::verify::merged_latest;
 use super::Output;
 use crate::config::RewriteConfig;
 use crate::error::{usage, Exit};
 use crate::location::{Location, Role};
 use crate::manifest::lock::ManifestLock;
-use crate::manifest::{now_rfc3339, Header, Manifest, ManifestWriter, RewriteLine, VERSION};
+use crate::manifest::{
+    now_rfc3339, Header, ManifestSet, ManifestWriter, RewriteLine, Word, VERSION,
+};
 use crate::rewrite::sqlite::Change;
 use crate::rewrite::urls::SourceUrls;
 use crate::rewrite::{Db, Rewriter, Rule};
@@ -40,14 +41,9 @@ pub async fn rewrite_urls(cfg: RewriteConfig, out: Output) -> anyhow::Result<Exi
     let _lock = (!cfg.dry_run)
         .then(|| ManifestLock::acquire(&cfg.manifests[0], "rewrite-urls", |w| out.warn(w)))
         .transpose()?;
-    let manifests = Manifest::load_all(&cfg.manifests)?;
-    let first = manifests[0].headers[0].clone();
+    let set = ManifestSet::read(&cfg.manifests, Word::Last, |_, _| Ok(()))?;
+    let first = set.first_header().clone();
     let source = Location::parse(&first.source, Role::Source)?;
-    let migrated: HashMap<String, String> = merged_latest(&manifests)
-        .into_iter()
-        .filter(|r| r.status.is_verified())
-        .map(|r| (r.source_key, r.target_key))
-        .collect();
     let run_id = new_run_id();
     let manifest_path = cfg.manifests[0].clone();
     let mut writer = open_writer(&cfg, &manifest_path, &first, &run_id)?;
@@ -67,7 +63,7 @@ pub async fn rewrite_urls(cfg: RewriteConfig, out: Output) -> anyhow::Result<Exi
         .await?;
         let rewriter = Rewriter {
             urls,
-            migrated: &migrated,
+            migrated: &set, // the records on disk: one lookup per URL
             mode: rule.mode,
             to: rule.to.clone(),
         };
@@ -166,7 +162,7 @@ async fn rewrite_table(
         let rows = table.page(after.as_ref()).await?;
         let Some(last) = rows.last() else { break };
         after = Some(last.id.clone());
-        let changes = changes_in(&rows, rule, rewriter, &mut tally);
+        let changes = changes_in(&rows, rule, rewriter, &mut tally)?;
         let Some(w) = writer.as_deref_mut() else {
             tally.rows_changed += distinct_rows(&changes);
             continue;
@@ -215,13 +211,13 @@ fn changes_in(
     rule: &Rule,
     rewriter: &Rewriter<'_>,
     tally: &mut TableTally,
-) -> Vec<Change> {
+) -> Result<Vec<Change>, crate::spill::SpillError> {
     let mut changes = Vec::new();
     for row in rows {
         tally.rows_read += 1;
         for (column, value) in rule.columns.iter().zip(&row.values) {
             let Some(value) = value else { continue };
-            let done = rewriter.rewrite(value);
+            let done = rewriter.rewrite(value)?;
             tally.not_migrated += done.not_migrated.len() as u64;
             for url in done.not_migrated {
                 if tally.listed.len() < LISTED {
@@ -241,7 +237,7 @@ fn changes_in(
             }
         }
     }
-    changes
+    Ok(changes)
 }
 
 fn distinct_rows(changes: &[Change]) -> u64 {

@@ -5,7 +5,7 @@
 //! objects missing from the target or from the manifest, changed at the source since
 //! they were copied, and deleted at the source.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -19,10 +19,11 @@ use crate::delta::{change_since, Change};
 use crate::error::{Exit, StoreError};
 use crate::filter::Filter;
 use crate::location::{Location, Role};
-use crate::manifest::{Header, Manifest, ObjectRecord, Status};
+use crate::manifest::{Header, ManifestSet, ObjectRecord, Status, Word};
 use crate::selection::{RejectKind, Selected, Selector};
 use crate::shard::Shard;
 use crate::source::ObjectInfo;
+use crate::spill::DiskMap;
 use crate::target::Target;
 use crate::transfer::verdict::{compare, Verdict, Wrote};
 
@@ -41,23 +42,6 @@ impl Problem {
             problem,
         }
     }
-}
-
-/// The latest record per source key across several manifests (shards of one migration).
-pub fn merged_latest(manifests: &[Manifest]) -> Vec<ObjectRecord> {
-    let mut order: Vec<String> = Vec::new();
-    let mut latest: HashMap<String, ObjectRecord> = HashMap::new();
-    for m in manifests {
-        for r in m.latest() {
-            if latest.insert(r.source_key.clone(), r.clone()).is_none() {
-                order.push(r.source_key.clone());
-            }
-        }
-    }
-    order
-        .into_iter()
-        .filter_map(|k| latest.remove(&k))
-        .collect()
 }
 
 /// What is wrong with one recorded object in the target, if anything.
@@ -114,9 +98,9 @@ fn selection_of(
 
 /// The shards a set of manifests covers, when every run in it was sharded; `None` when
 /// one was not (it covered every key) — then the first header's own selection applies.
-fn shards_covered(manifests: &[Manifest]) -> anyhow::Result<Option<Vec<Shard>>> {
+fn shards_covered(set: &ManifestSet) -> anyhow::Result<Option<Vec<Shard>>> {
     let mut shards = Vec::new();
-    for h in manifests.iter().flat_map(|m| &m.headers) {
+    for h in set.headers() {
         if h.command.as_deref().unwrap_or("run") != "run" {
             continue;
         }
@@ -131,87 +115,99 @@ fn shards_covered(manifests: &[Manifest]) -> anyhow::Result<Option<Vec<Shard>>> 
 }
 
 pub async fn verify(args: VerifyConfig, out: Output) -> anyhow::Result<Exit> {
-    let manifests = Manifest::load_all(&args.manifests)?;
-    let header = manifests[0].headers[0].clone();
+    // One line at a time, the last word per object on disk: flat at any size.
+    let set = ManifestSet::read(&args.manifests, Word::Last, |_, _| Ok(()))?;
+    let header = set.first_header().clone();
     let target_loc = Location::parse(&header.target, Role::Target)?;
     let (target, pacer) = open_target(&target_loc, &args.stores, None)?;
     target.check_access().await.map_err(anyhow::Error::new)?;
 
-    let records = merged_latest(&manifests);
-    let failed_in_manifest = records
-        .iter()
-        .filter(|r| r.status == Status::Failed)
-        .count();
-    let to_check: Vec<&ObjectRecord> = records.iter().filter(|r| r.status.is_verified()).collect();
-    let checked = to_check.len();
     // Writes a crash left unrecorded explain a difference: say so, and what to do.
-    let in_flight: HashSet<String> = manifests
-        .iter()
-        .flat_map(|m| m.unfinished_intents().into_keys())
-        .collect();
+    let in_flight: HashSet<&str> = set.unfinished.keys().map(String::as_str).collect();
     let count = Concurrency::new(args.stores.in_flight, vec![pacer]);
-    let mut problems = check_target((target.as_ref(), count), to_check, &args, &in_flight).await?;
-    problems.sort_by(|a, b| a.source_key.cmp(&b.source_key));
-    let source_gaps = if args.against_source {
-        let covered = shards_covered(&manifests)?;
+    let mut found = Found::default();
+    check_target(
+        (target.as_ref(), count),
+        &set,
+        &args,
+        &in_flight,
+        &mut found,
+    )
+    .await?;
+    found
+        .problems
+        .sort_by(|a, b| a.source_key.cmp(&b.source_key));
+    if args.against_source {
+        let covered = shards_covered(&set)?;
         let target = (target.as_ref(), &target_loc);
-        against_source(&args, &header, covered.as_deref(), target, &records).await?
-    } else {
-        Vec::new()
-    };
-    let exit = if problems.is_empty() && source_gaps.is_empty() {
+        found.source_gaps =
+            against_source(&args, &header, covered.as_deref(), target, &set).await?;
+    }
+    let exit = if found.problems.is_empty() && found.source_gaps.is_empty() {
         Exit::Ok
     } else {
         Exit::Partial
-    };
-    let source_unchecked = records
-        .iter()
-        .filter(|r| r.status.is_verified() && r.source_checked == Some(false))
-        .map(|r| r.source_key.clone())
-        .collect();
-    let found = Found {
-        checked,
-        failed_in_manifest,
-        problems,
-        source_gaps,
-        source_unchecked,
     };
     found.say(&args, &header, &out);
     out.document(&found.document(&args, &header, exit));
     Ok(exit)
 }
 
-/// Checks every recorded object in the target, as many at once as `--concurrency` fixes
-/// or the check finds (far from R2, HEADs wait on round trips).
+/// Checks every object recorded as verified in the target, as many at once as
+/// `--concurrency` fixes or the check finds (far from R2, HEADs wait on round trips),
+/// reading the records from disk as the checks go; counts what it passes over.
 async fn check_target(
     (target, count): (&dyn Target, std::sync::Arc<Concurrency>),
-    to_check: Vec<&ObjectRecord>,
+    set: &ManifestSet,
     args: &VerifyConfig,
-    in_flight: &HashSet<String>,
-) -> anyhow::Result<Vec<Problem>> {
-    let results = count
-        .run_each(to_check, |rec| async move {
-            let result = check_one(target, rec, args.deep).await;
-            ((rec, result), if args.deep { rec.size } else { 0 })
-        })
-        .collect::<Vec<_>>()
-        .await;
-    let mut problems = Vec::new();
-    for (rec, result) in results {
-        let mut problem = match result {
-            Ok(None) => continue,
-            Ok(Some(p)) => p,
-            Err(e) if e.is_fatal() => return Err(anyhow::Error::new(e)),
-            Err(e) => format!("could not be checked: {e}"),
-        };
-        if in_flight.contains(&rec.source_key) {
-            problem.push_str(
-                "; a newer write of it was in flight when a run stopped (crash or kill): run again to resume, then verify",
-            );
+    in_flight: &HashSet<&str>,
+    found: &mut Found,
+) -> anyhow::Result<()> {
+    let (mut checked, mut failed, mut unchecked) = (0, 0, Vec::new());
+    let to_check = set.records().filter_map(|r| match r {
+        Err(e) => Some(Err(StoreError::from(e))),
+        Ok(r) if r.status == Status::Failed => {
+            failed += 1;
+            None
         }
-        problems.push(Problem::of(rec, problem));
+        Ok(r) if r.status.is_verified() => {
+            checked += 1;
+            if r.source_checked == Some(false) {
+                unchecked.push(r.source_key.clone());
+            }
+            Some(Ok(r))
+        }
+        Ok(_) => None,
+    });
+    {
+        let results = count.run_each(to_check, |rec| async move {
+            let Ok(rec) = rec else {
+                return (rec.map(|r| (r, Ok(None))), 0);
+            };
+            let bytes = if args.deep { rec.size } else { 0 };
+            let result = check_one(target, &rec, args.deep).await;
+            (Ok((rec, result)), bytes)
+        });
+        let mut results = std::pin::pin!(results);
+        while let Some(done) = results.next().await {
+            let (rec, result) = done.map_err(anyhow::Error::new)?;
+            let mut problem = match result {
+                Ok(None) => continue,
+                Ok(Some(p)) => p,
+                Err(e) if e.is_fatal() => return Err(anyhow::Error::new(e)),
+                Err(e) => format!("could not be checked: {e}"),
+            };
+            if in_flight.contains(rec.source_key.as_str()) {
+                problem.push_str(
+                    "; a newer write of it was in flight when a run stopped (crash or kill): run again to resume, then verify",
+                );
+            }
+            found.problems.push(Problem::of(&rec, problem));
+        }
     }
-    Ok(problems)
+    (found.checked, found.failed_in_manifest) = (checked, failed);
+    found.source_unchecked = unchecked;
+    Ok(())
 }
 
 /// Re-lists the source with the run's own selection: objects missing from the target
@@ -221,7 +217,7 @@ async fn against_source(
     header: &Header,
     shards: Option<&[Shard]>,
     (target, target_loc): (&dyn Target, &Location),
-    records: &[ObjectRecord],
+    set: &ManifestSet,
 ) -> anyhow::Result<Vec<Problem>> {
     let source_loc = Location::parse(&header.source, Role::Source)?;
     let walk = walk_rules(target_loc, &args.manifests, header.selection.copy_links);
@@ -230,9 +226,7 @@ async fn against_source(
     let index = TargetIndex::build(target)
         .await
         .map_err(anyhow::Error::new)?;
-    let by_key: HashMap<&str, &ObjectRecord> =
-        records.iter().map(|r| (r.source_key.as_str(), r)).collect();
-    let mut seen: HashSet<String> = HashSet::new();
+    let seen: DiskMap<()> = DiskMap::new("the keys listed");
     let mut gaps = Vec::new();
     let mut selector = selection_of(header, target.prefix(), shards.is_none())?;
     let mut listing = source.list();
@@ -249,19 +243,19 @@ async fn against_source(
             Selected::Fatal(e) => return Err(anyhow::Error::new(e)),
             // Left out on purpose: its `skipped` record says so; not a gap.
             Selected::Reject(r) if r.kind == RejectKind::Skipped => {
-                seen.insert(r.source_key);
+                seen.insert(&r.source_key, &())?;
                 continue;
             }
             Selected::Take { info, target_key } => (info.key.clone(), target_key, Some(info)),
             Selected::Reject(r) => (r.source_key, r.target_key, None),
         };
-        seen.insert(key.clone());
-        let recorded = by_key.get(key.as_str()).filter(|r| r.status.is_verified());
+        seen.insert(&key, &())?;
+        let recorded = set.get(&key)?.filter(|r| r.status.is_verified());
         let in_target = index
             .get(&target_key)
             .map_err(anyhow::Error::new)?
             .is_some();
-        if let Some(problem) = gap(recorded.copied(), info.as_ref(), in_target) {
+        if let Some(problem) = gap(recorded.as_ref(), info.as_ref(), in_target) {
             gaps.push(Problem {
                 source_key: key,
                 target_key,
@@ -271,11 +265,12 @@ async fn against_source(
     }
     // Migrated, but the source no longer lists it. A SQLite row whose blob was
     // replaced by its R2 URL (write-back) has moved, not gone.
-    for rec in records.iter().filter(|r| r.status.is_verified()) {
+    for rec in set.records() {
+        let rec = rec?;
         let moved = rec.row.as_ref().is_some_and(|r| r.written);
-        if !moved && !seen.contains(&rec.source_key) {
+        if rec.status.is_verified() && !moved && !seen.contains(&rec.source_key)? {
             let problem = "deleted at the source since it was migrated (still in the target)";
-            gaps.push(Problem::of(rec, problem.into()));
+            gaps.push(Problem::of(&rec, problem.into()));
         }
     }
     Ok(gaps)
@@ -298,6 +293,7 @@ fn gap(
 }
 
 /// What verify found, to say and to put in the document.
+#[derive(Default)]
 struct Found {
     checked: usize,
     failed_in_manifest: usize,

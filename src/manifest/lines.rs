@@ -325,8 +325,13 @@ pub struct RewriteLine {
     pub at: String,
 }
 
+/// Now, in RFC 3339 UTC to the millisecond ("2026-12-07T13:36:49.964Z"): fixed width, so
+/// times compare as text too, and no longer than a manifest line needs.
 pub fn now_rfc3339() -> String {
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
+        .format(&fmt)
         .expect("now formats")
 }

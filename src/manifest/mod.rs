@@ -12,14 +12,20 @@ use serde::Serialize;
 
 use crate::error::usage;
 
+mod compact;
 mod lines;
 pub mod lock;
+pub mod set;
+pub use compact::{compact, Compacted};
 pub use lines::*;
+pub use set::{ManifestSet, Word};
 
 pub const DEFAULT_PATH: &str = "r2migrate-manifest.jsonl";
 pub const VERSION: u32 = 1;
 
-/// A manifest read back: its headers, and every object line in order.
+/// A manifest read back whole: its headers, and every object line in order. For tests
+/// and small files; the commands read manifests as streams ([`Manifest::stream`],
+/// [`ManifestSet`]), in memory that does not grow with the object count.
 #[derive(Debug, Default)]
 pub struct Manifest {
     pub path: PathBuf,
@@ -79,7 +85,14 @@ impl Manifest {
             }
             match parse_line(&shown, line, number, !headers.is_empty())? {
                 Parsed::Header(h) => headers.push(h),
-                Parsed::Line(l) => each(l)?,
+                Parsed::Line(mut l) => {
+                    // A line's run is the header's above it unless it names another.
+                    let run = headers.last().map(|h: &Header| &h.run_id);
+                    if let (Some(slot @ None), Some(run)) = (l.run_id_mut(), run) {
+                        *slot = Some(run.clone());
+                    }
+                    each(l)?
+                }
             }
             Ok(())
         })?;
@@ -92,88 +105,17 @@ impl Manifest {
         Ok(headers)
     }
 
-    /// Loads several manifests that must describe one migration (same target).
-    pub fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<Manifest>> {
-        let all = paths
-            .iter()
-            .map(|p| Manifest::load(p))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        for m in &all {
-            if m.headers.is_empty() {
-                return Err(usage(format!(
-                    "manifest {} is empty: no run has written to it",
-                    m.path.display()
-                )));
-            }
-        }
-        if let Some(first) = all.first() {
-            for m in &all[1..] {
-                if m.headers[0].target != first.headers[0].target {
-                    return Err(usage(format!(
-                        "manifests {} and {} name different targets ({} and {}); give manifests of one migration",
-                        first.path.display(),
-                        m.path.display(),
-                        first.headers[0].target,
-                        m.headers[0].target
-                    )));
-                }
-            }
-        }
-        Ok(all)
-    }
-
-    pub fn first_header(&self) -> Option<&Header> {
-        self.headers.first()
-    }
-
     /// The last word on each source item, in first-seen order.
     pub fn latest(&self) -> Vec<&ObjectRecord> {
-        self.last_words(|_, _| true)
-    }
-
-    /// What stands in the target for each source item, in first-seen order: the last
-    /// word, except that a `failed` attempt does not hide an earlier `copied` (see
-    /// [`replaces`]). What rollback undoes.
-    pub fn standing(&self) -> Vec<&ObjectRecord> {
-        self.last_words(|before, r| replaces(Some(before), r))
-    }
-
-    fn last_words(
-        &self,
-        replace: impl Fn(&ObjectRecord, &ObjectRecord) -> bool,
-    ) -> Vec<&ObjectRecord> {
         let mut index: HashMap<&str, usize> = HashMap::new();
         let mut out: Vec<&ObjectRecord> = Vec::new();
         for r in &self.records {
             match index.get(r.source_key.as_str()) {
-                Some(&i) if replace(out[i], r) => out[i] = r,
-                Some(_) => {}
+                Some(&i) => out[i] = r,
                 None => {
                     index.insert(&r.source_key, out.len());
                     out.push(r);
                 }
-            }
-        }
-        out
-    }
-
-    /// Intents whose object never got an outcome record after them: the writes a crash
-    /// left unrecorded. Per source key, every such intent in order (the first one's
-    /// `prior` is what the target held before this tool touched the key).
-    pub fn unfinished_intents(&self) -> HashMap<String, Vec<Intent>> {
-        let mut last_record: HashMap<&str, usize> = HashMap::new();
-        for (i, r) in self.records.iter().enumerate() {
-            last_record.insert(&r.source_key, i);
-        }
-        let mut out: HashMap<String, Vec<Intent>> = HashMap::new();
-        for (before, intent) in &self.intents {
-            let answered = last_record
-                .get(intent.source_key.as_str())
-                .is_some_and(|&i| i >= *before);
-            if !answered {
-                out.entry(intent.source_key.clone())
-                    .or_default()
-                    .push(intent.clone());
             }
         }
         out
@@ -200,6 +142,10 @@ pub struct ManifestWriter {
     file: File,
     path: PathBuf,
     since_sync: usize,
+    /// The run of the header this writer wrote: its lines leave it to the header.
+    run_id: String,
+    /// Bytes of intent and part lines written: what a compaction could drop.
+    announced: u64,
 }
 
 impl ManifestWriter {
@@ -232,6 +178,8 @@ impl ManifestWriter {
             file,
             path: path.to_path_buf(),
             since_sync: 0,
+            run_id: header.run_id.clone(),
+            announced: 0,
         };
         w.write_line(&serde_json::to_string(header)?)?;
         Ok(w)
@@ -244,8 +192,46 @@ impl ManifestWriter {
         self.write_line(&serde_json::to_string(line)?)
     }
 
+    /// Appends an intent or a part line, leaving its run to the header above it.
+    pub fn announce(&mut self, line: &mut Announced) -> anyhow::Result<()> {
+        let run_id = match line {
+            Announced::Intent(i) => &mut i.run_id,
+            Announced::Part(p) => &mut p.run_id,
+        };
+        if run_id.as_deref() == Some(self.run_id.as_str()) {
+            *run_id = None;
+        }
+        let text = match line {
+            Announced::Intent(i) => serde_json::to_string(i)?,
+            Announced::Part(p) => serde_json::to_string(p)?,
+        };
+        self.announced += text.len() as u64 + 1;
+        self.write_line(&text)
+    }
+
+    /// Appends an outcome. Two fields are left out where a reader gets them otherwise
+    /// (a record is written once per object, so every byte counts a million times): the
+    /// run, when it is the header's above it, and `target_checksum`, when it is the
+    /// SHA-256 of `sha256` (a single PUT's), which proves exactly what it would.
     pub fn append(&mut self, record: &ObjectRecord) -> anyhow::Result<()> {
-        self.write_line(&serde_json::to_string(record)?)?;
+        let own_run = record.run_id.as_deref() == Some(self.run_id.as_str());
+        let derived = record
+            .target_checksum
+            .as_deref()
+            .is_some_and(|c| Some(c) == sha256_b64(record).as_deref());
+        let text = if own_run || derived {
+            let mut r = record.clone();
+            if own_run {
+                r.run_id = None;
+            }
+            if derived {
+                r.target_checksum = None;
+            }
+            serde_json::to_string(&r)?
+        } else {
+            serde_json::to_string(record)?
+        };
+        self.write_line(&text)?;
         self.since_sync += 1;
         if self.since_sync >= 1000 {
             self.sync()?;
@@ -287,6 +273,27 @@ impl ManifestWriter {
             .sync_data()
             .map_err(|e| cannot(&self.path, "sync", &e))
     }
+}
+
+/// The bytes of intent and part lines this writer appended.
+impl ManifestWriter {
+    pub fn announced_bytes(&self) -> u64 {
+        self.announced
+    }
+}
+
+/// A line announced before the run goes on: an intent before a write, or a part that
+/// landed.
+#[derive(Debug)]
+pub enum Announced {
+    Intent(Intent),
+    Part(PartLine),
+}
+
+/// A record's whole-object SHA-256 in base64, as a single PUT sends it.
+fn sha256_b64(record: &ObjectRecord) -> Option<String> {
+    let bytes = hex::decode(record.sha256.as_deref()?).ok()?;
+    Some(crate::checksum::b64(&bytes))
 }
 
 /// A manifest write failed: the run stops (exit 3) and says how to go on. What is in
@@ -331,6 +338,18 @@ pub enum Line {
     Part(PartLine),
     Rewrite(RewriteLine),
     SourceDeleted(SourceDeleted),
+}
+
+impl Line {
+    /// The run that wrote it, where the line may leave it to its header.
+    fn run_id_mut(&mut self) -> Option<&mut Option<String>> {
+        match self {
+            Line::Object(r) => Some(&mut r.run_id),
+            Line::Intent(i) => Some(&mut i.run_id),
+            Line::Part(p) => Some(&mut p.run_id),
+            Line::Rewrite(_) | Line::SourceDeleted(_) => None,
+        }
+    }
 }
 
 enum Parsed {

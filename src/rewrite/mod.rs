@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::manifest::ManifestSet;
+use crate::spill::SpillError;
 use urls::{render, spans, Named, SourceUrls};
 
 /// How a column holds URLs.
@@ -53,17 +55,37 @@ pub struct Rewritten {
     pub not_migrated: Vec<String>,
 }
 
+/// Source key → R2 key, for every object recorded `copied` or `identical`: in memory,
+/// or the manifests' records on disk for a migration of millions.
+pub trait Migrated {
+    fn target_key(&self, source_key: &str) -> Result<Option<String>, SpillError>;
+}
+
+impl Migrated for HashMap<String, String> {
+    fn target_key(&self, source_key: &str) -> Result<Option<String>, SpillError> {
+        Ok(self.get(source_key).cloned())
+    }
+}
+
+impl Migrated for ManifestSet {
+    fn target_key(&self, source_key: &str) -> Result<Option<String>, SpillError> {
+        let record = self.get(source_key)?;
+        Ok(record
+            .filter(|r| r.status.is_verified())
+            .map(|r| r.target_key))
+    }
+}
+
 /// Turns stored values into their R2 form.
 pub struct Rewriter<'a> {
     pub urls: SourceUrls,
-    /// Source key → R2 key, for every object recorded `copied` or `identical`.
-    pub migrated: &'a HashMap<String, String>,
+    pub migrated: &'a dyn Migrated,
     pub mode: Mode,
     pub to: String,
 }
 
 impl Rewriter<'_> {
-    pub fn rewrite(&self, value: &str) -> Rewritten {
+    pub fn rewrite(&self, value: &str) -> Result<Rewritten, SpillError> {
         let mut out = Rewritten::default();
         let ranges = match self.mode {
             Mode::Url => {
@@ -79,8 +101,8 @@ impl Rewriter<'_> {
             let url = &value[range.clone()];
             let replacement = match self.urls.name(url) {
                 None => None,
-                Some(Named::Key(key)) => match self.migrated.get(&key) {
-                    Some(target_key) => Some(render(&self.to, target_key)),
+                Some(Named::Key(key)) => match self.migrated.target_key(&key)? {
+                    Some(target_key) => Some(render(&self.to, &target_key)),
                     None => {
                         out.not_migrated.push(shown(url));
                         None
@@ -104,7 +126,7 @@ impl Rewriter<'_> {
             text.push_str(&value[at..]);
             out.new = Some(text);
         }
-        out
+        Ok(out)
     }
 }
 
@@ -186,6 +208,16 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Commits what `restore` wrote (SQLite batches its restores; PostgreSQL commits each).
+    pub fn finish(&mut self) -> anyhow::Result<()> {
+        match self {
+            Db::Sqlite(t) => t.finish_restores().map_err(anyhow::Error::msg),
+            Db::Postgres(_) => Ok(()),
+        }
+    }
+}
+
 /// The SQLite file a `database` names (`sqlite:///path` or a plain path).
 pub fn sqlite_path(database: &str) -> PathBuf {
     PathBuf::from(database.strip_prefix("sqlite://").unwrap_or(database))
@@ -223,24 +255,27 @@ mod tests {
     fn a_url_value_is_replaced_only_when_its_object_is_migrated() {
         let map = migrated();
         let r = rewriter(&map, Mode::Url);
-        let done = r.rewrite("https://media.s3.amazonaws.com/avatars/42.png");
+        let done = r
+            .rewrite("https://media.s3.amazonaws.com/avatars/42.png")
+            .unwrap();
         assert_eq!(
             done.new.as_deref(),
             Some("https://cdn.example.com/avatars/42.png")
         );
-        let missing =
-            r.rewrite("https://media.s3.amazonaws.com/avatars/7.png?X-Amz-Signature=s3cr3t");
+        let missing = r
+            .rewrite("https://media.s3.amazonaws.com/avatars/7.png?X-Amz-Signature=s3cr3t")
+            .unwrap();
         assert_eq!(missing.new, None);
         assert_eq!(
             missing.not_migrated,
             vec!["https://media.s3.amazonaws.com/avatars/7.png?…".to_string()],
             "listed without the signature"
         );
-        let other = r.rewrite("https://example.com/avatars/42.png");
+        let other = r.rewrite("https://example.com/avatars/42.png").unwrap();
         assert_eq!(other, Rewritten::default(), "other hosts are not counted");
         // Already rewritten: nothing to do (idempotent).
         assert_eq!(
-            r.rewrite("https://cdn.example.com/avatars/42.png"),
+            r.rewrite("https://cdn.example.com/avatars/42.png").unwrap(),
             Rewritten::default()
         );
     }
@@ -253,7 +288,7 @@ mod tests {
                     [pic](https://media.s3.eu-west-1.amazonaws.com/avatars/a%20b.jpg). \
                     {\"u\": \"s3://media/avatars/42.png\"} https://example.com/avatars/42.png, \
                     https://media.s3.amazonaws.com/avatars/gone.png!";
-        let done = r.rewrite(html);
+        let done = r.rewrite(html).unwrap();
         assert_eq!(
             done.new.as_deref(),
             Some(

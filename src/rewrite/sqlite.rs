@@ -14,6 +14,8 @@ use crate::source::sqlite::db::{connect, from_json, quote, to_json};
 
 /// Rows read per page, and changes written per transaction.
 pub const BATCH: usize = 256;
+/// Values rollback restores per transaction.
+const RESTORES_PER_COMMIT: usize = 1000;
 
 /// One stored value and what it becomes.
 #[derive(Debug, Clone)]
@@ -48,6 +50,9 @@ pub struct Table {
     table: String,
     id_column: String,
     columns: Vec<String>,
+    /// Restores written in the open transaction (rollback commits them in batches: one
+    /// transaction per row would be one sync per row, hours for a million).
+    restores_open: usize,
 }
 
 impl Table {
@@ -95,6 +100,7 @@ impl Table {
             table: table.to_string(),
             id_column: id_column.to_string(),
             columns: columns.to_vec(),
+            restores_open: 0,
         })
     }
 
@@ -161,6 +167,18 @@ impl Table {
     /// whether it would).
     pub fn restore(&mut self, c: &Change, dry_run: bool) -> Result<Restore, String> {
         if !dry_run {
+            if self.conn.is_autocommit() {
+                self.conn
+                    .execute_batch("BEGIN IMMEDIATE")
+                    .map_err(|e| e.to_string())?;
+            }
+            self.restores_open += 1;
+            if self.restores_open >= RESTORES_PER_COMMIT {
+                self.finish_restores()?;
+                self.conn
+                    .execute_batch("BEGIN IMMEDIATE")
+                    .map_err(|e| e.to_string())?;
+            }
             let sql = update_sql(&self.table, &self.id_column, &c.column);
             let params = [
                 Value::Text(c.old.clone()),
@@ -195,6 +213,17 @@ impl Table {
             Some(v) if dry_run && v == c.new => Restore::Restored,
             _ => Restore::Changed,
         })
+    }
+}
+
+impl Table {
+    /// Commits the restores written so far.
+    pub fn finish_restores(&mut self) -> Result<(), String> {
+        self.restores_open = 0;
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn.execute_batch("COMMIT").map_err(|e| e.to_string())
     }
 }
 

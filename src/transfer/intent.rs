@@ -6,22 +6,13 @@
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::StoreError;
-use crate::manifest::{Intent, PartLine, Prior};
+use crate::manifest::{Announced, Intent, PartLine, Prior};
 use crate::target::TargetObject;
 
 use super::checksum_proves;
 
-/// A line announced to the manifest before the run goes on: an intent before a write,
-/// or a part that landed.
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-pub enum Announcement {
-    Intent(Intent),
-    Part(PartLine),
-}
-
 /// An announcement and the answer the manifest task gives once it is written.
-pub type IntentMsg = (Announcement, oneshot::Sender<()>);
+pub type IntentMsg = (Announced, oneshot::Sender<()>);
 
 /// The copier's end of the channel to the manifest task.
 #[derive(Clone)]
@@ -36,16 +27,16 @@ impl IntentLog {
     /// Returns once the intent is in the manifest.
     pub async fn record(&self, intent: Intent) -> Result<(), StoreError> {
         let key = intent.target_key.clone();
-        self.announce(&key, Announcement::Intent(intent)).await
+        self.announce(&key, Announced::Intent(intent)).await
     }
 
     /// Returns once the part line is in the manifest.
     pub async fn record_part(&self, part: PartLine) -> Result<(), StoreError> {
         let key = part.target_key.clone();
-        self.announce(&key, Announcement::Part(part)).await
+        self.announce(&key, Announced::Part(part)).await
     }
 
-    async fn announce(&self, key: &str, line: Announcement) -> Result<(), StoreError> {
+    async fn announce(&self, key: &str, line: Announced) -> Result<(), StoreError> {
         let closed = || {
             StoreError::Fatal(format!(
                 "{key}: the manifest writer stopped, so nothing more is written to the target; re-run to resume"

@@ -2,12 +2,13 @@
 //! the records' timestamps. Plain ASCII, so it reads the same in a terminal and a log.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::parse;
-use crate::manifest::{Manifest, Status};
+use crate::manifest::{Line, Manifest, Status};
 use crate::output::human_bytes;
 
 /// At most this many slices per run.
@@ -23,49 +24,70 @@ pub struct Throughput {
     pub objects: Vec<u64>,
 }
 
-/// One run's throughput, from `started` to `finished` (RFC 3339); `None` when it took no
-/// measurable time.
-pub fn throughput(
-    manifests: &[Manifest],
-    run_id: &str,
-    started: &str,
-    finished: &str,
-) -> Option<Throughput> {
-    let (start, end) = (parse(started)?, parse(finished)?);
-    let seconds = (end - start).as_seconds_f64();
-    if seconds <= 0.0 {
-        return None;
+/// Each run's throughput, from its `started` to its `finished` (RFC 3339): one more pass
+/// over the manifests' lines, holding per object only the start of a transfer still
+/// waiting for its outcome. A run that took no measurable time has no chart.
+pub fn throughputs(
+    paths: &[PathBuf],
+    runs: &[(&str, &str, &str)],
+) -> anyhow::Result<Vec<Throughput>> {
+    let mut charts: Vec<(Throughput, OffsetDateTime)> = Vec::new();
+    for &(run_id, started, finished) in runs {
+        let (Some(start), Some(end)) = (parse(started), parse(finished)) else {
+            continue;
+        };
+        let seconds = (end - start).as_seconds_f64();
+        if seconds <= 0.0 {
+            continue;
+        }
+        let slices = (seconds.ceil() as usize).clamp(1, SLICES);
+        let t = Throughput {
+            run_id: run_id.to_string(),
+            slice_seconds: seconds / slices as f64,
+            bytes: vec![0; slices],
+            objects: vec![0; slices],
+        };
+        charts.push((t, start));
     }
-    let slices = (seconds.ceil() as usize).clamp(1, SLICES);
-    let width = seconds / slices as f64;
-    let mut t = Throughput {
-        run_id: run_id.to_string(),
-        slice_seconds: width,
-        bytes: vec![0; slices],
-        objects: vec![0; slices],
-    };
-    // When each object's transfer began: its first intent in this run.
-    let mut began: HashMap<&str, OffsetDateTime> = HashMap::new();
-    let intents = manifests
+    if charts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let index: HashMap<String, usize> = charts
         .iter()
-        .flat_map(|m| m.intents.iter().map(|(_, i)| i));
-    for i in intents.filter(|i| i.run_id.as_deref() == Some(run_id)) {
-        if let Some(at) = parse(&i.at) {
-            let first = began.entry(i.source_key.as_str()).or_insert(at);
-            *first = (*first).min(at);
-        }
+        .enumerate()
+        .map(|(i, (t, _))| (t.run_id.clone(), i))
+        .collect();
+    // When each object's transfer began: its first intent in its run.
+    let mut began: HashMap<(usize, String), OffsetDateTime> = HashMap::new();
+    for path in paths {
+        Manifest::stream(path, |line| {
+            match line {
+                Line::Intent(i) => {
+                    let chart = i.run_id.as_ref().and_then(|r| index.get(r));
+                    if let (Some(&c), Some(at)) = (chart, parse(&i.at)) {
+                        let first = began.entry((c, i.source_key)).or_insert(at);
+                        *first = (*first).min(at);
+                    }
+                }
+                Line::Object(r) => {
+                    let chart = r.run_id.as_ref().and_then(|id| index.get(id));
+                    let (Some(&c), Some(at)) = (chart, parse(&r.at)) else {
+                        return Ok(());
+                    };
+                    let from = began.remove(&(c, r.source_key)).unwrap_or(at);
+                    let (t, start) = &mut charts[c];
+                    let (width, slices) = (t.slice_seconds, t.bytes.len());
+                    t.objects[slice_of(*start, at, width, slices)] += 1;
+                    if r.status == Status::Copied {
+                        spread(&mut t.bytes, (*start, width), (from, at), r.size);
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
     }
-    let records = manifests.iter().flat_map(|m| &m.records);
-    for r in records.filter(|r| r.run_id.as_deref() == Some(run_id)) {
-        let Some(at) = parse(&r.at) else { continue };
-        let i = slice_of(start, at, width, slices);
-        t.objects[i] += 1;
-        if r.status == Status::Copied {
-            let from = began.get(r.source_key.as_str()).copied().unwrap_or(at);
-            spread(&mut t.bytes, (start, width), (from, at), r.size);
-        }
-    }
-    Some(t)
+    Ok(charts.into_iter().map(|(t, _)| t).collect())
 }
 
 /// Adds an object's `bytes` to the slices its transfer spanned (intent to outcome), each

@@ -5,18 +5,17 @@
 mod chart;
 mod reasons;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::verify::merged_latest;
 use super::{human_bytes, Output};
 use crate::config::ReportConfig;
 use crate::error::Exit;
-use crate::manifest::{Manifest, ObjectRecord, SourceDeleted, Status};
+use crate::manifest::{Line, ManifestSet, ObjectRecord, SourceDeleted, Status, Word};
 use crate::table::Table;
 use crate::tally::Tally;
 
@@ -37,64 +36,136 @@ fn parse(t: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(t, &Rfc3339).ok()
 }
 
-pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
-    let manifests = Manifest::load_all(&args.manifests)?;
-    let latest = merged_latest(&manifests);
-    let mut tally = Tally::default();
-    for r in &latest {
-        tally.add(r);
+/// Per run, from its records: how many, the bytes copied, the last record's time.
+#[derive(Default)]
+struct RunLines {
+    objects: u64,
+    bytes_copied: u64,
+    last_at: Option<String>,
+}
+
+/// What the one pass over the manifests gathers beside the records.
+#[derive(Default)]
+struct Gathered {
+    runs: HashMap<String, RunLines>,
+    /// Per manifest, the `source_deleted` lines of the last run that wrote any.
+    deleted: HashMap<usize, (String, Vec<SourceDeleted>)>,
+}
+
+impl Gathered {
+    fn line(&mut self, file: usize, line: &Line) {
+        match line {
+            Line::Object(r) => {
+                let run = self
+                    .runs
+                    .entry(r.run_id.clone().unwrap_or_default())
+                    .or_default();
+                run.objects += 1;
+                if r.status == Status::Copied {
+                    run.bytes_copied += r.size;
+                }
+                if run.last_at.as_ref().is_none_or(|at| r.at > *at) {
+                    run.last_at = Some(r.at.clone());
+                }
+            }
+            Line::SourceDeleted(d) => {
+                let (run, lines) = self.deleted.entry(file).or_default();
+                if *run != d.run_id {
+                    (*run, *lines) = (d.run_id.clone(), Vec::new());
+                }
+                lines.push(d.clone());
+            }
+            _ => {}
+        }
     }
-    let total_bytes: u64 = latest
-        .iter()
-        .filter(|r| r.status.is_verified())
-        .map(|r| r.size)
-        .sum();
+}
+
+/// The latest records' counts, bytes and problems, from one walk over them.
+#[derive(Default)]
+struct Latest {
+    objects: u64,
+    tally: Tally,
+    by_status: BTreeMap<&'static str, (u64, u64)>,
+    total_bytes: u64,
+    unchecked: Vec<String>,
+    problems: Vec<ObjectRecord>,
+}
+
+impl Latest {
+    fn add(&mut self, r: ObjectRecord) {
+        self.objects += 1;
+        self.tally.add(&r);
+        let e = self.by_status.entry(status_label(r.status)).or_default();
+        e.0 += 1;
+        e.1 += r.size;
+        if r.status.is_verified() {
+            self.total_bytes += r.size;
+            if r.source_checked == Some(false) {
+                self.unchecked.push(r.source_key.clone());
+            }
+        }
+        if matches!(r.status, Status::Failed | Status::Conflict | Status::Kept) {
+            self.problems.push(r);
+        }
+    }
+}
+
+pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
+    // One pass over the lines (the last word per object kept on disk), one walk over
+    // those words, and one more pass for the throughput charts: flat at any size.
+    let mut gathered = Gathered::default();
+    let set = ManifestSet::read(&args.manifests, Word::Last, |file, line| {
+        gathered.line(file, line);
+        Ok(())
+    })?;
+    let mut latest = Latest::default();
+    for r in set.records() {
+        latest.add(r?);
+    }
     let failures: Vec<_> = latest
+        .problems
         .iter()
-        .filter(|r| matches!(r.status, Status::Failed | Status::Conflict | Status::Kept))
         .map(|r| json!({"source_key": r.source_key, "target_key": r.target_key, "status": r.status, "error": r.error}))
         .collect();
-    let runs = runs(&manifests);
-    let deleted = deleted_as_last_seen(&manifests);
-    let unchecked: Vec<&str> = latest
-        .iter()
-        .filter(|r| r.status.is_verified() && r.source_checked == Some(false))
-        .map(|r| r.source_key.as_str())
-        .collect();
-    let problems: Vec<&ObjectRecord> = latest
-        .iter()
-        .filter(|r| matches!(r.status, Status::Failed | Status::Conflict | Status::Kept))
-        .collect();
-    let by_reason = reasons::group(problems.iter().copied());
-    let charts: Vec<chart::Throughput> = runs
+    let runs = runs(&set, &gathered);
+    let deleted = deleted_as_last_seen(&set, &mut gathered);
+    let by_reason = reasons::group(&latest.problems);
+    let charted: Vec<(&str, &str, &str)> = runs
         .iter()
         .filter(|r| r.command == "run" && r.objects > 0)
-        .filter_map(|r| chart::throughput(&manifests, &r.run_id, &r.started_at, &r.finished_at))
+        .map(|r| {
+            (
+                r.run_id.as_str(),
+                r.started_at.as_str(),
+                r.finished_at.as_str(),
+            )
+        })
         .collect();
-    let h = &manifests[0].headers[0];
+    let charts = chart::throughputs(&args.manifests, &charted)?;
+    let h = set.first_header();
     out.say(&format!(
         "report: {} → {} ({} manifest(s), {} runs)",
         h.source,
         h.target,
-        manifests.len(),
+        set.manifests.len(),
         runs.len()
     ));
     out.say("");
-    out.say(&status_table(&latest).text(2));
+    out.say(&status_table(&latest.by_status).text(2));
     out.say(&format!(
         "  bytes in the target from this migration: {}",
-        human_bytes(total_bytes)
+        human_bytes(latest.total_bytes)
     ));
-    if tally.written_by_others > 0 {
+    if latest.tally.written_by_others > 0 {
         out.say(&format!(
             "  written by someone else during a run: {} (never overwritten)",
-            tally.written_by_others
+            latest.tally.written_by_others
         ));
     }
-    if !unchecked.is_empty() {
+    if !latest.unchecked.is_empty() {
         out.say(&format!(
             "  copied without a source digest to check them against (source_checked: false): {}",
-            unchecked.len()
+            latest.unchecked.len()
         ));
     }
     say_runs_and_lists(&runs, &charts, &deleted, &by_reason, &failures, &out);
@@ -103,10 +174,10 @@ pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
         "source": h.source,
         "target": h.target,
         "manifests": args.manifests,
-        "objects": latest.len(),
-        "counts": tally,
-        "bytes_verified": total_bytes,
-        "source_unchecked": unchecked,
+        "objects": latest.objects,
+        "counts": latest.tally,
+        "bytes_verified": latest.total_bytes,
+        "source_unchecked": latest.unchecked,
         "runs": runs,
         "failures": failures,
         "failures_by_reason": by_reason,
@@ -117,30 +188,24 @@ pub fn report(args: ReportConfig, out: Output) -> anyhow::Result<Exit> {
 }
 
 /// Throughput per run: from its header's start to its last record; oldest first.
-fn runs(manifests: &[Manifest]) -> Vec<RunSummary> {
+fn runs(set: &ManifestSet, gathered: &Gathered) -> Vec<RunSummary> {
     let mut runs: BTreeMap<String, RunSummary> = BTreeMap::new();
-    for m in manifests {
-        for h in &m.headers {
-            runs.entry(h.run_id.clone()).or_insert_with(|| RunSummary {
+    for h in set.headers() {
+        runs.entry(h.run_id.clone()).or_insert_with(|| {
+            let lines = gathered.runs.get(&h.run_id);
+            let last = lines.and_then(|l| l.last_at.clone());
+            RunSummary {
                 run_id: h.run_id.clone(),
                 command: h.command.clone().unwrap_or_else(|| "run".into()),
                 started_at: h.started_at.clone(),
-                finished_at: h.started_at.clone(),
+                finished_at: last
+                    .filter(|at| *at > h.started_at)
+                    .unwrap_or_else(|| h.started_at.clone()),
+                objects: lines.map_or(0, |l| l.objects),
+                bytes_copied: lines.map_or(0, |l| l.bytes_copied),
                 ..Default::default()
-            });
-        }
-        for r in &m.records {
-            let Some(run) = r.run_id.as_ref().and_then(|id| runs.get_mut(id)) else {
-                continue;
-            };
-            run.objects += 1;
-            if r.status == Status::Copied {
-                run.bytes_copied += r.size;
             }
-            if r.at > run.finished_at {
-                run.finished_at = r.at.clone();
-            }
-        }
+        });
     }
     for run in runs.values_mut() {
         if let (Some(a), Some(b)) = (parse(&run.started_at), parse(&run.finished_at)) {
@@ -157,29 +222,24 @@ fn runs(manifests: &[Manifest]) -> Vec<RunSummary> {
 }
 
 /// What each manifest's latest run found deleted at the source (left in the target).
-fn deleted_as_last_seen(manifests: &[Manifest]) -> Vec<&SourceDeleted> {
-    let mut deleted: Vec<&SourceDeleted> = Vec::new();
-    for m in manifests {
-        let last_run = m
-            .headers
+fn deleted_as_last_seen(set: &ManifestSet, gathered: &mut Gathered) -> Vec<SourceDeleted> {
+    let mut deleted = Vec::new();
+    for (file, (_, headers)) in set.manifests.iter().enumerate() {
+        let last_run = headers
             .iter()
             .rev()
             .find(|h| h.command.as_deref().unwrap_or("run") == "run");
-        if let Some(h) = last_run {
-            deleted.extend(m.source_deleted.iter().filter(|d| d.run_id == h.run_id));
+        if let (Some(h), Some((run, lines))) = (last_run, gathered.deleted.remove(&file)) {
+            if run == h.run_id {
+                deleted.extend(lines);
+            }
         }
     }
     deleted
 }
 
 /// Objects and bytes by their latest status; the rows add up to the total.
-fn status_table(latest: &[ObjectRecord]) -> Table {
-    let mut by: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
-    for r in latest {
-        let e = by.entry(status_label(r.status)).or_default();
-        e.0 += 1;
-        e.1 += r.size;
-    }
+fn status_table(by: &BTreeMap<&'static str, (u64, u64)>) -> Table {
     let mut t = Table::new(&["status", "objects", "bytes"]).numbers(&[1, 2]);
     for status in [
         Status::Copied,
@@ -267,7 +327,7 @@ fn reasons_table(by_reason: &[reasons::Reason]) -> Table {
 fn say_runs_and_lists(
     runs: &[RunSummary],
     charts: &[chart::Throughput],
-    deleted: &[&SourceDeleted],
+    deleted: &[SourceDeleted],
     by_reason: &[reasons::Reason],
     failures: &[serde_json::Value],
     out: &Output,

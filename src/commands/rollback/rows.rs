@@ -8,26 +8,54 @@ use std::path::Path;
 use super::Ledger;
 use crate::error::usage;
 use crate::location::{Location, Role};
-use crate::manifest::{Header, ObjectRecord, Status};
+use crate::manifest::{Header, ManifestSet, ObjectRecord, Status};
 use crate::source::sqlite::restore::{restore_rows, Rewritten};
+
+/// Rows restored per transaction: a write-back of millions of rows comes back in
+/// batches, holding one batch in memory.
+const BATCH: usize = 10_000;
 
 /// Restores the rows; returns, by source key, why each row left alone was left alone.
 pub(super) async fn restore(
     first: &Header,
-    records: &[&ObjectRecord],
+    set: &ManifestSet,
     manifest: &Path,
     dry_run: bool,
     ledger: &mut Ledger,
 ) -> anyhow::Result<HashMap<String, String>> {
-    let rewritten: Vec<ObjectRecord> = records
-        .iter()
-        .filter(|r| r.row.as_ref().is_some_and(|i| i.written))
-        .map(|r| (*r).clone())
-        .collect();
     let mut kept: HashMap<String, String> = HashMap::new();
-    if rewritten.is_empty() {
-        return Ok(kept);
+    let mut batch = Vec::new();
+    for r in set.records() {
+        let r = r?;
+        if r.row.as_ref().is_some_and(|i| i.written) {
+            batch.push(r);
+        }
+        if batch.len() == BATCH {
+            restore_batch(
+                first,
+                std::mem::take(&mut batch),
+                manifest,
+                dry_run,
+                ledger,
+                &mut kept,
+            )
+            .await?;
+        }
     }
+    if !batch.is_empty() {
+        restore_batch(first, batch, manifest, dry_run, ledger, &mut kept).await?;
+    }
+    Ok(kept)
+}
+
+async fn restore_batch(
+    first: &Header,
+    rewritten: Vec<ObjectRecord>,
+    manifest: &Path,
+    dry_run: bool,
+    ledger: &mut Ledger,
+    kept: &mut HashMap<String, String>,
+) -> anyhow::Result<()> {
     let (Location::Sqlite { path: db }, Some(settings)) = (
         Location::parse(&first.source, Role::Source)?,
         first.sqlite.clone(),
@@ -37,9 +65,8 @@ pub(super) async fn restore(
             manifest.display()
         )));
     };
-    let recs = rewritten.clone();
-    let outcomes = tokio::task::spawn_blocking(move || {
-        let rows: Vec<Rewritten<'_>> = recs
+    let (rewritten, outcomes) = tokio::task::spawn_blocking(move || {
+        let rows: Vec<Rewritten<'_>> = rewritten
             .iter()
             .filter_map(|r| {
                 let row = r.row.as_ref()?;
@@ -49,7 +76,9 @@ pub(super) async fn restore(
                 })
             })
             .collect();
-        restore_rows(&db, &settings, &rows, dry_run)
+        let outcomes = restore_rows(&db, &settings, &rows, dry_run);
+        drop(rows);
+        outcomes.map(|o| (rewritten, o))
     })
     .await??;
     for (rec, outcome) in rewritten.iter().zip(outcomes) {
@@ -73,5 +102,5 @@ pub(super) async fn restore(
             Ok(()) => {}
         }
     }
-    Ok(kept)
+    Ok(())
 }

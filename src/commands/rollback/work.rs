@@ -2,10 +2,10 @@
 //! overwrote, or remove a backup whose write never landed — only while the target still
 //! holds what we wrote. Writes a crash left unrecorded become work too.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use crate::error::StoreError;
-use crate::manifest::{Manifest, ObjectRecord, Status};
+use crate::manifest::{ManifestSet, ObjectRecord, Status};
 use crate::object::Expect;
 use crate::target::Target;
 use crate::transfer::holds_what_we_wrote;
@@ -37,19 +37,17 @@ impl Action {
 /// Writes a crash left without an outcome record, turned into rollback work: what is at
 /// the key now is ours if an unanswered intent announced exactly it. Such a key is
 /// undone as if its record said `copied` with the announced bytes.
-async fn unfinished_work(
+pub(super) async fn unfinished_work(
     target: &dyn Target,
-    manifest: &Manifest,
-    latest: &HashMap<&str, &ObjectRecord>,
+    set: &ManifestSet,
 ) -> Result<Vec<(ObjectRecord, Action)>, StoreError> {
     let mut work = Vec::new();
-    let mut unfinished: Vec<_> = manifest.unfinished_intents().into_iter().collect();
-    unfinished.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut unfinished: Vec<_> = set.unfinished.iter().collect();
+    unfinished.sort_by(|a, b| a.0.cmp(b.0));
     for (source_key, intents) in unfinished {
         let last = intents.last().expect("at least one intent per key");
-        let prev = latest
-            .get(source_key.as_str())
-            .filter(|r| r.status == Status::Copied);
+        let standing = set.get(source_key)?;
+        let prev = standing.as_ref().filter(|r| r.status == Status::Copied);
         let backup = intents
             .iter()
             .find_map(|i| i.backup_key.clone())
@@ -57,14 +55,14 @@ async fn unfinished_work(
         let current = target.head(&last.target_key).await?;
         let ours = current
             .as_ref()
-            .is_some_and(|obj| written_under(obj, &intents));
+            .is_some_and(|obj| written_under(obj, intents));
         let announced = intents
             .iter()
             .rev()
             .find(|i| i.size.is_some())
             .unwrap_or(last);
         let mut rec = ObjectRecord::new(
-            &source_key,
+            source_key,
             &last.target_key,
             announced.size.unwrap_or(0),
             Status::Copied,
@@ -74,7 +72,7 @@ async fn unfinished_work(
         rec.target_crc64nvme = announced.crc64nvme.clone();
         rec.run_id = last.run_id.clone();
         rec.backup_key = backup.clone();
-        if let Some(p) = latest.get(source_key.as_str()) {
+        if let Some(p) = &standing {
             rec.row = p.row.clone();
         }
         if ours {
@@ -163,29 +161,30 @@ pub(super) async fn undo(
     }
 }
 
-/// Everything to undo: each `copied` record, with a crash's unrecorded writes in place
-/// of the record of the same key. Objects an earlier rollback `kept` are looked at
-/// again, so a resumed rollback still reports (and exits 1 for) what it leaves alone,
-/// and deletes one that holds our bytes again.
-pub(super) async fn all_work(
-    target: &dyn Target,
-    manifest: &Manifest,
-    records: &[&ObjectRecord],
-) -> Result<Vec<(ObjectRecord, Action)>, StoreError> {
-    let latest: HashMap<&str, &ObjectRecord> = records
-        .iter()
-        .map(|r| (r.source_key.as_str(), *r))
-        .collect();
-    let unfinished = unfinished_work(target, manifest, &latest).await?;
-    let taken: std::collections::HashSet<String> = unfinished
+/// Everything to undo, read from disk as it is done: each `copied` record, with a
+/// crash's unrecorded writes (`unfinished`, from [`unfinished_work`]) in place of the
+/// record of the same key, and without the keys in `left` (rows left alone). Objects an
+/// earlier rollback `kept` are looked at again, so a resumed rollback still reports (and
+/// exits 1 for) what it leaves alone, and deletes one that holds our bytes again.
+pub(super) fn all_work<'a>(
+    set: &'a ManifestSet,
+    unfinished: Vec<(ObjectRecord, Action)>,
+    left: &'a HashSet<String>,
+) -> impl Iterator<Item = Result<(ObjectRecord, Action), StoreError>> + 'a {
+    let taken: HashSet<String> = unfinished
         .iter()
         .map(|(r, _)| r.source_key.clone())
         .collect();
-    Ok(records
-        .iter()
-        .filter(|r| matches!(r.status, Status::Copied | Status::Kept))
-        .filter(|r| !taken.contains(&r.source_key))
-        .map(|r| ((*r).clone(), Action::for_record(r)))
-        .chain(unfinished)
-        .collect())
+    set.records()
+        .filter_map(move |r| match r {
+            Err(e) => Some(Err(StoreError::from(e))),
+            Ok(r) if !matches!(r.status, Status::Copied | Status::Kept) => None,
+            Ok(r) if taken.contains(&r.source_key) => None,
+            Ok(r) => {
+                let action = Action::for_record(&r);
+                Some(Ok((r, action)))
+            }
+        })
+        .chain(unfinished.into_iter().map(Ok))
+        .filter(move |w| !w.as_ref().is_ok_and(|(r, _)| left.contains(&r.source_key)))
 }

@@ -116,6 +116,22 @@ impl RunState {
     }
 }
 
+/// After a clean end, drops the intents and part lines the run's outcomes answered, when
+/// they are a tenth of the file or more (a delta run that wrote a few leaves a large
+/// manifest alone). A failure leaves the manifest as it was, whole: a warning, not an error.
+fn compact_when_worth_it(manifest: &std::path::Path, announced: u64, out: &Output) {
+    let size = std::fs::metadata(manifest).map(|m| m.len()).unwrap_or(0);
+    if announced == 0 || announced * 10 < size || crate::testhooks::keep_intents() {
+        return;
+    }
+    if let Err(e) = crate::manifest::compact(manifest) {
+        out.warn(&format!(
+            "warning: could not compact manifest {} ({e}); it is whole and correct as it is, only larger",
+            manifest.display()
+        ));
+    }
+}
+
 #[derive(Debug, PartialEq)]
 enum Stop {
     /// SIGINT: Ctrl-C, which the terminal echoes.
@@ -305,6 +321,7 @@ pub async fn run(cfg: CopyConfig, out: Output) -> anyhow::Result<Exit> {
     recorder.writer.sync()?;
     recorder.finish();
     state.stopped(&cfg)?;
+    compact_when_worth_it(&cfg.manifest, recorder.writer.announced_bytes(), &out);
 
     let summary = Summary {
         cfg: &cfg,

@@ -119,8 +119,8 @@ impl Recorder {
     ) -> anyhow::Result<()> {
         let mut answers = Vec::new();
         let mut next = Some(first);
-        while let Some((intent, done)) = next {
-            self.writer.append_line(&intent)?;
+        while let Some((mut line, done)) = next {
+            self.writer.announce(&mut line)?;
             answers.push(done);
             // Each copier waits for its answer before it sends another, so this ends.
             next = waiting.try_recv().ok();
