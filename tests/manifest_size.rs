@@ -18,6 +18,13 @@ fn tree(n: usize) -> tempfile::TempDir {
     src
 }
 
+fn verify_json(work: &std::path::Path, r2: &StrictR2) -> std::process::Output {
+    r2migrate_to(work, r2)
+        .args(["verify", "--json"])
+        .output()
+        .unwrap()
+}
+
 fn lines_of_type(manifest: &std::path::Path, kind: &str) -> usize {
     manifest_lines(manifest)
         .iter()
@@ -65,10 +72,7 @@ fn a_finished_run_writes_at_most_400_bytes_per_small_object_and_decides_as_befor
     // Read back, each record still names its run, and the later commands decide as
     // they did: verify proves each object by the SHA-256 R2 reports, report counts them
     // under their run, a re-run finds them done.
-    let verify = r2migrate_to(work.path(), &r2)
-        .args(["verify", "--json"])
-        .output()
-        .unwrap();
+    let verify = verify_json(work.path(), &r2);
     assert_exit(&verify, 0);
     assert_eq!(json_of(&verify)["checked"], N);
     let report = r2migrate(work.path())
@@ -90,10 +94,7 @@ fn a_finished_run_writes_at_most_400_bytes_per_small_object_and_decides_as_befor
         1,
         "not worth compacting"
     );
-    let verify = r2migrate_to(work.path(), &r2)
-        .args(["verify", "--json"])
-        .output()
-        .unwrap();
+    let verify = verify_json(work.path(), &r2);
     assert_exit(&verify, 0);
 }
 

@@ -134,23 +134,18 @@ fn copy_without(from: &Path, to: &Path, drop: &HashSet<u64>) -> anyhow::Result<u
 #[cfg(test)]
 mod tests {
     use super::super::{
-        now_rfc3339, Header, Intent, Manifest, ManifestWriter, ObjectRecord, PartLine, Selection,
-        Status, VERSION,
+        now_rfc3339, Header, Intent, Manifest, ManifestWriter, ObjectRecord, PartLine, Status,
     };
     use super::*;
 
-    fn header() -> Header {
-        Header {
-            kind: "header".into(),
-            version: VERSION,
-            run_id: "r1".into(),
-            source: "file:///a".into(),
-            target: "r2://b/".into(),
-            started_at: now_rfc3339(),
-            selection: Selection::default(),
-            command: Some("run".into()),
-            sqlite: None,
-        }
+    /// A manifest with one answered intent ("a"), its writer left open.
+    fn one_answered(path: &Path) -> ManifestWriter {
+        let header = Header::for_test("file:///a", "r2://b/", "r1");
+        let mut w = ManifestWriter::open(path, &header).unwrap();
+        w.append_line(&Intent::new("a", "a", None)).unwrap();
+        w.append(&ObjectRecord::new("a", "a", 1, Status::Copied))
+            .unwrap();
+        w
     }
 
     fn part(key: &str, n: i32) -> PartLine {
@@ -173,10 +168,7 @@ mod tests {
     fn answered_intents_and_parts_go_and_everything_else_stays_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
-        let mut w = ManifestWriter::open(&path, &header()).unwrap();
-        w.append_line(&Intent::new("a", "a", None)).unwrap();
-        w.append(&ObjectRecord::new("a", "a", 1, Status::Copied))
-            .unwrap();
+        let mut w = one_answered(&path);
         let mut upload = Intent::new("big", "big", None);
         upload.upload_id = Some("u1".into());
         w.append_line(&upload).unwrap();
@@ -217,11 +209,7 @@ mod tests {
     fn a_torn_tail_leaves_the_file_as_it_is() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
-        let mut w = ManifestWriter::open(&path, &header()).unwrap();
-        w.append_line(&Intent::new("a", "a", None)).unwrap();
-        w.append(&ObjectRecord::new("a", "a", 1, Status::Copied))
-            .unwrap();
-        drop(w);
+        drop(one_answered(&path));
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"type\":\"obj").unwrap();
         let before = std::fs::read(&path).unwrap();

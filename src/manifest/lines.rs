@@ -39,6 +39,24 @@ pub struct Header {
     pub sqlite: Option<crate::source::sqlite::SqliteSettings>,
 }
 
+#[cfg(test)]
+impl Header {
+    /// A `run` header from `source` to `target`, by run `run_id`: for unit tests.
+    pub fn for_test(source: &str, target: &str, run_id: &str) -> Header {
+        Header {
+            kind: "header".into(),
+            version: super::VERSION,
+            run_id: run_id.into(),
+            source: source.into(),
+            target: target.into(),
+            started_at: now_rfc3339(),
+            selection: Selection::default(),
+            command: Some("run".into()),
+            sqlite: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {

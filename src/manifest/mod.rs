@@ -461,17 +461,7 @@ mod tests {
     use super::*;
 
     fn header(source: &str) -> Header {
-        Header {
-            kind: "header".into(),
-            version: VERSION,
-            run_id: "r1".into(),
-            source: source.into(),
-            target: "r2://b/".into(),
-            started_at: now_rfc3339(),
-            selection: Selection::default(),
-            command: Some("run".into()),
-            sqlite: None,
-        }
+        Header::for_test(source, "r2://b/", "r1")
     }
 
     #[test]

@@ -124,21 +124,11 @@ impl ManifestSet {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{now_rfc3339, ManifestWriter, Selection, VERSION};
+    use super::super::ManifestWriter;
     use super::*;
 
     fn header(target: &str, run: &str) -> Header {
-        Header {
-            kind: "header".into(),
-            version: VERSION,
-            run_id: run.into(),
-            source: "file:///a".into(),
-            target: target.into(),
-            started_at: now_rfc3339(),
-            selection: Selection::default(),
-            command: Some("run".into()),
-            sqlite: None,
-        }
+        Header::for_test("file:///a", target, run)
     }
 
     fn all(set: &ManifestSet) -> Vec<(String, Status)> {
