@@ -5,6 +5,7 @@
 //! object not migrated is left as it is and reported.
 
 pub mod postgres;
+pub mod shapes;
 pub mod sqlite;
 pub mod urls;
 
@@ -15,7 +16,8 @@ use serde::Deserialize;
 
 use crate::manifest::ManifestSet;
 use crate::spill::SpillError;
-use urls::{render, spans, Named, SourceUrls};
+use shapes::{Serialized, Slashes, Span};
+use urls::{render, Named, SourceUrls};
 
 /// How a column holds URLs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -87,46 +89,81 @@ pub struct Rewriter<'a> {
 impl Rewriter<'_> {
     pub fn rewrite(&self, value: &str) -> Result<Rewritten, SpillError> {
         let mut out = Rewritten::default();
-        let ranges = match self.mode {
+        let new = match self.mode {
             Mode::Url => {
                 let trimmed = value.trim();
                 let start = value.len() - value.trim_start().len();
-                std::iter::once(start..start + trimmed.len()).collect::<Vec<_>>()
+                let whole = Span {
+                    range: start..start + trimmed.len(),
+                    slashes: Slashes::Plain,
+                };
+                self.replace(value, vec![whole], &mut out)?
             }
-            Mode::Embedded => spans(value),
+            Mode::Embedded => self.embedded(value, &mut out)?,
         };
+        if out.changed > 0 {
+            out.new = Some(new);
+        }
+        Ok(out)
+    }
+
+    /// URLs in text (JSON-escaped ones in their escaped form), in PHP-serialized
+    /// strings (each length recomputed, serialized values inside them too); serialized
+    /// data that does not parse is left as it is and its source URLs listed.
+    fn embedded(&self, value: &str, out: &mut Rewritten) -> Result<String, SpillError> {
+        match shapes::serialized(value) {
+            Serialized::Not => self.replace(value, shapes::spans(value), out),
+            Serialized::Valid(pieces) => shapes::rebuild(&pieces, |s| self.embedded(s, out)),
+            Serialized::Broken => {
+                for span in shapes::spans(value) {
+                    let url = shapes::unescape(&value[span.range], span.slashes);
+                    if self.urls.name(&url).is_some() {
+                        out.not_migrated.push(shown(&url));
+                    }
+                }
+                Ok(value.to_string())
+            }
+        }
+    }
+
+    /// `value` with each span naming a migrated object replaced by its R2 URL, written
+    /// as the span was (escaped slashes stay escaped).
+    fn replace(
+        &self,
+        value: &str,
+        spans: Vec<Span>,
+        out: &mut Rewritten,
+    ) -> Result<String, SpillError> {
         let mut text = String::with_capacity(value.len());
         let mut at = 0;
-        for range in ranges {
-            let url = &value[range.clone()];
-            let replacement = match self.urls.name(url) {
+        for span in spans {
+            let found = &value[span.range.clone()];
+            let url = shapes::unescape(found, span.slashes);
+            let replacement = match self.urls.name(&url) {
                 None => None,
                 Some(Named::Key(key)) => match self.migrated.target_key(&key)? {
                     Some(target_key) => Some(render(&self.to, &target_key)),
                     None => {
-                        out.not_migrated.push(shown(url));
+                        out.not_migrated.push(shown(&url));
                         None
                     }
                 },
                 Some(Named::OutsidePrefix(_)) => {
-                    out.not_migrated.push(shown(url));
+                    out.not_migrated.push(shown(&url));
                     None
                 }
             };
-            if let Some(new_url) = replacement {
-                if new_url != url {
-                    text.push_str(&value[at..range.start]);
+            if let Some(new_url) = replacement.map(|u| shapes::escape(&u, span.slashes)) {
+                if new_url != found {
+                    text.push_str(&value[at..span.range.start]);
                     text.push_str(&new_url);
-                    at = range.end;
+                    at = span.range.end;
                     out.changed += 1;
                 }
             }
         }
-        if out.changed > 0 {
-            text.push_str(&value[at..]);
-            out.new = Some(text);
-        }
-        Ok(out)
+        text.push_str(&value[at..]);
+        Ok(text)
     }
 }
 
@@ -277,6 +314,51 @@ mod tests {
         assert_eq!(
             r.rewrite("https://cdn.example.com/avatars/42.png").unwrap(),
             Rewritten::default()
+        );
+    }
+
+    #[test]
+    fn wordpress_shapes_escaped_json_serialized_php_and_srcset() {
+        let map = migrated();
+        let r = rewriter(&map, Mode::Embedded);
+        // Block attributes and post meta: PHP's json_encode escapes slashes.
+        let json = r#"<!-- wp:image {"url":"https:\/\/media.s3.amazonaws.com\/avatars\/42.png","id":7} -->"#;
+        let done = r.rewrite(json).unwrap();
+        assert_eq!(
+            done.new.as_deref(),
+            Some(
+                r#"<!-- wp:image {"url":"https:\/\/cdn.example.com\/avatars\/42.png","id":7} -->"#
+            )
+        );
+        let unicode =
+            r#"{"u":"https:\u002F\u002Fmedia.s3.amazonaws.com\u002Favatars\u002F42.png"}"#;
+        assert_eq!(
+            r.rewrite(unicode).unwrap().new.as_deref(),
+            Some(r#"{"u":"https:\u002F\u002Fcdn.example.com\u002Favatars\u002F42.png"}"#)
+        );
+        // wp_options: a serialized array; the string's length follows its new bytes.
+        let option = r#"a:2:{s:3:"img";s:45:"https://media.s3.amazonaws.com/avatars/42.png";s:4:"json";s:57:"{"u":"https:\/\/media.s3.amazonaws.com\/avatars\/42.png"}";}"#;
+        let done = r.rewrite(option).unwrap();
+        assert_eq!(
+            done.new.as_deref(),
+            Some(
+                r#"a:2:{s:3:"img";s:38:"https://cdn.example.com/avatars/42.png";s:4:"json";s:50:"{"u":"https:\/\/cdn.example.com\/avatars\/42.png"}";}"#
+            )
+        );
+        assert_eq!(done.changed, 2);
+        // Serialized data that does not parse: untouched, its URL listed.
+        let broken = r#"a:1:{s:3:"img";s:99:"https://media.s3.amazonaws.com/avatars/42.png";}"#;
+        let done = r.rewrite(broken).unwrap();
+        assert_eq!(done.new, None);
+        assert_eq!(done.not_migrated.len(), 1);
+        // srcset: every URL of the list.
+        let img = r#"<img srcset="https://media.s3.amazonaws.com/avatars/42.png 300w, https://media.s3.amazonaws.com/avatars/a%20b.jpg 1024w">"#;
+        let done = r.rewrite(img).unwrap();
+        assert_eq!(
+            done.new.as_deref(),
+            Some(
+                r#"<img srcset="https://cdn.example.com/avatars/42.png 300w, https://cdn.example.com/avatars/a%20b.jpg 1024w">"#
+            )
         );
     }
 
