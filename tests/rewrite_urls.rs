@@ -580,3 +580,70 @@ async fn wordpress_shapes_are_rewritten_in_place_and_rolled_back_byte_for_byte()
     let original: Vec<String> = shapes.iter().map(|(before, _)| before.clone()).collect();
     assert_eq!(stored(), original);
 }
+
+/// The bundled WordPress database (fixtures/wordpress.db, built by
+/// fixtures/make_wordpress_db.py): after the README's first command, its block markup,
+/// srcset lists, serialized attachment metadata and options point at the new host, each
+/// serialized length recomputed; rollback puts every byte back.
+#[test]
+fn the_bundled_wordpress_database_walk_through() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("wordpress.db");
+    std::fs::copy(fixtures.join("wordpress.db"), &db).unwrap();
+    let out = to_rehearsal(work.path(), &["run"], &fixtures.join("media"));
+    assert_exit(&out, 0);
+    let column = |table: &str, column: &str| -> Vec<String> {
+        let conn = Connection::open(&db).unwrap();
+        let sql = format!("SELECT {column} FROM {table} ORDER BY rowid");
+        let mut stmt = conn.prepare(&sql).unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let all = || {
+        [
+            column("wp_posts", "post_content"),
+            column("wp_postmeta", "meta_value"),
+            column("wp_options", "option_value"),
+        ]
+    };
+    let before = all();
+    let rewrite = |extra: &[&str]| {
+        r2migrate(work.path())
+            .args(["rewrite-urls", "--json", "--config"])
+            .arg(fixtures.join("wordpress.toml"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let dry = rewrite(&["--dry-run"]);
+    assert_exit(&dry, 1);
+    let doc = json_of(&dry);
+    assert_eq!(totals(&doc, "urls_changed"), 8, "{doc}");
+    assert_eq!(totals(&doc, "not_migrated"), 1, "{doc}");
+    assert_eq!(all(), before, "a dry run changed the database");
+    assert_exit(&rewrite(&[]), 1);
+    let [posts, meta, options] = all();
+    assert!(posts[0].contains(
+        r#""url":"https:\/\/media.example.test\/photos\/2024\/summer%20trip\/beach%20sunset.jpg""#
+    ), "{}", posts[0]);
+    assert!(posts[0].contains(
+        r#"srcset="https://media.example.test/photos/2024/summer%20trip/dunes%20%232.jpg 300w, https://media.example.test/photos/2024/summer%20trip/beach%20sunset.jpg 1024w""#
+    ), "{}", posts[0]);
+    assert!(posts[1].contains("old-cdn.example.test/media/photos/gone.jpg"));
+    assert!(meta[0].contains(
+        r#"s:8:"original";s:71:"https://media.example.test/photos/2024/summer%20trip/beach%20sunset.jpg";"#
+    ), "{}", meta[0]);
+    assert_eq!(
+        options[0],
+        r#"a:2:{s:3:"url";s:46:"https://media.example.test/avatars/user_42.png";s:3:"alt";s:5:"café";}"#
+    );
+    let rb = r2migrate(work.path())
+        .args(["rollback", "--yes", "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&rb, 0);
+    assert_eq!(all(), before, "rollback puts every byte back");
+}
