@@ -142,7 +142,7 @@ impl Rewriter<'_> {
             let replacement = match self.urls.name(&url) {
                 None => None,
                 Some(Named::Key(key)) => match self.migrated.target_key(&key)? {
-                    Some(target_key) => Some(render(&self.to, &target_key)),
+                    Some(target_key) => Some(render(&self.to, &target_key) + kept_tail(&url)),
                     None => {
                         out.not_migrated.push(shown(&url));
                         None
@@ -164,6 +164,32 @@ impl Rewriter<'_> {
         }
         text.push_str(&value[at..]);
         Ok(text)
+    }
+}
+
+/// What follows a URL's path that its R2 URL keeps: a query that is not a signature
+/// (`?ver=6.4`, a cache buster) and a `#fragment`. A presigned URL's query (`X-Amz-*`,
+/// `X-Goog-*`, `Signature`, `Expires`) signs for the source and is dropped whole.
+fn kept_tail(url: &str) -> &str {
+    let Some(start) = url.find(['?', '#']) else {
+        return "";
+    };
+    let fragment = url[start..].find('#').map_or(url.len(), |i| start + i);
+    let signed = url[start..fragment]
+        .trim_start_matches('?')
+        .split('&')
+        .filter_map(|p| p.split('=').next())
+        .any(|name| {
+            let name = name.to_ascii_lowercase();
+            name.starts_with("x-amz-")
+                || name.starts_with("x-goog-")
+                || ["signature", "expires", "awsaccesskeyid", "googleaccessid"]
+                    .contains(&name.as_str())
+        });
+    if signed {
+        &url[fragment..]
+    } else {
+        &url[start..]
     }
 }
 
@@ -315,6 +341,24 @@ mod tests {
             r.rewrite("https://cdn.example.com/avatars/42.png").unwrap(),
             Rewritten::default()
         );
+    }
+
+    #[test]
+    fn a_cache_busting_query_and_a_fragment_stay_a_signature_goes() {
+        let map = migrated();
+        let r = rewriter(&map, Mode::Embedded);
+        let cases = [
+            ("https://media.s3.amazonaws.com/avatars/42.png?ver=6.4", "https://cdn.example.com/avatars/42.png?ver=6.4"),
+            ("https://media.s3.amazonaws.com/avatars/42.png#top", "https://cdn.example.com/avatars/42.png#top"),
+            ("https://media.s3.amazonaws.com/avatars/42.png?v=2#top.", "https://cdn.example.com/avatars/42.png?v=2#top."),
+            ("https://media.s3.amazonaws.com/avatars/42.png?X-Amz-Expires=60&X-Amz-Signature=s3cr3t#top", "https://cdn.example.com/avatars/42.png#top"),
+            ("https://media.s3.amazonaws.com/avatars/42.png?AWSAccessKeyId=A&Expires=1&Signature=s", "https://cdn.example.com/avatars/42.png"),
+        ];
+        for (before, after) in cases {
+            let text = format!("see {before} now");
+            let done = r.rewrite(&text).unwrap();
+            assert_eq!(done.new, Some(format!("see {after} now")), "{before}");
+        }
     }
 
     #[test]
