@@ -82,7 +82,7 @@ impl ManifestSet {
     fn check(&self, path: &Path, headers: &[Header]) -> anyhow::Result<()> {
         let Some(header) = headers.first() else {
             return Err(usage(format!(
-                "manifest {} is empty: no run has written to it",
+                "manifest {} is empty: no run has written to it, so there is nothing to read or roll back; give the manifest the run wrote with --manifest",
                 path.display()
             )));
         };

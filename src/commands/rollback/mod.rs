@@ -20,8 +20,8 @@ use serde_json::json;
 use super::{open_target, Output};
 use crate::concurrency::Concurrency;
 use crate::config::RollbackConfig;
+use crate::error::Exit;
 use crate::error::StoreError;
-use crate::error::{usage, Exit};
 use crate::location::{Location, Role};
 use crate::manifest::lock::ManifestLock;
 use crate::manifest::{
@@ -156,16 +156,6 @@ fn load(path: &Path) -> anyhow::Result<(ManifestSet, Rewrites)> {
             rewrites.note(r)?;
         }
         Ok(())
-    })
-    .map_err(|e| {
-        if e.to_string().contains("is empty") {
-            usage(format!(
-                "manifest {} is empty: nothing to roll back (give the manifest the run wrote with --manifest)",
-                path.display()
-            ))
-        } else {
-            e
-        }
     })?;
     Ok((set, rewrites))
 }
