@@ -162,7 +162,7 @@ async fn rewrite_table(
         let rows = table.page(after.as_ref()).await?;
         let Some(last) = rows.last() else { break };
         after = Some(last.id.clone());
-        let changes = changes_in(&rows, rule, rewriter, &mut tally)?;
+        let changes = changes_in(&rows, rule, rewriter, table, &mut tally)?;
         let Some(w) = writer.as_deref_mut() else {
             tally.rows_changed += distinct_rows(&changes);
             continue;
@@ -210,6 +210,7 @@ fn changes_in(
     rows: &[crate::rewrite::sqlite::Row],
     rule: &Rule,
     rewriter: &Rewriter<'_>,
+    table: &Db,
     tally: &mut TableTally,
 ) -> Result<Vec<Change>, crate::spill::SpillError> {
     let mut changes = Vec::new();
@@ -218,16 +219,15 @@ fn changes_in(
         for (column, value) in rule.columns.iter().zip(&row.values) {
             let Some(value) = value else { continue };
             let done = rewriter.rewrite(value)?;
-            tally.not_migrated += done.not_migrated.len() as u64;
-            for url in done.not_migrated {
-                if tally.listed.len() < LISTED {
-                    tally
-                        .listed
-                        .push(json!({"id": row.id, "column": column, "url": url}));
-                }
-            }
+            tally.list(&row.id, column, done.not_migrated, None);
             if let Some(new) = done.new {
-                tally.urls_changed += done.changed as u64;
+                if let Some(why) = table.refuses(column, &new) {
+                    // The column cannot store it: the row stays as it is, its URLs
+                    // still at the source, and says why.
+                    tally.list(&row.id, column, done.changed, Some(why));
+                    continue;
+                }
+                tally.urls_changed += done.changed.len() as u64;
                 changes.push(Change {
                     id: row.id.clone(),
                     column: column.clone(),
@@ -238,6 +238,28 @@ fn changes_in(
         }
     }
     Ok(changes)
+}
+
+impl TableTally {
+    /// Counts URLs of the source left as they are, listing the first [`LISTED`].
+    fn list(
+        &mut self,
+        id: &serde_json::Value,
+        column: &str,
+        urls: Vec<String>,
+        reason: Option<String>,
+    ) {
+        self.not_migrated += urls.len() as u64;
+        for url in urls {
+            if self.listed.len() < LISTED {
+                let mut item = json!({"id": id, "column": column, "url": url});
+                if let Some(why) = &reason {
+                    item["reason"] = json!(why);
+                }
+                self.listed.push(item);
+            }
+        }
+    }
 }
 
 fn distinct_rows(changes: &[Change]) -> u64 {
@@ -254,8 +276,12 @@ fn say_table(out: &Output, rule: &Rule, t: &TableTally, dry_run: bool) {
         rule.database, rule.table, t.rows_read, t.rows_changed, t.urls_changed, t.not_migrated
     ));
     for item in &t.listed {
+        let why = item["reason"]
+            .as_str()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
         out.say(&format!(
-            "  not migrated: id {} {}: {}",
+            "  not migrated: id {} {}: {}{why}",
             item["id"],
             item["column"].as_str().unwrap_or(""),
             item["url"].as_str().unwrap_or("")

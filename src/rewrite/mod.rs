@@ -4,6 +4,8 @@
 //! manifests record its object `copied` or `identical`; one that names the source but an
 //! object not migrated is left as it is and reported.
 
+pub mod mysql;
+pub mod mysql_settings;
 pub mod postgres;
 pub mod shapes;
 pub mod sqlite;
@@ -50,8 +52,8 @@ pub struct Rule {
 pub struct Rewritten {
     /// The new text, when at least one URL changed.
     pub new: Option<String>,
-    /// URLs pointed at R2.
-    pub changed: usize,
+    /// The source URLs pointed at R2, as shown to the user (query cut off).
+    pub changed: Vec<String>,
     /// URLs of the source whose object is not migrated (left as they are), as shown to
     /// the user: without a query string, which may hold a presigned URL's signature.
     pub not_migrated: Vec<String>,
@@ -101,7 +103,7 @@ impl Rewriter<'_> {
             }
             Mode::Embedded => self.embedded(value, &mut out)?,
         };
-        if out.changed > 0 {
+        if !out.changed.is_empty() {
             out.new = Some(new);
         }
         Ok(out)
@@ -158,7 +160,7 @@ impl Rewriter<'_> {
                     text.push_str(&value[at..span.range.start]);
                     text.push_str(&new_url);
                     at = span.range.end;
-                    out.changed += 1;
+                    out.changed.push(shown(&url));
                 }
             }
         }
@@ -193,11 +195,46 @@ fn kept_tail(url: &str) -> &str {
     }
 }
 
-/// The database a rule names: a SQLite file (`sqlite:///path` or a path) or a
-/// PostgreSQL server (`postgres://user@host:port/db`).
+/// Why a database cannot be used: a usage error (exit 2) or a connection failure.
+#[derive(Debug)]
+pub enum OpenError {
+    Usage(String),
+    Connect(String),
+}
+
+/// A database URL without its user info or a password parameter, for messages.
+pub fn redact(database: &str) -> String {
+    match url::Url::parse(database) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            let _ = u.set_username("");
+            let kept: Vec<(String, String)> = u
+                .query_pairs()
+                .filter(|(k, _)| {
+                    let k = k.to_ascii_lowercase();
+                    !(k.contains("password") || k == "pwd" || k == "pass")
+                })
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            // Rebuilt only when something is hidden: else the query as written.
+            if kept.is_empty() && u.query().is_some() {
+                u.set_query(None);
+            } else if kept.len() < u.query_pairs().count() {
+                u.query_pairs_mut().clear().extend_pairs(kept);
+            }
+            u.to_string()
+        }
+        Err(_) => "the database URL".into(),
+    }
+}
+
+/// The database a rule names: a SQLite file (`sqlite:///path` or a path), a PostgreSQL
+/// server (`postgres://user@host:port/db`) or a MySQL / MariaDB server
+/// (`mysql://user@host:3306/db`, `mariadb://…`).
 pub enum Db {
     Sqlite(sqlite::Table),
     Postgres(postgres::PgTable),
+    Mysql(mysql::MyTable),
 }
 
 impl Db {
@@ -208,41 +245,60 @@ impl Db {
         columns: &[String],
         read_only: bool,
     ) -> anyhow::Result<Db> {
-        if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-            return match postgres::PgTable::open(database, table, id_column, columns).await {
-                Ok(t) => Ok(Db::Postgres(t)),
-                Err(postgres::PgError::Usage(m)) => Err(crate::error::usage(m)),
-                Err(postgres::PgError::Connect(m)) => Err(anyhow::anyhow!(m)),
-            };
+        let opened = if database.starts_with("postgres://") || database.starts_with("postgresql://")
+        {
+            postgres::PgTable::open(database, table, id_column, columns)
+                .await
+                .map(Db::Postgres)
+        } else if mysql_settings::is_mysql(database) {
+            mysql::MyTable::open(database, table, id_column, columns)
+                .await
+                .map(Db::Mysql)
+        } else {
+            let path = sqlite_path(database);
+            return sqlite::Table::open(&path, table, id_column, columns, read_only)
+                .map(Db::Sqlite)
+                .map_err(crate::error::usage);
+        };
+        match opened {
+            Ok(db) => Ok(db),
+            Err(OpenError::Usage(m)) => Err(crate::error::usage(m)),
+            Err(OpenError::Connect(m)) => Err(anyhow::anyhow!(m)),
         }
-        let path = sqlite_path(database);
-        sqlite::Table::open(&path, table, id_column, columns, read_only)
-            .map(Db::Sqlite)
-            .map_err(crate::error::usage)
     }
 
     /// The SQLite file, which `rewrite-urls` backs up before its first change.
     pub fn sqlite_file(&self) -> Option<&Path> {
         match self {
             Db::Sqlite(t) => Some(&t.path),
-            Db::Postgres(_) => None,
+            Db::Postgres(_) | Db::Mysql(_) => None,
+        }
+    }
+
+    /// Why `column` cannot store `new` as it is, if so (a MySQL column's character set
+    /// or length; SQLite and PostgreSQL text hold any value).
+    pub fn refuses(&self, column: &str, new: &str) -> Option<String> {
+        match self {
+            Db::Mysql(t) => t.refuses(column, new),
+            Db::Sqlite(_) | Db::Postgres(_) => None,
         }
     }
 
     pub fn back_up(&self, to: &Path) -> Result<(), String> {
         match self {
             Db::Sqlite(t) => t.back_up(to),
-            Db::Postgres(_) => Ok(()),
+            Db::Postgres(_) | Db::Mysql(_) => Ok(()),
         }
     }
 
     pub async fn page(
-        &self,
+        &mut self,
         after: Option<&serde_json::Value>,
     ) -> anyhow::Result<Vec<sqlite::Row>> {
         match self {
             Db::Sqlite(t) => t.page(after),
             Db::Postgres(t) => t.page(after).await,
+            Db::Mysql(t) => t.page(after).await,
         }
         .map_err(anyhow::Error::msg)
     }
@@ -255,6 +311,7 @@ impl Db {
         match self {
             Db::Sqlite(t) => t.apply(changes, before_commit),
             Db::Postgres(t) => t.apply(changes, before_commit).await,
+            Db::Mysql(t) => t.apply(changes, before_commit).await,
         }
     }
 
@@ -266,18 +323,22 @@ impl Db {
         match self {
             Db::Sqlite(t) => t.restore(change, dry_run),
             Db::Postgres(t) => t.restore(change, dry_run).await,
+            Db::Mysql(t) => t.restore(change, dry_run).await,
         }
         .map_err(anyhow::Error::msg)
     }
 }
 
 impl Db {
-    /// Commits what `restore` wrote (SQLite batches its restores; PostgreSQL commits each).
-    pub fn finish(&mut self) -> anyhow::Result<()> {
+    /// Commits what `restore` wrote (SQLite and MySQL batch their restores; PostgreSQL
+    /// commits each).
+    pub async fn finish(&mut self) -> anyhow::Result<()> {
         match self {
-            Db::Sqlite(t) => t.finish_restores().map_err(anyhow::Error::msg),
+            Db::Sqlite(t) => t.finish_restores(),
             Db::Postgres(_) => Ok(()),
+            Db::Mysql(t) => t.finish().await,
         }
+        .map_err(anyhow::Error::msg)
     }
 }
 
@@ -389,7 +450,7 @@ mod tests {
                 r#"a:2:{s:3:"img";s:38:"https://cdn.example.com/avatars/42.png";s:4:"json";s:50:"{"u":"https:\/\/cdn.example.com\/avatars\/42.png"}";}"#
             )
         );
-        assert_eq!(done.changed, 2);
+        assert_eq!(done.changed.len(), 2);
         // Serialized data that does not parse: untouched, its URL listed.
         let broken = r#"a:1:{s:3:"img";s:99:"https://media.s3.amazonaws.com/avatars/42.png";}"#;
         let done = r.rewrite(broken).unwrap();
@@ -424,7 +485,7 @@ mod tests {
                  https://media.s3.amazonaws.com/avatars/gone.png!"
             )
         );
-        assert_eq!(done.changed, 3);
+        assert_eq!(done.changed.len(), 3);
         assert_eq!(
             done.not_migrated,
             vec!["https://media.s3.amazonaws.com/avatars/gone.png".to_string()]

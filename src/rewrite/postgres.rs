@@ -13,6 +13,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::Client;
 
 use super::sqlite::{Change, Restore, Row, BATCH};
+use super::{redact, OpenError};
 
 /// A PostgreSQL table being rewritten.
 pub struct PgTable {
@@ -22,13 +23,6 @@ pub struct PgTable {
     /// The id column's type (`int4`, `uuid`, `text`…), to compare ids as the index does.
     id_type: String,
     columns: Vec<String>,
-}
-
-/// Why a database URL cannot be used: a usage error (exit 2) or a connection failure.
-#[derive(Debug)]
-pub enum PgError {
-    Usage(String),
-    Connect(String),
 }
 
 /// `"name"`, or `"schema"."name"` for a qualified name; embedded quotes doubled.
@@ -42,11 +36,12 @@ fn quote(ident: &str) -> String {
 
 /// The connection settings a `postgres://` URL gives, with the password from
 /// `PGPASSWORD` or the pgpass file. A password in the URL is refused.
-pub fn config_of(database: &str) -> Result<(tokio_postgres::Config, Tls), PgError> {
-    let url = url::Url::parse(database)
-        .map_err(|e| PgError::Usage(format!("{}: not a PostgreSQL URL ({e})", redact(database))))?;
+pub fn config_of(database: &str) -> Result<(tokio_postgres::Config, Tls), OpenError> {
+    let url = url::Url::parse(database).map_err(|e| {
+        OpenError::Usage(format!("{}: not a PostgreSQL URL ({e})", redact(database)))
+    })?;
     if url.password().is_some() {
-        return Err(PgError::Usage(format!(
+        return Err(OpenError::Usage(format!(
             "{}: a password in the database URL is refused (it would end up in shell history and logs); put it in PGPASSWORD or ~/.pgpass",
             redact(database)
         )));
@@ -75,14 +70,14 @@ pub fn config_of(database: &str) -> Result<(tokio_postgres::Config, Tls), PgErro
             ("sslmode", "require") => tls = Tls::Require,
             ("sslmode", "verify-full") => tls = Tls::VerifyFull(None),
             ("sslmode", other) => {
-                return Err(PgError::Usage(format!(
+                return Err(OpenError::Usage(format!(
                 "{}: sslmode={other} is not supported; use disable, prefer, require or verify-full",
                 redact(database)
             )))
             }
             ("sslrootcert", path) => root_cert = Some(PathBuf::from(path)),
             (other, _) => {
-                return Err(PgError::Usage(format!(
+                return Err(OpenError::Usage(format!(
                     "{}: the parameter {other:?} is not supported (sslmode and sslrootcert are)",
                     redact(database)
                 )))
@@ -118,18 +113,6 @@ pub enum Tls {
     Require,
     /// With the root certificates to trust (else the system's).
     VerifyFull(Option<PathBuf>),
-}
-
-/// The URL without its user info, for messages.
-pub fn redact(database: &str) -> String {
-    match url::Url::parse(database) {
-        Ok(mut u) => {
-            let _ = u.set_password(None);
-            let _ = u.set_username("");
-            u.to_string()
-        }
-        Err(_) => "the database URL".into(),
-    }
 }
 
 /// `PGPASSWORD`, else the first matching line of `PGPASSFILE` or `~/.pgpass` (as libpq:
@@ -181,7 +164,11 @@ fn pgpass_fields(line: &str) -> Vec<String> {
 }
 
 /// Connects as the settings say, TLS included.
-async fn connect(cfg: &tokio_postgres::Config, tls: &Tls, shown: &str) -> Result<Client, PgError> {
+async fn connect(
+    cfg: &tokio_postgres::Config,
+    tls: &Tls,
+    shown: &str,
+) -> Result<Client, OpenError> {
     let failed = |e: tokio_postgres::Error| {
         let mut words = e.to_string();
         let mut cur: &dyn std::error::Error = &e;
@@ -189,7 +176,7 @@ async fn connect(cfg: &tokio_postgres::Config, tls: &Tls, shown: &str) -> Result
             words = format!("{words}: {next}");
             cur = next;
         }
-        PgError::Connect(format!(
+        OpenError::Connect(format!(
             "{shown}: cannot connect ({words}); check the host, the user, and PGPASSWORD or ~/.pgpass"
         ))
     };
@@ -198,7 +185,7 @@ async fn connect(cfg: &tokio_postgres::Config, tls: &Tls, shown: &str) -> Result
         tokio::spawn(conn);
         return Ok(client);
     }
-    let tls_cfg = client_config(tls).map_err(PgError::Usage)?;
+    let tls_cfg = client_config(tls).map_err(OpenError::Usage)?;
     let maker = tokio_postgres_rustls::MakeRustlsConnect::new(tls_cfg);
     let (client, conn) = cfg.connect(maker).await.map_err(failed)?;
     tokio::spawn(conn);
@@ -299,7 +286,7 @@ impl PgTable {
         table: &str,
         id_column: &str,
         columns: &[String],
-    ) -> Result<PgTable, PgError> {
+    ) -> Result<PgTable, OpenError> {
         let shown = redact(database);
         let (cfg, tls) = config_of(database)?;
         let client = connect(&cfg, &tls, &shown).await?;
@@ -313,16 +300,16 @@ impl PgTable {
                 &[&schema, &name],
             )
             .await
-            .map_err(|e| PgError::Connect(format!("{shown}: {e}")))?;
+            .map_err(|e| OpenError::Connect(format!("{shown}: {e}")))?;
         let known: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         if known.is_empty() {
-            return Err(PgError::Usage(format!("{shown}: no table {table:?}")));
+            return Err(OpenError::Usage(format!("{shown}: no table {table:?}")));
         }
         let type_of = |col: &str| known.iter().find(|(c, _)| c == col).map(|(_, t)| t.clone());
         for col in std::iter::once(id_column).chain(columns.iter().map(String::as_str)) {
             if type_of(col).is_none() {
                 let names: Vec<&str> = known.iter().map(|(c, _)| c.as_str()).collect();
-                return Err(PgError::Usage(format!(
+                return Err(OpenError::Usage(format!(
                     "{shown}: table {table:?} has no column {col:?} (it has {})",
                     names.join(", ")
                 )));
@@ -333,7 +320,7 @@ impl PgTable {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
-            return Err(PgError::Usage(format!(
+            return Err(OpenError::Usage(format!(
                 "{shown}: the id column {id_column:?} has a type r2migrate cannot page by ({id_type})"
             )));
         }
@@ -469,7 +456,7 @@ mod tests {
 
     #[test]
     fn a_password_in_the_url_is_refused_and_never_repeated() {
-        let Err(PgError::Usage(m)) = config_of("postgres://app:hunter2@db.test:5432/app") else {
+        let Err(OpenError::Usage(m)) = config_of("postgres://app:hunter2@db.test:5432/app") else {
             panic!("accepted a password in the URL");
         };
         assert!(m.contains("PGPASSWORD") && !m.contains("hunter2"), "{m}");
@@ -485,11 +472,11 @@ mod tests {
         assert_eq!(tls, Tls::VerifyFull(Some(PathBuf::from("/ca.pem"))));
         assert!(matches!(
             config_of("postgres://app@db.test/app?sslmode=verify-ca"),
-            Err(PgError::Usage(_))
+            Err(OpenError::Usage(_))
         ));
         assert!(matches!(
             config_of("postgres://app@db.test/app?options=x"),
-            Err(PgError::Usage(_))
+            Err(OpenError::Usage(_))
         ));
     }
 

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
+pub mod mariadb;
 pub mod miniflare;
 pub mod pg;
 pub mod proxy;
@@ -550,6 +552,7 @@ pub fn r2migrate(cwd: &Path) -> assert_cmd::Command {
             || k.starts_with("GOOGLE_")
             || k.starts_with("GCE_")
             || k == "STORAGE_EMULATOR_HOST"
+            || k == "MYSQL_PWD"
         {
             cmd.env_remove(k);
         }

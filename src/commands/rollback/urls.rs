@@ -75,7 +75,7 @@ pub(super) async fn restore(
         let which = table_of(&line);
         if open.as_ref().is_none_or(|(t, _)| *t != which) {
             if let Some((_, mut done)) = open.take() {
-                done.finish()?;
+                done.finish().await?;
             }
             let columns: Vec<String> = rewrites.columns[&which].iter().cloned().collect();
             let (database, table_name, id_column) = &which;
@@ -123,7 +123,7 @@ pub(super) async fn restore(
         }))?;
     }
     if let Some((_, mut done)) = open.take() {
-        done.finish()?;
+        done.finish().await?;
     }
     Ok(counts)
 }
