@@ -621,8 +621,18 @@ fn the_bundled_wordpress_database_walk_through() {
     let dry = rewrite(&["--dry-run"]);
     assert_exit(&dry, 1);
     let doc = json_of(&dry);
-    assert_eq!(totals(&doc, "urls_changed"), 8, "{doc}");
-    assert_eq!(totals(&doc, "not_migrated"), 1, "{doc}");
+    assert_eq!(totals(&doc, "urls_changed"), 13, "{doc}");
+    assert_eq!(totals(&doc, "not_migrated"), 2, "{doc}");
+    // The value an earlier naive search-and-replace broke is listed with why.
+    let broken = &doc["tables"][1]["not_migrated_urls"][0];
+    assert_eq!(broken["id"], 4, "{doc}");
+    assert!(
+        broken["reason"]
+            .as_str()
+            .unwrap()
+            .contains("PHP-serialized"),
+        "{doc}"
+    );
     assert_eq!(all(), before, "a dry run changed the database");
     assert_exit(&rewrite(&[]), 1);
     let [posts, meta, options] = all();
@@ -633,6 +643,27 @@ fn the_bundled_wordpress_database_walk_through() {
         r#"srcset="https://media.example.test/photos/2024/summer%20trip/dunes%20%232.jpg 300w, https://media.example.test/photos/2024/summer%20trip/beach%20sunset.jpg 1024w""#
     ), "{}", posts[0]);
     assert!(posts[1].contains("old-cdn.example.test/media/photos/gone.jpg"));
+    // A cache-busting query and a fragment kept; a URL ending a sentence; \u002F slashes.
+    assert!(
+        posts[2].contains(r#"href="https://media.example.test/docs/readme.md?ver=6.4#install""#),
+        "{}",
+        posts[2]
+    );
+    assert!(
+        posts[2].contains("https://media.example.test/avatars/user_43.gif!</p>"),
+        "{}",
+        posts[2]
+    );
+    assert!(posts[2].contains(r#"["https:\u002F\u002Fmedia.example.test\u002Fphotos\u002Fcaf%C3%A9\u002Fa%2Bb%3Dc.png"]"#), "{}", posts[2]);
+    // A serialized object, its nested array, a percent-encoded key: lengths in bytes.
+    assert_eq!(
+        meta[2],
+        r#"O:8:"stdClass":2:{s:3:"src";s:46:"https://media.example.test/avatars/user_42.png";s:5:"sizes";a:1:{i:0;s:56:"https://media.example.test/photos/2024/100%25%20done.png";}}"#
+    );
+    assert_eq!(
+        meta[3], before[1][3],
+        "broken serialized data is left as it is"
+    );
     assert!(meta[0].contains(
         r#"s:8:"original";s:71:"https://media.example.test/photos/2024/summer%20trip/beach%20sunset.jpg";"#
     ), "{}", meta[0]);

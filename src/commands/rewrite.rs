@@ -219,7 +219,10 @@ fn changes_in(
         for (column, value) in rule.columns.iter().zip(&row.values) {
             let Some(value) = value else { continue };
             let done = rewriter.rewrite(value)?;
-            tally.list(&row.id, column, done.not_migrated, None);
+            let why = done.broken.then(|| {
+                "PHP-serialized data that does not unserialize (a length prefix is wrong): left as it is; repair the value, then run again".to_string()
+            });
+            tally.list(&row.id, column, done.not_migrated, why);
             if let Some(new) = done.new {
                 if let Some(why) = table.refuses(column, &new) {
                     // The column cannot store it: the row stays as it is, its URLs

@@ -57,6 +57,9 @@ pub struct Rewritten {
     /// URLs of the source whose object is not migrated (left as they are), as shown to
     /// the user: without a query string, which may hold a presigned URL's signature.
     pub not_migrated: Vec<String>,
+    /// The value is PHP-serialized data that does not parse: left as it is, its source
+    /// URLs in `not_migrated`.
+    pub broken: bool,
 }
 
 /// Source key → R2 key, for every object recorded `copied` or `identical`: in memory,
@@ -117,6 +120,7 @@ impl Rewriter<'_> {
             Serialized::Not => self.replace(value, shapes::spans(value), out),
             Serialized::Valid(pieces) => shapes::rebuild(&pieces, |s| self.embedded(s, out)),
             Serialized::Broken => {
+                out.broken = true;
                 for span in shapes::spans(value) {
                     let url = shapes::unescape(&value[span.range], span.slashes);
                     if self.urls.name(&url).is_some() {
@@ -456,6 +460,7 @@ mod tests {
         let done = r.rewrite(broken).unwrap();
         assert_eq!(done.new, None);
         assert_eq!(done.not_migrated.len(), 1);
+        assert!(done.broken);
         // srcset: every URL of the list.
         let img = r#"<img srcset="https://media.s3.amazonaws.com/avatars/42.png 300w, https://media.s3.amazonaws.com/avatars/a%20b.jpg 1024w">"#;
         let done = r.rewrite(img).unwrap();
