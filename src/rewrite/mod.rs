@@ -334,12 +334,11 @@ impl Db {
 }
 
 impl Db {
-    /// Commits what `restore` wrote (SQLite and MySQL batch their restores; PostgreSQL
-    /// commits each).
+    /// Commits what `restore` wrote (each database commits its restores in batches).
     pub async fn finish(&mut self) -> anyhow::Result<()> {
         match self {
             Db::Sqlite(t) => t.finish_restores(),
-            Db::Postgres(_) => Ok(()),
+            Db::Postgres(t) => t.finish().await,
             Db::Mysql(t) => t.finish().await,
         }
         .map_err(anyhow::Error::msg)

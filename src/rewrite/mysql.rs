@@ -62,7 +62,7 @@ async fn connect(s: &Settings) -> Result<Conn, OpenError> {
         .prefer_socket(false)
         .init(vec![
             "SET NAMES utf8mb4",
-            "SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES')",
+            "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, IF(@@SESSION.sql_mode = '', '', ','), 'STRICT_ALL_TABLES')",
         ]);
     let tls = |verify_chain: bool, verify_host: bool| {
         let mut o = SslOpts::default()

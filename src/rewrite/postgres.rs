@@ -23,7 +23,13 @@ pub struct PgTable {
     /// The id column's type (`int4`, `uuid`, `text`…), to compare ids as the index does.
     id_type: String,
     columns: Vec<String>,
+    /// Restores written in the open transaction (committed a thousand at a time: one
+    /// commit per value made rollback's restores the slow half of a rollback).
+    restores_open: usize,
 }
+
+/// Values rollback puts back per transaction.
+const RESTORES_PER_COMMIT: usize = 1000;
 
 /// `"name"`, or `"schema"."name"` for a qualified name; embedded quotes doubled.
 fn quote(ident: &str) -> String {
@@ -330,6 +336,7 @@ impl PgTable {
             id_column: id_column.to_string(),
             id_type,
             columns: columns.to_vec(),
+            restores_open: 0,
         })
     }
 
@@ -363,18 +370,28 @@ impl PgTable {
             .iter()
             .map(|c| format!("{}::text", quote(c)))
             .collect();
-        let sql = format!(
-            "SELECT {id}::text, {} FROM {} WHERE ($1::text IS NULL OR {id} > CAST($1::text AS {})) ORDER BY {id} LIMIT {BATCH}",
-            cols.join(", "),
-            quote(&self.table),
-            self.id_type
+        // Ordered by the column itself: the text of the id is selected under another
+        // name, since an output column named like the id would order as text ("10"
+        // before "9") while the next page starts after the id's value.
+        let table = quote(&self.table);
+        let select = format!(
+            "SELECT {table}.{id}::text AS r2migrate_id, {} FROM {table}",
+            cols.join(", ")
         );
-        let after = after.map(Self::id_text);
-        let rows = self
-            .client
-            .query(&sql, &[&after])
-            .await
-            .map_err(|e| e.to_string())?;
+        let rows = match after.map(Self::id_text) {
+            None => {
+                let sql = format!("{select} ORDER BY {table}.{id} LIMIT {BATCH}");
+                self.client.query(&sql, &[]).await
+            }
+            Some(after) => {
+                let sql = format!(
+                    "{select} WHERE {table}.{id} > CAST($1::text AS {}) ORDER BY {table}.{id} LIMIT {BATCH}",
+                    self.id_type
+                );
+                self.client.query(&sql, &[&after]).await
+            }
+        }
+        .map_err(|e| e.to_string())?;
         Ok(rows
             .iter()
             .map(|r| Row {
@@ -420,11 +437,21 @@ impl PgTable {
     pub async fn restore(&mut self, c: &Change, dry_run: bool) -> Result<Restore, String> {
         let id = Self::id_text(&c.id);
         if !dry_run {
+            if self.restores_open == 0 {
+                self.client
+                    .batch_execute("BEGIN")
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
             let n = self
                 .client
                 .execute(self.update_sql(&c.column).as_str(), &[&c.old, &id, &c.new])
                 .await
                 .map_err(|e| e.to_string())?;
+            self.restores_open += 1;
+            if self.restores_open >= RESTORES_PER_COMMIT {
+                self.finish().await?;
+            }
             if n > 0 {
                 return Ok(Restore::Restored);
             }
@@ -447,6 +474,18 @@ impl PgTable {
             Some(v) if dry_run && v == c.new => Restore::Restored,
             _ => Restore::Changed,
         })
+    }
+
+    /// Commits the restores written since the last commit.
+    pub async fn finish(&mut self) -> Result<(), String> {
+        if self.restores_open > 0 {
+            self.client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| e.to_string())?;
+            self.restores_open = 0;
+        }
+        Ok(())
     }
 }
 
