@@ -417,17 +417,38 @@ impl PgTable {
         changes: Vec<Change>,
         before_commit: impl FnOnce(&[Change]) -> anyhow::Result<()>,
     ) -> anyhow::Result<Vec<Change>> {
-        let sqls: Vec<String> = changes.iter().map(|c| self.update_sql(&c.column)).collect();
-        let tx = self.client.transaction().await?;
-        let mut applied = Vec::new();
-        for (c, sql) in changes.into_iter().zip(sqls) {
-            let n = tx
-                .execute(sql.as_str(), &[&c.new, &Self::id_text(&c.id), &c.old])
-                .await?;
-            if n > 0 {
-                applied.push(c);
-            }
+        let mut sqls = std::collections::HashMap::new();
+        for c in &changes {
+            sqls.entry(c.column.clone())
+                .or_insert_with(|| self.update_sql(&c.column));
         }
+        let tx = self.client.transaction().await?;
+        // One prepared statement per column, and the batch's updates sent together: the
+        // connection pipelines them, so a batch costs about one round trip, not 2 per row.
+        let mut statements = std::collections::HashMap::new();
+        for (column, sql) in &sqls {
+            statements.insert(column.clone(), tx.prepare(sql).await?);
+        }
+        let ids: Vec<String> = changes.iter().map(|c| Self::id_text(&c.id)).collect();
+        type Param<'p> = &'p (dyn tokio_postgres::types::ToSql + Sync);
+        let params: Vec<[Param<'_>; 3]> = changes
+            .iter()
+            .zip(&ids)
+            .map(|(c, id)| [&c.new as Param<'_>, id, &c.old])
+            .collect();
+        let counts = futures::future::try_join_all(
+            changes
+                .iter()
+                .zip(&params)
+                .map(|(c, p)| tx.execute(&statements[&c.column], p)),
+        )
+        .await?;
+        let applied: Vec<Change> = changes
+            .into_iter()
+            .zip(counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(c, _)| c)
+            .collect();
         before_commit(&applied)?;
         tx.commit().await?;
         Ok(applied)
