@@ -368,12 +368,7 @@ impl MyTable {
             .exec_first(sql, (Self::id_param(&c.id),))
             .await
             .map_err(failed)?;
-        let now = now.flatten();
-        Ok(match now.as_deref() {
-            Some(v) if v == c.old.as_bytes() => Restore::AsBefore,
-            Some(v) if dry_run && v == c.new.as_bytes() => Restore::Restored,
-            _ => Restore::Changed,
-        })
+        Ok(Restore::judged(now.flatten().as_deref(), c, dry_run))
     }
 
     /// Commits the restores written since the last commit.

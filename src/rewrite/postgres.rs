@@ -490,11 +490,11 @@ impl PgTable {
             .await
             .map_err(|e| e.to_string())?
             .map(|r| r.get(0));
-        Ok(match now.flatten().as_deref() {
-            Some(v) if v == c.old => Restore::AsBefore,
-            Some(v) if dry_run && v == c.new => Restore::Restored,
-            _ => Restore::Changed,
-        })
+        Ok(Restore::judged(
+            now.flatten().as_deref().map(str::as_bytes),
+            c,
+            dry_run,
+        ))
     }
 
     /// Commits the restores written since the last commit.

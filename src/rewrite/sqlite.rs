@@ -44,6 +44,18 @@ pub enum Restore {
     Changed,
 }
 
+impl Restore {
+    /// What a row found holding `now` (`None`: gone, or NULL) means for a value the
+    /// restore did not write: already the original, or changed by someone since.
+    pub fn judged(now: Option<&[u8]>, c: &Change, dry_run: bool) -> Restore {
+        match now {
+            Some(v) if v == c.old.as_bytes() => Restore::AsBefore,
+            Some(v) if dry_run && v == c.new.as_bytes() => Restore::Restored,
+            _ => Restore::Changed,
+        }
+    }
+}
+
 pub struct Table {
     conn: Connection,
     pub path: PathBuf,
@@ -219,12 +231,11 @@ impl Table {
             )
             .optional()
             .map_err(|e| e.to_string())?;
-        let now = now.flatten();
-        Ok(match now.as_deref() {
-            Some(v) if v == c.old => Restore::AsBefore,
-            Some(v) if dry_run && v == c.new => Restore::Restored,
-            _ => Restore::Changed,
-        })
+        Ok(Restore::judged(
+            now.flatten().as_deref().map(str::as_bytes),
+            c,
+            dry_run,
+        ))
     }
 }
 
