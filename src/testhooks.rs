@@ -77,6 +77,27 @@ mod hooks {
         }
     }
 
+    /// `R2MIGRATE_TEST_HOLD_REWRITE=<dir>`: before `rewrite-urls` applies its first
+    /// batch (the rows read, the changes decided) it creates `<dir>/held` and waits for
+    /// `<dir>/go`, so a test can change rows as the application would meanwhile.
+    pub fn before_rewrite_apply() {
+        static HELD: AtomicU64 = AtomicU64::new(0);
+        let Ok(dir) = std::env::var("R2MIGRATE_TEST_HOLD_REWRITE") else {
+            return;
+        };
+        if HELD.fetch_add(1, Ordering::SeqCst) > 0 {
+            return;
+        }
+        let dir = std::path::Path::new(&dir);
+        let _ = std::fs::write(dir.join("held"), b"");
+        for _ in 0..600 {
+            if dir.join("go").exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// `R2MIGRATE_TEST_KEEP_INTENTS=1`: a run that ends cleanly leaves its answered
     /// intents and parts in the manifest, for a test that counts what a run wrote.
     pub fn keep_intents() -> bool {
@@ -93,6 +114,7 @@ mod hooks {
         false
     }
     pub fn after_rewrite_batch() {}
+    pub fn before_rewrite_apply() {}
     pub fn keep_intents() -> bool {
         false
     }

@@ -728,3 +728,89 @@ async fn mariadb_passwords_come_from_mysql_pwd_or_my_cnf_and_tls_is_verified() {
         0,
     );
 }
+
+/// Rows the application changes after `rewrite-urls` read them and before it writes: a
+/// new value, and one that differs only in letter case (equal under the column's
+/// case-insensitive collation, not in its bytes). Neither is overwritten, nor recorded.
+#[tokio::test]
+async fn rows_the_application_changes_meanwhile_are_left_as_it_wrote_them() {
+    let my = MariaDb::start();
+    my.conn(None)
+        .await
+        .query_drop("CREATE DATABASE app")
+        .await
+        .unwrap();
+    let mut conn = my.conn(Some("app")).await;
+    conn.query_drop(
+        "CREATE TABLE media (id int PRIMARY KEY, url varchar(300)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_520_ci",
+    )
+    .await
+    .unwrap();
+    for id in 1..=10 {
+        conn.exec_drop(
+            "INSERT INTO media VALUES (?, ?)",
+            (id, format!("{OLD}avatars/user_42.png")),
+        )
+        .await
+        .unwrap();
+    }
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path().to_path_buf();
+    migrated_media(&work);
+    std::fs::write(
+        work.join("app.toml"),
+        rule(
+            &my.url("app", ""),
+            "media",
+            "id",
+            "url",
+            "url",
+            "https://media.example.test/{key}",
+        ),
+    )
+    .unwrap();
+    let hold = tempfile::tempdir().unwrap();
+    let mut cmd = with_password(&work);
+    cmd.env("R2MIGRATE_TEST_HOLD_REWRITE", hold.path()).args([
+        "rewrite-urls",
+        "--json",
+        "--config",
+        "app.toml",
+    ]);
+    let running = tokio::task::spawn_blocking(move || cmd.output().unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !hold.path().join("held").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rewrite-urls never got to its batch"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let upper = format!("{OLD}avatars/user_42.png").to_uppercase();
+    conn.exec_drop("UPDATE media SET url = ? WHERE id = 1", (&upper,))
+        .await
+        .unwrap();
+    conn.query_drop("UPDATE media SET url = 'https://app.example.test/new.png' WHERE id = 2")
+        .await
+        .unwrap();
+    std::fs::write(hold.path().join("go"), b"").unwrap();
+    let out = running.await.unwrap();
+    assert_exit(&out, 0);
+    let doc = json_of(&out);
+    assert_eq!(
+        per_table(&doc),
+        vec![("media".into(), 10, 8, 8, 0)],
+        "{doc}"
+    );
+    let urls = texts_of(&my, "app", "media", "id", "url").await;
+    assert_eq!(
+        urls[0], upper,
+        "the application's case-only edit was overwritten"
+    );
+    assert_eq!(urls[1], "https://app.example.test/new.png");
+    assert!(urls[2..]
+        .iter()
+        .all(|u| u == "https://media.example.test/avatars/user_42.png"));
+    let manifest = std::fs::read_to_string(work.join("r2migrate-manifest.jsonl")).unwrap();
+    assert_eq!(manifest.matches("\"type\":\"rewrite\"").count(), 8);
+}

@@ -4,7 +4,7 @@
 //! left as it is and listed (exit 1). Each batch of changes goes into the manifest, and
 //! is flushed, before its transaction commits; `--dry-run` writes nothing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use serde_json::json;
@@ -162,11 +162,22 @@ async fn rewrite_table(
         let rows = table.page(after.as_ref()).await?;
         let Some(last) = rows.last() else { break };
         after = Some(last.id.clone());
-        let changes = changes_in(&rows, rule, rewriter, table, &mut tally)?;
+        let (changes, urls): (Vec<Change>, Vec<u64>) =
+            changes_in(&rows, rule, rewriter, table, &mut tally)?
+                .into_iter()
+                .unzip();
         let Some(w) = writer.as_deref_mut() else {
             tally.rows_changed += distinct_rows(&changes);
+            tally.urls_changed += urls.iter().sum::<u64>();
             continue;
         };
+        // A row the application changed since it was read is not written: count only
+        // the URLs of the changes that applied.
+        let urls_of: HashMap<(String, String), u64> = changes
+            .iter()
+            .zip(urls)
+            .map(|(c, n)| ((c.id.to_string(), c.column.clone()), n))
+            .collect();
         if changes.is_empty() {
             continue;
         }
@@ -180,6 +191,7 @@ async fn rewrite_table(
             })?;
             tally.backup = Some(to.display().to_string());
         }
+        crate::testhooks::before_rewrite_apply();
         let applied = table
             .apply(changes, |applied| {
                 for c in applied {
@@ -201,18 +213,23 @@ async fn rewrite_table(
             .await?;
         crate::testhooks::after_rewrite_batch();
         tally.rows_changed += distinct_rows(&applied);
+        tally.urls_changed += applied
+            .iter()
+            .map(|c| urls_of[&(c.id.to_string(), c.column.clone())])
+            .sum::<u64>();
     }
     Ok(tally)
 }
 
-/// What one page of rows becomes, counted into `tally`.
+/// What one page of rows becomes, each change with how many URLs it points at R2;
+/// rows read and URLs left as they are counted into `tally`.
 fn changes_in(
     rows: &[crate::rewrite::sqlite::Row],
     rule: &Rule,
     rewriter: &Rewriter<'_>,
     table: &Db,
     tally: &mut TableTally,
-) -> Result<Vec<Change>, crate::spill::SpillError> {
+) -> Result<Vec<(Change, u64)>, crate::spill::SpillError> {
     let mut changes = Vec::new();
     for row in rows {
         tally.rows_read += 1;
@@ -230,13 +247,13 @@ fn changes_in(
                     tally.list(&row.id, column, done.changed, Some(why));
                     continue;
                 }
-                tally.urls_changed += done.changed.len() as u64;
-                changes.push(Change {
+                let change = Change {
                     id: row.id.clone(),
                     column: column.clone(),
                     old: value.clone(),
                     new,
-                });
+                };
+                changes.push((change, done.changed.len() as u64));
             }
         }
     }

@@ -230,14 +230,14 @@ impl MyTable {
     }
 
     /// The id as the manifest keeps it: a number for integer ids, else text.
-    fn id_json(&self, v: Value) -> Result<serde_json::Value, String> {
+    fn id_json(integer_id: bool, v: Value) -> Result<serde_json::Value, String> {
         Ok(match v {
             Value::Int(n) => n.into(),
             Value::UInt(n) => n.into(),
             Value::Bytes(b) => {
                 let text = String::from_utf8(b).map_err(|e| e.to_string())?;
                 match text.parse::<i64>() {
-                    Ok(n) if self.integer_id => n.into(),
+                    Ok(n) if integer_id => n.into(),
                     _ => text.into(),
                 }
             }
@@ -280,7 +280,7 @@ impl MyTable {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let mut values = row.unwrap().into_iter();
-            let id = self.id_json(values.next().unwrap_or(Value::NULL))?;
+            let id = Self::id_json(self.integer_id, values.next().unwrap_or(Value::NULL))?;
             let values = values
                 .map(|v| match v {
                     Value::Bytes(b) => String::from_utf8(b).map(Some).map_err(|e| e.to_string()),
@@ -310,21 +310,75 @@ impl MyTable {
     }
 
     /// As [`super::sqlite::Table::apply`]: one transaction, `before_commit` inside it.
+    /// Per column, the batch's rows are locked and read (`SELECT … FOR UPDATE`), those
+    /// still holding the bytes first read are updated in one statement: a few round
+    /// trips a batch rather than one a row, and no one can change a row in between.
     pub async fn apply(
         &mut self,
         changes: Vec<Change>,
         before_commit: impl FnOnce(&[Change]) -> anyhow::Result<()>,
     ) -> anyhow::Result<Vec<Change>> {
-        let sqls: Vec<String> = changes.iter().map(|c| self.update_sql(&c.column)).collect();
+        let mut columns: Vec<String> = changes.iter().map(|c| c.column.clone()).collect();
+        columns.sort();
+        columns.dedup();
+        let (table, id) = (quote(&self.table), quote(&self.id_column));
+        let integer_id = self.integer_id;
         let mut tx = self.conn.start_transaction(TxOpts::default()).await?;
-        let mut applied = Vec::new();
-        for (c, sql) in changes.into_iter().zip(sqls) {
-            tx.exec_drop(sql, (c.new.as_str(), Self::id_param(&c.id), c.old.as_str()))
+        let mut still = vec![false; changes.len()];
+        for column in &columns {
+            let col = quote(column);
+            let mine: Vec<usize> = (0..changes.len())
+                .filter(|&i| &changes[i].column == column)
+                .collect();
+            let marks = vec!["?"; mine.len()].join(", ");
+            let ids: Vec<Value> = mine
+                .iter()
+                .map(|&i| Self::id_param(&changes[i].id))
+                .collect();
+            let rows: Vec<(Value, Option<Vec<u8>>)> = tx
+                .exec(
+                    format!("SELECT {id}, {col} FROM {table} WHERE {id} IN ({marks}) FOR UPDATE"),
+                    ids,
+                )
                 .await?;
-            if tx.affected_rows() > 0 {
-                applied.push(c);
+            let mut now = std::collections::HashMap::new();
+            for (row_id, value) in rows {
+                let row_id = Self::id_json(integer_id, row_id).map_err(anyhow::Error::msg)?;
+                now.insert(row_id.to_string(), value);
+            }
+            let holding: Vec<usize> = mine
+                .into_iter()
+                .filter(|&i| {
+                    let c = &changes[i];
+                    now.get(&c.id.to_string()).and_then(|v| v.as_deref()) == Some(c.old.as_bytes())
+                })
+                .collect();
+            if holding.is_empty() {
+                continue;
+            }
+            let mut params = Vec::with_capacity(holding.len() * 3);
+            for &i in &holding {
+                params.push(Self::id_param(&changes[i].id));
+                params.push(Value::Bytes(changes[i].new.clone().into_bytes()));
+            }
+            params.extend(holding.iter().map(|&i| Self::id_param(&changes[i].id)));
+            let whens = "WHEN ? THEN ? ".repeat(holding.len());
+            let marks = vec!["?"; holding.len()].join(", ");
+            tx.exec_drop(
+                format!("UPDATE {table} SET {col} = CASE {id} {whens}ELSE {col} END WHERE {id} IN ({marks})"),
+                params,
+            )
+            .await?;
+            for i in holding {
+                still[i] = true;
             }
         }
+        let applied: Vec<Change> = changes
+            .into_iter()
+            .zip(still)
+            .filter(|(_, kept)| *kept)
+            .map(|(c, _)| c)
+            .collect();
         before_commit(&applied)?;
         tx.commit().await?;
         Ok(applied)
