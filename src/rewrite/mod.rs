@@ -4,6 +4,7 @@
 //! manifests record its object `copied` or `identical`; one that names the source but an
 //! object not migrated is left as it is and reported.
 
+pub mod db;
 pub mod mysql;
 pub mod mysql_settings;
 pub mod postgres;
@@ -12,12 +13,13 @@ pub mod sqlite;
 pub mod urls;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use crate::manifest::ManifestSet;
 use crate::spill::SpillError;
+pub use db::Db;
 use shapes::{Serialized, Slashes, Span};
 use urls::{render, Named, SourceUrls};
 
@@ -229,119 +231,6 @@ pub fn redact(database: &str) -> String {
             u.to_string()
         }
         Err(_) => "the database URL".into(),
-    }
-}
-
-/// The database a rule names: a SQLite file (`sqlite:///path` or a path), a PostgreSQL
-/// server (`postgres://user@host:port/db`) or a MySQL / MariaDB server
-/// (`mysql://user@host:3306/db`, `mariadb://…`).
-pub enum Db {
-    Sqlite(sqlite::Table),
-    Postgres(postgres::PgTable),
-    Mysql(mysql::MyTable),
-}
-
-impl Db {
-    pub async fn open(
-        database: &str,
-        table: &str,
-        id_column: &str,
-        columns: &[String],
-        read_only: bool,
-    ) -> anyhow::Result<Db> {
-        let opened = if database.starts_with("postgres://") || database.starts_with("postgresql://")
-        {
-            postgres::PgTable::open(database, table, id_column, columns)
-                .await
-                .map(Db::Postgres)
-        } else if mysql_settings::is_mysql(database) {
-            mysql::MyTable::open(database, table, id_column, columns)
-                .await
-                .map(Db::Mysql)
-        } else {
-            let path = sqlite_path(database);
-            return sqlite::Table::open(&path, table, id_column, columns, read_only)
-                .map(Db::Sqlite)
-                .map_err(crate::error::usage);
-        };
-        match opened {
-            Ok(db) => Ok(db),
-            Err(OpenError::Usage(m)) => Err(crate::error::usage(m)),
-            Err(OpenError::Connect(m)) => Err(anyhow::anyhow!(m)),
-        }
-    }
-
-    /// The SQLite file, which `rewrite-urls` backs up before its first change.
-    pub fn sqlite_file(&self) -> Option<&Path> {
-        match self {
-            Db::Sqlite(t) => Some(&t.path),
-            Db::Postgres(_) | Db::Mysql(_) => None,
-        }
-    }
-
-    /// Why `column` cannot store `new` as it is, if so (a MySQL column's character set
-    /// or length; SQLite and PostgreSQL text hold any value).
-    pub fn refuses(&self, column: &str, new: &str) -> Option<String> {
-        match self {
-            Db::Mysql(t) => t.refuses(column, new),
-            Db::Sqlite(_) | Db::Postgres(_) => None,
-        }
-    }
-
-    pub fn back_up(&self, to: &Path) -> Result<(), String> {
-        match self {
-            Db::Sqlite(t) => t.back_up(to),
-            Db::Postgres(_) | Db::Mysql(_) => Ok(()),
-        }
-    }
-
-    pub async fn page(
-        &mut self,
-        after: Option<&serde_json::Value>,
-    ) -> anyhow::Result<Vec<sqlite::Row>> {
-        match self {
-            Db::Sqlite(t) => t.page(after),
-            Db::Postgres(t) => t.page(after).await,
-            Db::Mysql(t) => t.page(after).await,
-        }
-        .map_err(anyhow::Error::msg)
-    }
-
-    pub async fn apply(
-        &mut self,
-        changes: Vec<sqlite::Change>,
-        before_commit: impl FnOnce(&[sqlite::Change]) -> anyhow::Result<()>,
-    ) -> anyhow::Result<Vec<sqlite::Change>> {
-        match self {
-            Db::Sqlite(t) => t.apply(changes, before_commit),
-            Db::Postgres(t) => t.apply(changes, before_commit).await,
-            Db::Mysql(t) => t.apply(changes, before_commit).await,
-        }
-    }
-
-    pub async fn restore(
-        &mut self,
-        change: &sqlite::Change,
-        dry_run: bool,
-    ) -> anyhow::Result<sqlite::Restore> {
-        match self {
-            Db::Sqlite(t) => t.restore(change, dry_run),
-            Db::Postgres(t) => t.restore(change, dry_run).await,
-            Db::Mysql(t) => t.restore(change, dry_run).await,
-        }
-        .map_err(anyhow::Error::msg)
-    }
-}
-
-impl Db {
-    /// Commits what `restore` wrote (each database commits its restores in batches).
-    pub async fn finish(&mut self) -> anyhow::Result<()> {
-        match self {
-            Db::Sqlite(t) => t.finish_restores(),
-            Db::Postgres(t) => t.finish().await,
-            Db::Mysql(t) => t.finish().await,
-        }
-        .map_err(anyhow::Error::msg)
     }
 }
 

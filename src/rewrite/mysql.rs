@@ -12,11 +12,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, SslOpts, TxOpts, Value};
 
 use super::mysql_settings::{holds, password, settings_of, Settings, SslMode, CHARSETS};
-use super::sqlite::{Change, Restore, Row, BATCH};
+use super::sqlite::{Change, Row, BATCH};
 use super::OpenError;
-
-/// Values rollback puts back per transaction.
-const RESTORES_PER_COMMIT: usize = 1000;
 
 /// A rewritten column: its name, character set and longest value in characters.
 struct Column {
@@ -33,8 +30,6 @@ pub struct MyTable {
     id_column: String,
     integer_id: bool,
     columns: Vec<Column>,
-    /// Restores written in the open transaction (committed a thousand at a time).
-    restores_open: usize,
 }
 
 /// `` `name` ``, or `` `db`.`name` `` for a qualified name; embedded backticks doubled.
@@ -202,7 +197,6 @@ impl MyTable {
             id_column: id_column.to_string(),
             integer_id,
             columns: wanted,
-            restores_open: 0,
         })
     }
 
@@ -384,33 +378,29 @@ impl MyTable {
         Ok(applied)
     }
 
-    /// Puts `old` back where the row still holds `new` (with `dry_run`, only says so).
-    /// Restores are committed a thousand at a time; [`MyTable::finish`] commits the rest.
-    pub async fn restore(&mut self, c: &Change, dry_run: bool) -> Result<Restore, String> {
-        let failed = |e: mysql_async::Error| e.to_string();
-        if !dry_run {
-            if self.restores_open == 0 {
-                self.conn
-                    .query_drop("START TRANSACTION")
-                    .await
-                    .map_err(failed)?;
-            }
-            self.conn
-                .exec_drop(
-                    self.update_sql(&c.column),
-                    (c.old.as_str(), Self::id_param(&c.id), c.new.as_str()),
-                )
-                .await
-                .map_err(failed)?;
-            self.restores_open += 1;
-            let restored = self.conn.affected_rows() > 0;
-            if self.restores_open >= RESTORES_PER_COMMIT {
-                self.finish().await?;
-            }
-            if restored {
-                return Ok(Restore::Restored);
-            }
-        }
+    /// Opens the transaction rollback's restores are written in.
+    pub async fn begin_restores(&mut self) -> Result<(), String> {
+        self.conn
+            .query_drop("START TRANSACTION")
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Writes `old` back where the row still holds `new` (compared as bytes); whether
+    /// it did.
+    pub async fn put_back(&mut self, c: &Change) -> Result<bool, String> {
+        self.conn
+            .exec_drop(
+                self.update_sql(&c.column),
+                (c.old.as_str(), Self::id_param(&c.id), c.new.as_str()),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(self.conn.affected_rows() > 0)
+    }
+
+    /// The value the row holds now, as utf8mb4 bytes (`None`: gone, or NULL).
+    pub async fn value_now(&mut self, c: &Change) -> Result<Option<Vec<u8>>, String> {
         let sql = format!(
             "SELECT {} FROM {} WHERE {} = ?",
             quote(&c.column),
@@ -421,19 +411,15 @@ impl MyTable {
             .conn
             .exec_first(sql, (Self::id_param(&c.id),))
             .await
-            .map_err(failed)?;
-        Ok(Restore::judged(now.flatten().as_deref(), c, dry_run))
+            .map_err(|e| e.to_string())?;
+        Ok(now.flatten())
     }
 
-    /// Commits the restores written since the last commit.
-    pub async fn finish(&mut self) -> Result<(), String> {
-        if self.restores_open > 0 {
-            self.conn
-                .query_drop("COMMIT")
-                .await
-                .map_err(|e| e.to_string())?;
-            self.restores_open = 0;
-        }
-        Ok(())
+    /// Commits the restores written since [`MyTable::begin_restores`].
+    pub async fn commit_restores(&mut self) -> Result<(), String> {
+        self.conn
+            .query_drop("COMMIT")
+            .await
+            .map_err(|e| e.to_string())
     }
 }

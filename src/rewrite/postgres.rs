@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::Client;
 
-use super::sqlite::{Change, Restore, Row, BATCH};
+use super::sqlite::{Change, Row, BATCH};
 use super::{redact, OpenError};
 
 /// A PostgreSQL table being rewritten.
@@ -23,13 +23,7 @@ pub struct PgTable {
     /// The id column's type (`int4`, `uuid`, `text`…), to compare ids as the index does.
     id_type: String,
     columns: Vec<String>,
-    /// Restores written in the open transaction (committed a thousand at a time: one
-    /// commit per value made rollback's restores the slow half of a rollback).
-    restores_open: usize,
 }
-
-/// Values rollback puts back per transaction.
-const RESTORES_PER_COMMIT: usize = 1000;
 
 /// `"name"`, or `"schema"."name"` for a qualified name; embedded quotes doubled.
 fn quote(ident: &str) -> String {
@@ -336,7 +330,6 @@ impl PgTable {
             id_column: id_column.to_string(),
             id_type,
             columns: columns.to_vec(),
-            restores_open: 0,
         })
     }
 
@@ -454,29 +447,29 @@ impl PgTable {
         Ok(applied)
     }
 
-    /// Puts `old` back where the row still holds `new` (with `dry_run`, only says so).
-    pub async fn restore(&mut self, c: &Change, dry_run: bool) -> Result<Restore, String> {
-        let id = Self::id_text(&c.id);
-        if !dry_run {
-            if self.restores_open == 0 {
-                self.client
-                    .batch_execute("BEGIN")
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            let n = self
-                .client
-                .execute(self.update_sql(&c.column).as_str(), &[&c.old, &id, &c.new])
-                .await
-                .map_err(|e| e.to_string())?;
-            self.restores_open += 1;
-            if self.restores_open >= RESTORES_PER_COMMIT {
-                self.finish().await?;
-            }
-            if n > 0 {
-                return Ok(Restore::Restored);
-            }
-        }
+    /// Opens the transaction rollback's restores are written in.
+    pub async fn begin_restores(&mut self) -> Result<(), String> {
+        self.client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Writes `old` back where the row still holds `new`; whether it did.
+    pub async fn put_back(&mut self, c: &Change) -> Result<bool, String> {
+        let n = self
+            .client
+            .execute(
+                self.update_sql(&c.column).as_str(),
+                &[&c.old, &Self::id_text(&c.id), &c.new],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(n > 0)
+    }
+
+    /// The value the row holds now (`None`: the row is gone, or NULL).
+    pub async fn value_now(&mut self, c: &Change) -> Result<Option<Vec<u8>>, String> {
         let sql = format!(
             "SELECT {}::text FROM {} WHERE {} = CAST($1::text AS {})",
             quote(&c.column),
@@ -486,27 +479,19 @@ impl PgTable {
         );
         let now: Option<Option<String>> = self
             .client
-            .query_opt(sql.as_str(), &[&id])
+            .query_opt(sql.as_str(), &[&Self::id_text(&c.id)])
             .await
             .map_err(|e| e.to_string())?
             .map(|r| r.get(0));
-        Ok(Restore::judged(
-            now.flatten().as_deref().map(str::as_bytes),
-            c,
-            dry_run,
-        ))
+        Ok(now.flatten().map(String::into_bytes))
     }
 
-    /// Commits the restores written since the last commit.
-    pub async fn finish(&mut self) -> Result<(), String> {
-        if self.restores_open > 0 {
-            self.client
-                .batch_execute("COMMIT")
-                .await
-                .map_err(|e| e.to_string())?;
-            self.restores_open = 0;
-        }
-        Ok(())
+    /// Commits the restores written since [`PgTable::begin_restores`].
+    pub async fn commit_restores(&mut self) -> Result<(), String> {
+        self.client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -14,8 +14,6 @@ use crate::source::sqlite::db::{connect, from_json, quote, to_json};
 
 /// Rows read per page, and changes written per transaction.
 pub const BATCH: usize = 256;
-/// Values rollback restores per transaction.
-const RESTORES_PER_COMMIT: usize = 1000;
 
 /// One stored value and what it becomes.
 #[derive(Debug, Clone)]
@@ -62,9 +60,6 @@ pub struct Table {
     table: String,
     id_column: String,
     columns: Vec<String>,
-    /// Restores written in the open transaction (rollback commits them in batches: one
-    /// transaction per row would be one sync per row, hours for a million).
-    restores_open: usize,
 }
 
 impl Table {
@@ -112,7 +107,6 @@ impl Table {
             table: table.to_string(),
             id_column: id_column.to_string(),
             columns: columns.to_vec(),
-            restores_open: 0,
         })
     }
 
@@ -187,36 +181,30 @@ impl Table {
         Ok(applied)
     }
 
-    /// Puts `old` back where the row still holds `new` (with `dry_run`, only says
-    /// whether it would).
-    pub fn restore(&mut self, c: &Change, dry_run: bool) -> Result<Restore, String> {
-        if !dry_run {
-            if self.conn.is_autocommit() {
-                self.conn
-                    .execute_batch("BEGIN IMMEDIATE")
-                    .map_err(|e| e.to_string())?;
-            }
-            self.restores_open += 1;
-            if self.restores_open >= RESTORES_PER_COMMIT {
-                self.finish_restores()?;
-                self.conn
-                    .execute_batch("BEGIN IMMEDIATE")
-                    .map_err(|e| e.to_string())?;
-            }
-            let sql = update_sql(&self.table, &self.id_column, &c.column);
-            let params = [
-                Value::Text(c.old.clone()),
-                from_json(&c.id),
-                Value::Text(c.new.clone()),
-            ];
-            let n = self
-                .conn
-                .execute(&sql, params_from_iter(params))
-                .map_err(|e| e.to_string())?;
-            if n > 0 {
-                return Ok(Restore::Restored);
-            }
-        }
+    /// Opens the transaction rollback's restores are written in.
+    pub fn begin_restores(&mut self) -> Result<(), String> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| e.to_string())
+    }
+
+    /// Writes `old` back where the row still holds `new`; whether it did.
+    pub fn put_back(&mut self, c: &Change) -> Result<bool, String> {
+        let sql = update_sql(&self.table, &self.id_column, &c.column);
+        let params = [
+            Value::Text(c.old.clone()),
+            from_json(&c.id),
+            Value::Text(c.new.clone()),
+        ];
+        let n = self
+            .conn
+            .execute(&sql, params_from_iter(params))
+            .map_err(|e| e.to_string())?;
+        Ok(n > 0)
+    }
+
+    /// The value the row holds now (`None`: the row is gone, or NULL).
+    pub fn value_now(&self, c: &Change) -> Result<Option<Vec<u8>>, String> {
         let now: Option<Option<String>> = self
             .conn
             .query_row(
@@ -231,18 +219,13 @@ impl Table {
             )
             .optional()
             .map_err(|e| e.to_string())?;
-        Ok(Restore::judged(
-            now.flatten().as_deref().map(str::as_bytes),
-            c,
-            dry_run,
-        ))
+        Ok(now.flatten().map(String::into_bytes))
     }
 }
 
 impl Table {
-    /// Commits the restores written so far.
-    pub fn finish_restores(&mut self) -> Result<(), String> {
-        self.restores_open = 0;
+    /// Commits the restores written since [`Table::begin_restores`].
+    pub fn commit_restores(&mut self) -> Result<(), String> {
         if self.conn.is_autocommit() {
             return Ok(());
         }
