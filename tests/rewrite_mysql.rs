@@ -10,6 +10,7 @@ mod common;
 use std::path::Path;
 
 use common::mariadb::{MariaDb, MY_PASSWORD};
+use common::wordpress::{fixture_values, per_table, WP_COLUMNS};
 use common::{assert_exit, json_of, r2migrate, to_rehearsal};
 use mysql_async::prelude::Queryable;
 
@@ -148,12 +149,6 @@ async fn texts_of(my: &MariaDb, db: &str, table: &str, id: &str, column: &str) -
         .unwrap()
 }
 
-const WP_COLUMNS: [(&str, &str, &str); 3] = [
-    ("wp_posts", "ID", "post_content"),
-    ("wp_postmeta", "meta_id", "meta_value"),
-    ("wp_options", "option_id", "option_value"),
-];
-
 async fn wp_hex(my: &MariaDb, db: &str) -> Vec<Vec<(u64, String)>> {
     let mut all = Vec::new();
     for (table, id, column) in WP_COLUMNS {
@@ -162,38 +157,11 @@ async fn wp_hex(my: &MariaDb, db: &str) -> Vec<Vec<(u64, String)>> {
     all
 }
 
-fn sqlite_texts(db: &Path) -> Vec<Vec<String>> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    WP_COLUMNS
-        .iter()
-        .map(|(table, id, column)| {
-            let mut stmt = conn
-                .prepare(&format!("SELECT {column} FROM {table} ORDER BY {id}"))
-                .unwrap();
-            stmt.query_map([], |r| r.get(0))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap()
-        })
-        .collect()
-}
-
-/// Each table's counts from a `rewrite-urls --json` document, by table name.
-fn per_table(doc: &serde_json::Value) -> Vec<(String, u64, u64, u64, u64)> {
-    doc["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            let n = |f: &str| t[f].as_u64().unwrap();
-            (
-                t["table"].as_str().unwrap().to_string(),
-                n("rows_read"),
-                n("rows_changed"),
-                n("urls_changed"),
-                n("not_migrated"),
-            )
-        })
+/// The values of each table, without their ids.
+fn texts(tables: Vec<Vec<(i64, String)>>) -> Vec<Vec<String>> {
+    tables
+        .into_iter()
+        .map(|t| t.into_iter().map(|(_, v)| v).collect())
         .collect()
 }
 
@@ -271,7 +239,7 @@ async fn wordpress_in_mariadb_is_rewritten_as_in_sqlite_and_rolled_back_byte_for
     for (table, id, column) in WP_COLUMNS {
         in_mariadb.push(texts_of(&my, "wordpress", table, id, column).await);
     }
-    assert_eq!(in_mariadb, sqlite_texts(&lite));
+    assert_eq!(in_mariadb, texts(fixture_values(&lite)));
     assert!(in_mariadb[2][0].contains(r#"s:46:"https://media.example.test/avatars/user_42.png";"#));
     assert!(in_mariadb[0][1].contains("old-cdn.example.test/media/photos/gone.jpg"));
     let manifest = std::fs::read_to_string(work.join("r2migrate-manifest.jsonl")).unwrap();
@@ -302,8 +270,8 @@ async fn wordpress_in_mariadb_is_rewritten_as_in_sqlite_and_rolled_back_byte_for
         "rollback puts every byte back"
     );
     assert_eq!(
-        sqlite_texts(&lite),
-        sqlite_texts(&fixtures().join("wordpress.db"))
+        texts(fixture_values(&lite)),
+        texts(fixture_values(&fixtures().join("wordpress.db")))
     );
 }
 

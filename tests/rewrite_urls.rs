@@ -9,6 +9,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use common::wordpress::{fixture_values, per_table, WP_COLUMNS};
 use common::*;
 use rusqlite::Connection;
 
@@ -698,28 +699,8 @@ async fn the_wordpress_shapes_in_postgresql_become_what_they_become_in_sqlite() 
         .await
         .unwrap();
     let client = pg.client("wordpress").await;
-    const TABLES: [(&str, &str, &str); 3] = [
-        ("wp_posts", "ID", "post_content"),
-        ("wp_postmeta", "meta_id", "meta_value"),
-        ("wp_options", "option_id", "option_value"),
-    ];
-    let sqlite_values = |db: &Path| -> Vec<Vec<(i64, String)>> {
-        let conn = Connection::open(db).unwrap();
-        TABLES
-            .iter()
-            .map(|(t, id, col)| {
-                let mut stmt = conn
-                    .prepare(&format!("SELECT {id}, {col} FROM {t} ORDER BY {id}"))
-                    .unwrap();
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .unwrap()
-                    .collect::<Result<_, _>>()
-                    .unwrap()
-            })
-            .collect()
-    };
     // WordPress's column names, quoted where PostgreSQL would fold them.
-    for ((table, id, col), rows) in TABLES.iter().zip(sqlite_values(&lite)) {
+    for ((table, id, col), rows) in WP_COLUMNS.iter().zip(fixture_values(&lite)) {
         client
             .batch_execute(&format!(
                 "CREATE TABLE {table} (\"{id}\" bigint PRIMARY KEY, {col} text)"
@@ -735,7 +716,7 @@ async fn the_wordpress_shapes_in_postgresql_become_what_they_become_in_sqlite() 
     }
     let pg_values = || async {
         let mut all = Vec::new();
-        for (table, id, col) in TABLES {
+        for (table, id, col) in WP_COLUMNS {
             let rows = client
                 .query(
                     &format!("SELECT \"{id}\", {col} FROM {table} ORDER BY \"{id}\""),
@@ -752,7 +733,7 @@ async fn the_wordpress_shapes_in_postgresql_become_what_they_become_in_sqlite() 
         all
     };
     let before = pg_values().await;
-    assert_eq!(before, sqlite_values(&fixtures.join("wordpress.db")));
+    assert_eq!(before, fixture_values(&fixtures.join("wordpress.db")));
     let toml = std::fs::read_to_string(fixtures.join("wordpress.toml")).unwrap();
     std::fs::write(
         work.path().join("pg.toml"),
@@ -768,27 +749,22 @@ async fn the_wordpress_shapes_in_postgresql_become_what_they_become_in_sqlite() 
             .output()
             .unwrap()
     };
-    let counts = |out: &std::process::Output| -> Vec<(u64, u64, u64)> {
-        let doc = json_of(out);
-        doc["tables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| {
-                let n = |f: &str| t[f].as_u64().unwrap();
-                (n("rows_changed"), n("urls_changed"), n("not_migrated"))
-            })
-            .collect()
-    };
     let dry = rewrite(&work.path().join("pg.toml"), &["--dry-run"]);
     assert_exit(&dry, 1);
-    assert_eq!(counts(&dry), vec![(3, 8, 1), (2, 4, 1), (1, 1, 0)]);
+    assert_eq!(
+        per_table(&json_of(&dry)),
+        vec![
+            ("wp_posts".into(), 3, 3, 8, 1),
+            ("wp_postmeta".into(), 4, 2, 4, 1),
+            ("wp_options".into(), 2, 1, 1, 0),
+        ]
+    );
     assert_eq!(pg_values().await, before, "a dry run changed the database");
     assert_exit(&rewrite(&work.path().join("pg.toml"), &[]), 1);
     assert_exit(&rewrite(&fixtures.join("wordpress.toml"), &[]), 1);
     let after = pg_values().await;
     assert_ne!(after, before);
-    assert_eq!(after, sqlite_values(&lite), "the same bytes as SQLite's");
+    assert_eq!(after, fixture_values(&lite), "the same bytes as SQLite's");
     let rb = r2migrate(work.path())
         .env("PGPASSWORD", common::pg::PG_PASSWORD)
         .args(["rollback", "--yes", "--json"])

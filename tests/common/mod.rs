@@ -10,6 +10,7 @@ pub mod mariadb;
 pub mod miniflare;
 pub mod pg;
 pub mod proxy;
+pub mod wordpress;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
