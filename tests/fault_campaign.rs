@@ -99,7 +99,13 @@ async fn campaign(seed: u64, r2: &dyn PlaysR2, keeps_refused_put: bool) -> (usiz
         if code == Some(0) {
             break;
         }
-        assert!(runs < 8, "seed {seed}: still not done after {runs} runs");
+        // Name what kept failing, so a seed that never finishes says why.
+        assert!(
+            runs < 8,
+            "seed {seed}: still not done after {runs} runs; the last said:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // Every object, byte for byte; then the tool's own deep check agrees.
     for (k, v) in &all {

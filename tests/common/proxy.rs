@@ -364,11 +364,12 @@ async fn handle(
     let (mut parts, body) = req.into_parts();
     let path = percent_decode(parts.uri.path());
     let query = parts.uri.query().unwrap_or("").to_string();
-    let mut body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    // A request whose body did not arrive whole never reaches the server, as on a
+    // real network (forwarding what came would store a torn object).
+    let mut body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return Err(std::io::Error::other(e)),
+    };
     let _busy = Busy::start(&state);
     let delay = state.lock().unwrap().delay;
     if let Some(d) = delay {
@@ -457,19 +458,19 @@ async fn handle(
             if let Some((name, value)) = set_header {
                 parts.headers.insert(name, value.parse().unwrap());
             }
-            let mut bytes = body
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            if flip_reply && !bytes.is_empty() {
-                let mut v = bytes.to_vec();
-                v[0] ^= 0x01;
-                bytes = Bytes::from(v);
-            }
             let body = match cut {
-                Some(reset) => half_then(bytes, reset),
-                None => full(bytes),
+                Some(reset) => {
+                    let bytes = body
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    half_then(bytes, reset)
+                }
+                // Streamed as it comes, as a server sends it: holding a large reply
+                // whole first would delay its first byte past a client's idle timeout
+                // on a busy machine.
+                None => streamed(body, flip_reply),
             };
             Ok(Response::from_parts(parts, body))
         }
@@ -486,6 +487,22 @@ fn full(bytes: Bytes) -> BoxBody<Bytes, std::io::Error> {
 
 /// The first half of a reply's body, then a reset (`reset`) or silence. The reply keeps
 /// its Content-Length, so the client sees the body end early or stop.
+/// The reply body frame by frame, the first data byte flipped if `flip`.
+fn streamed(body: Incoming, mut flip: bool) -> BoxBody<Bytes, std::io::Error> {
+    body.map_frame(move |frame| match frame.into_data() {
+        Ok(data) if flip && !data.is_empty() => {
+            flip = false;
+            let mut v = data.to_vec();
+            v[0] ^= 0x01;
+            hyper::body::Frame::data(Bytes::from(v))
+        }
+        Ok(data) => hyper::body::Frame::data(data),
+        Err(other) => other,
+    })
+    .map_err(std::io::Error::other)
+    .boxed()
+}
+
 fn half_then(bytes: Bytes, reset: bool) -> BoxBody<Bytes, std::io::Error> {
     use futures::StreamExt;
     let half = bytes.slice(..bytes.len() / 2);
