@@ -105,35 +105,49 @@ impl Db {
         }
     }
 
-    /// Puts `change.old` back where the row still holds `change.new` (with `dry_run`,
-    /// only says whether it would). Restores are committed [`RESTORES_PER_COMMIT`] at a
-    /// time; [`Db::finish`] commits the rest.
-    pub async fn restore(&mut self, change: &Change, dry_run: bool) -> anyhow::Result<Restore> {
-        if !dry_run {
+    /// Puts each change's `old` back where the row still holds its `new` (with
+    /// `dry_run`, only says whether it would), a batch at a time (one change per row and
+    /// column). Restores are committed about [`RESTORES_PER_COMMIT`] at a time;
+    /// [`Db::finish`] commits the rest.
+    pub async fn restore(
+        &mut self,
+        changes: &[Change],
+        dry_run: bool,
+    ) -> anyhow::Result<Vec<Restore>> {
+        let put_back = if dry_run || changes.is_empty() {
+            vec![false; changes.len()]
+        } else {
             if self.restores_open == 0 {
                 self.begin_restores().await?;
             }
             let put_back = match &mut self.table {
-                Table::Sqlite(t) => t.put_back(change),
-                Table::Postgres(t) => t.put_back(change).await,
-                Table::Mysql(t) => t.put_back(change).await,
+                Table::Sqlite(t) => t.put_back(changes),
+                Table::Postgres(t) => t.put_back(changes).await,
+                Table::Mysql(t) => t.put_back(changes).await,
             }
             .map_err(anyhow::Error::msg)?;
-            self.restores_open += 1;
+            self.restores_open += changes.len();
             if self.restores_open >= RESTORES_PER_COMMIT {
                 self.finish().await?;
             }
-            if put_back {
-                return Ok(Restore::Restored);
+            put_back
+        };
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for (change, put) in changes.iter().zip(put_back) {
+            if put {
+                outcomes.push(Restore::Restored);
+                continue;
             }
+            // Not written: already as before, or changed by the application since.
+            let now = match &mut self.table {
+                Table::Sqlite(t) => t.value_now(change),
+                Table::Postgres(t) => t.value_now(change).await,
+                Table::Mysql(t) => t.value_now(change).await,
+            }
+            .map_err(anyhow::Error::msg)?;
+            outcomes.push(Restore::judged(now.as_deref(), change, dry_run));
         }
-        let now = match &mut self.table {
-            Table::Sqlite(t) => t.value_now(change),
-            Table::Postgres(t) => t.value_now(change).await,
-            Table::Mysql(t) => t.value_now(change).await,
-        }
-        .map_err(anyhow::Error::msg)?;
-        Ok(Restore::judged(now.as_deref(), change, dry_run))
+        Ok(outcomes)
     }
 
     async fn begin_restores(&mut self) -> anyhow::Result<()> {

@@ -286,96 +286,38 @@ impl MyTable {
         Ok(out)
     }
 
-    /// `UPDATE … SET col = ? WHERE id = ? AND col's bytes = those of ?`: compared as
-    /// bytes in the column's own set, so neither a case-insensitive collation nor
-    /// trailing spaces make a changed value look unchanged.
-    fn update_sql(&self, column: &str) -> String {
-        let charset = self
-            .columns
-            .iter()
-            .find(|c| c.name == column)
-            .map_or("utf8mb4", |c| c.charset.as_str());
-        format!(
-            "UPDATE {} SET {col} = ? WHERE {} = ? AND CAST({col} AS BINARY) = CAST(CONVERT(? USING {charset}) AS BINARY)",
-            quote(&self.table),
-            quote(&self.id_column),
-            col = quote(column)
-        )
-    }
-
-    /// As [`super::sqlite::Table::apply`]: one transaction, `before_commit` inside it.
-    /// Per column, the batch's rows are locked and read (`SELECT … FOR UPDATE`), those
-    /// still holding the bytes first read are updated in one statement: a few round
-    /// trips a batch rather than one a row, and no one can change a row in between.
+    /// As [`super::sqlite::Table::apply`]: one transaction, `before_commit` inside it;
+    /// the rows still holding the bytes first read are written (see [`swap_holding`]).
     pub async fn apply(
         &mut self,
         changes: Vec<Change>,
         before_commit: impl FnOnce(&[Change]) -> anyhow::Result<()>,
     ) -> anyhow::Result<Vec<Change>> {
-        let mut columns: Vec<String> = changes.iter().map(|c| c.column.clone()).collect();
-        columns.sort();
-        columns.dedup();
-        let (table, id) = (quote(&self.table), quote(&self.id_column));
-        let integer_id = self.integer_id;
+        let shape = self.shape();
         let mut tx = self.conn.start_transaction(TxOpts::default()).await?;
-        let mut still = vec![false; changes.len()];
-        for column in &columns {
-            let col = quote(column);
-            let mine: Vec<usize> = (0..changes.len())
-                .filter(|&i| &changes[i].column == column)
-                .collect();
-            let marks = vec!["?"; mine.len()].join(", ");
-            let ids: Vec<Value> = mine
-                .iter()
-                .map(|&i| Self::id_param(&changes[i].id))
-                .collect();
-            let rows: Vec<(Value, Option<Vec<u8>>)> = tx
-                .exec(
-                    format!("SELECT {id}, {col} FROM {table} WHERE {id} IN ({marks}) FOR UPDATE"),
-                    ids,
-                )
-                .await?;
-            let mut now = std::collections::HashMap::new();
-            for (row_id, value) in rows {
-                let row_id = Self::id_json(integer_id, row_id).map_err(anyhow::Error::msg)?;
-                now.insert(row_id.to_string(), value);
-            }
-            let holding: Vec<usize> = mine
-                .into_iter()
-                .filter(|&i| {
-                    let c = &changes[i];
-                    now.get(&c.id.to_string()).and_then(|v| v.as_deref()) == Some(c.old.as_bytes())
-                })
-                .collect();
-            if holding.is_empty() {
-                continue;
-            }
-            let mut params = Vec::with_capacity(holding.len() * 3);
-            for &i in &holding {
-                params.push(Self::id_param(&changes[i].id));
-                params.push(Value::Bytes(changes[i].new.clone().into_bytes()));
-            }
-            params.extend(holding.iter().map(|&i| Self::id_param(&changes[i].id)));
-            let whens = "WHEN ? THEN ? ".repeat(holding.len());
-            let marks = vec!["?"; holding.len()].join(", ");
-            tx.exec_drop(
-                format!("UPDATE {table} SET {col} = CASE {id} {whens}ELSE {col} END WHERE {id} IN ({marks})"),
-                params,
-            )
-            .await?;
-            for i in holding {
-                still[i] = true;
-            }
-        }
+        let written = swap_holding(&mut tx, &shape, &changes, Way::Forward).await?;
         let applied: Vec<Change> = changes
             .into_iter()
-            .zip(still)
-            .filter(|(_, kept)| *kept)
+            .zip(written)
+            .filter(|(_, w)| *w)
             .map(|(c, _)| c)
             .collect();
         before_commit(&applied)?;
         tx.commit().await?;
         Ok(applied)
+    }
+
+    fn shape(&self) -> Shape {
+        Shape {
+            table: quote(&self.table),
+            id: quote(&self.id_column),
+            integer_id: self.integer_id,
+            charsets: self
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), c.charset.clone()))
+                .collect(),
+        }
     }
 
     /// Opens the transaction rollback's restores are written in.
@@ -386,17 +328,13 @@ impl MyTable {
             .map_err(|e| e.to_string())
     }
 
-    /// Writes `old` back where the row still holds `new` (compared as bytes); whether
-    /// it did.
-    pub async fn put_back(&mut self, c: &Change) -> Result<bool, String> {
-        self.conn
-            .exec_drop(
-                self.update_sql(&c.column),
-                (c.old.as_str(), Self::id_param(&c.id), c.new.as_str()),
-            )
+    /// Writes each change's `old` back where the row still holds its `new` (compared as
+    /// bytes), in the transaction [`MyTable::begin_restores`] opened; which it did.
+    pub async fn put_back(&mut self, changes: &[Change]) -> Result<Vec<bool>, String> {
+        let shape = self.shape();
+        swap_holding(&mut self.conn, &shape, changes, Way::Back)
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(self.conn.affected_rows() > 0)
+            .map_err(|e| e.to_string())
     }
 
     /// The value the row holds now, as utf8mb4 bytes (`None`: gone, or NULL).
@@ -422,4 +360,109 @@ impl MyTable {
             .await
             .map_err(|e| e.to_string())
     }
+}
+
+/// What [`swap_holding`] needs of a table: its quoted name and id, and each rewritten
+/// column's character set.
+struct Shape {
+    table: String,
+    id: String,
+    integer_id: bool,
+    charsets: Vec<(String, String)>,
+}
+
+/// Which way a change goes: `old` to `new` (rewrite-urls), or back (rollback).
+#[derive(Clone, Copy)]
+enum Way {
+    Forward,
+    Back,
+}
+
+impl Way {
+    fn from(self, c: &Change) -> &str {
+        match self {
+            Way::Forward => &c.old,
+            Way::Back => &c.new,
+        }
+    }
+
+    fn to(self, c: &Change) -> &str {
+        match self {
+            Way::Forward => &c.new,
+            Way::Back => &c.old,
+        }
+    }
+}
+
+/// Per column, locks the changes' rows and asks which still hold the value the change
+/// starts from (`SELECT … FOR UPDATE`), then writes the value it ends at into those,
+/// in one `UPDATE … CASE`: a few round trips for a whole batch, and no one can change
+/// a row in between. Values are compared as bytes in the column's own character set,
+/// so neither a case-insensitive collation nor PAD SPACE makes a changed value look
+/// unchanged. Which changes were written, in order.
+async fn swap_holding<Q: Queryable>(
+    q: &mut Q,
+    shape: &Shape,
+    changes: &[Change],
+    way: Way,
+) -> anyhow::Result<Vec<bool>> {
+    let (table, id) = (&shape.table, &shape.id);
+    let mut written = vec![false; changes.len()];
+    for (column, charset) in &shape.charsets {
+        let mine: Vec<usize> = (0..changes.len())
+            .filter(|&i| &changes[i].column == column)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let col = quote(column);
+        let whens = "WHEN ? THEN ? ".repeat(mine.len());
+        let marks = vec!["?"; mine.len()].join(", ");
+        let mut params = Vec::with_capacity(mine.len() * 3);
+        for &i in &mine {
+            params.push(MyTable::id_param(&changes[i].id));
+            params.push(Value::from(way.from(&changes[i])));
+        }
+        params.extend(mine.iter().map(|&i| MyTable::id_param(&changes[i].id)));
+        let rows: Vec<(Value, Option<i64>)> = q
+            .exec(
+                format!(
+                    "SELECT {id}, CAST({col} AS BINARY) = CAST(CONVERT(CASE {id} {whens}END USING {charset}) AS BINARY) FROM {table} WHERE {id} IN ({marks}) FOR UPDATE"
+                ),
+                params,
+            )
+            .await?;
+        let mut holding_ids = std::collections::HashSet::new();
+        for (row_id, same) in rows {
+            if same == Some(1) {
+                let row_id =
+                    MyTable::id_json(shape.integer_id, row_id).map_err(anyhow::Error::msg)?;
+                holding_ids.insert(row_id.to_string());
+            }
+        }
+        let holding: Vec<usize> = mine
+            .into_iter()
+            .filter(|&i| holding_ids.contains(&changes[i].id.to_string()))
+            .collect();
+        if holding.is_empty() {
+            continue;
+        }
+        let mut params = Vec::with_capacity(holding.len() * 3);
+        for &i in &holding {
+            params.push(MyTable::id_param(&changes[i].id));
+            params.push(Value::from(way.to(&changes[i])));
+        }
+        params.extend(holding.iter().map(|&i| MyTable::id_param(&changes[i].id)));
+        let whens = "WHEN ? THEN ? ".repeat(holding.len());
+        let marks = vec!["?"; holding.len()].join(", ");
+        q.exec_drop(
+            format!("UPDATE {table} SET {col} = CASE {id} {whens}ELSE {col} END WHERE {id} IN ({marks})"),
+            params,
+        )
+        .await?;
+        for i in holding {
+            written[i] = true;
+        }
+    }
+    Ok(written)
 }

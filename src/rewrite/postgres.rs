@@ -455,17 +455,34 @@ impl PgTable {
             .map_err(|e| e.to_string())
     }
 
-    /// Writes `old` back where the row still holds `new`; whether it did.
-    pub async fn put_back(&mut self, c: &Change) -> Result<bool, String> {
-        let n = self
-            .client
-            .execute(
-                self.update_sql(&c.column).as_str(),
-                &[&c.old, &Self::id_text(&c.id), &c.new],
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(n > 0)
+    /// Writes each change's `old` back where the row still holds its `new`; which it
+    /// did. Prepared once per column and pipelined, as [`PgTable::apply`] writes.
+    pub async fn put_back(&mut self, changes: &[Change]) -> Result<Vec<bool>, String> {
+        let mut statements = std::collections::HashMap::new();
+        for c in changes {
+            if !statements.contains_key(&c.column) {
+                let sql = self.update_sql(&c.column);
+                let st = self.client.prepare(&sql).await.map_err(|e| e.to_string())?;
+                statements.insert(c.column.clone(), st);
+            }
+        }
+        let ids: Vec<String> = changes.iter().map(|c| Self::id_text(&c.id)).collect();
+        type Param<'p> = &'p (dyn tokio_postgres::types::ToSql + Sync);
+        let params: Vec<[Param<'_>; 3]> = changes
+            .iter()
+            .zip(&ids)
+            .map(|(c, id)| [&c.old as Param<'_>, id, &c.new])
+            .collect();
+        let client = &self.client;
+        let counts = futures::future::try_join_all(
+            changes
+                .iter()
+                .zip(&params)
+                .map(|(c, p)| client.execute(&statements[&c.column], p)),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(counts.into_iter().map(|n| n > 0).collect())
     }
 
     /// The value the row holds now (`None`: the row is gone, or NULL).

@@ -188,19 +188,25 @@ impl Table {
             .map_err(|e| e.to_string())
     }
 
-    /// Writes `old` back where the row still holds `new`; whether it did.
-    pub fn put_back(&mut self, c: &Change) -> Result<bool, String> {
-        let sql = update_sql(&self.table, &self.id_column, &c.column);
-        let params = [
-            Value::Text(c.old.clone()),
-            from_json(&c.id),
-            Value::Text(c.new.clone()),
-        ];
-        let n = self
-            .conn
-            .execute(&sql, params_from_iter(params))
-            .map_err(|e| e.to_string())?;
-        Ok(n > 0)
+    /// Writes each change's `old` back where the row still holds its `new`; which it did.
+    pub fn put_back(&mut self, changes: &[Change]) -> Result<Vec<bool>, String> {
+        changes
+            .iter()
+            .map(|c| {
+                let sql = update_sql(&self.table, &self.id_column, &c.column);
+                let params = [
+                    Value::Text(c.old.clone()),
+                    from_json(&c.id),
+                    Value::Text(c.new.clone()),
+                ];
+                let n = self
+                    .conn
+                    .prepare_cached(&sql)
+                    .and_then(|mut st| st.execute(params_from_iter(params)))
+                    .map_err(|e| e.to_string())?;
+                Ok(n > 0)
+            })
+            .collect()
     }
 
     /// The value the row holds now (`None`: the row is gone, or NULL).

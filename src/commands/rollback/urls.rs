@@ -60,6 +60,10 @@ fn table_of(line: &RewriteLine) -> (String, String, String) {
     )
 }
 
+/// Values put back per request batch: a few round trips for this many rows, and this
+/// many rows' old and new text in memory at a time.
+const RESTORE_BATCH: usize = 256;
+
 pub(super) async fn restore(
     rewrites: &Rewrites,
     dry_run: bool,
@@ -70,11 +74,13 @@ pub(super) async fn restore(
         return Ok(counts);
     };
     let mut open: Option<((String, String, String), Db)> = None;
+    let mut batch: Vec<RewriteLine> = Vec::with_capacity(RESTORE_BATCH);
     for entry in last.entries() {
         let (_, line) = entry?;
         let which = table_of(&line);
         if open.as_ref().is_none_or(|(t, _)| *t != which) {
             if let Some((_, mut done)) = open.take() {
+                put_back(&mut done, &mut batch, dry_run, ledger, &mut counts).await?;
                 done.finish().await?;
             }
             let columns: Vec<String> = rewrites.columns[&which].iter().cloned().collect();
@@ -84,17 +90,50 @@ pub(super) async fn restore(
                 .map_err(|e| e.context("restoring the URLs rewrite-urls changed"))?;
             open = Some((which, table));
         }
-        let (_, table) = open.as_mut().expect("opened above");
-        let change = Change {
+        batch.push(line);
+        if batch.len() >= RESTORE_BATCH {
+            let (_, table) = open.as_mut().expect("opened above");
+            put_back(table, &mut batch, dry_run, ledger, &mut counts).await?;
+        }
+    }
+    if let Some((_, mut done)) = open.take() {
+        put_back(&mut done, &mut batch, dry_run, ledger, &mut counts).await?;
+        done.finish().await?;
+    }
+    Ok(counts)
+}
+
+/// Restores one batch of a table's values (emptying `batch`) and notes each outcome.
+async fn put_back(
+    table: &mut Db,
+    batch: &mut Vec<RewriteLine>,
+    dry_run: bool,
+    ledger: &mut Ledger,
+    counts: &mut Restored,
+) -> anyhow::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let changes: Vec<Change> = batch
+        .iter()
+        .map(|line| Change {
             id: line.id.clone(),
             column: line.column.clone(),
             old: line.old.clone(),
             new: line.new.clone(),
-        };
-        let outcome = table
-            .restore(&change, dry_run)
-            .await
-            .map_err(|e| e.context(format!("{} {} id {}", line.database, line.table, line.id)))?;
+        })
+        .collect();
+    let outcomes = table.restore(&changes, dry_run).await.map_err(|e| {
+        let first = &batch[0];
+        e.context(format!(
+            "{} {}: putting back {} values from id {}",
+            first.database,
+            first.table,
+            batch.len(),
+            first.id
+        ))
+    })?;
+    for (line, outcome) in batch.drain(..).zip(outcomes) {
         let action = match outcome {
             Restore::Restored => {
                 counts.restored += 1;
@@ -122,8 +161,5 @@ pub(super) async fn restore(
             },
         }))?;
     }
-    if let Some((_, mut done)) = open.take() {
-        done.finish().await?;
-    }
-    Ok(counts)
+    Ok(())
 }
