@@ -770,6 +770,7 @@ async fn rows_the_application_changes_meanwhile_are_left_as_it_wrote_them() {
         vec![("media".into(), 10, 8, 8, 0)],
         "{doc}"
     );
+    assert_eq!(doc["tables"][0]["rows_changed_by_others"], 2, "{doc}");
     let urls = texts_of(&my, "app", "media", "id", "url").await;
     assert_eq!(
         urls[0], upper,

@@ -31,6 +31,9 @@ struct TableTally {
     rows_read: u64,
     rows_changed: u64,
     urls_changed: u64,
+    /// Rows the application changed between the read and the write: left as it wrote
+    /// them (a later run rewrites them).
+    rows_changed_by_others: u64,
     not_migrated: u64,
     listed: Vec<serde_json::Value>,
     backup: Option<String>,
@@ -126,6 +129,7 @@ fn table_doc(rule: &Rule, t: &TableTally) -> serde_json::Value {
         "rows_read": t.rows_read,
         "rows_changed": t.rows_changed,
         "urls_changed": t.urls_changed,
+        "rows_changed_by_others": t.rows_changed_by_others,
         "not_migrated": t.not_migrated,
         "not_migrated_urls": t.listed,
         "backup": t.backup,
@@ -217,6 +221,18 @@ async fn rewrite_table(
             .iter()
             .map(|c| urls_of[&(c.id.to_string(), c.column.clone())])
             .sum::<u64>();
+        let written: HashSet<(String, String)> = applied
+            .iter()
+            .map(|c| (c.id.to_string(), c.column.clone()))
+            .collect();
+        let mut left: Vec<&String> = urls_of
+            .keys()
+            .filter(|k| !written.contains(*k))
+            .map(|(id, _)| id)
+            .collect();
+        left.sort();
+        left.dedup();
+        tally.rows_changed_by_others += left.len() as u64;
     }
     Ok(tally)
 }
@@ -295,6 +311,12 @@ fn say_table(out: &Output, rule: &Rule, t: &TableTally, dry_run: bool) {
         "rewrite-urls {} {}: read {} rows; {verb} {} rows ({} URLs); URLs of the source not migrated (left as they are): {}",
         rule.database, rule.table, t.rows_read, t.rows_changed, t.urls_changed, t.not_migrated
     ));
+    if t.rows_changed_by_others > 0 {
+        out.say(&format!(
+            "  {} rows changed by the application between the read and the write were left as it wrote them; run rewrite-urls again to rewrite them",
+            t.rows_changed_by_others
+        ));
+    }
     for item in &t.listed {
         let why = item["reason"]
             .as_str()
