@@ -312,11 +312,7 @@ impl MyTable {
             table: quote(&self.table),
             id: quote(&self.id_column),
             integer_id: self.integer_id,
-            charsets: self
-                .columns
-                .iter()
-                .map(|c| (c.name.clone(), c.charset.clone()))
-                .collect(),
+            columns: self.columns.iter().map(|c| c.name.clone()).collect(),
         }
     }
 
@@ -362,13 +358,13 @@ impl MyTable {
     }
 }
 
-/// What [`swap_holding`] needs of a table: its quoted name and id, and each rewritten
-/// column's character set.
+/// What [`swap_holding`] needs of a table: its quoted name and id, and the rewritten
+/// columns.
 struct Shape {
     table: String,
     id: String,
     integer_id: bool,
-    charsets: Vec<(String, String)>,
+    columns: Vec<String>,
 }
 
 /// Which way a change goes: `old` to `new` (rewrite-urls), or back (rollback).
@@ -394,12 +390,13 @@ impl Way {
     }
 }
 
-/// Per column, locks the changes' rows and asks which still hold the value the change
-/// starts from (`SELECT … FOR UPDATE`), then writes the value it ends at into those,
+/// Per column, locks and reads the changes' rows (`SELECT … FOR UPDATE`), then writes
+/// the value each change ends at into the rows still holding the value it starts from,
 /// in one `UPDATE … CASE`: a few round trips for a whole batch, and no one can change
-/// a row in between. Values are compared as bytes in the column's own character set,
-/// so neither a case-insensitive collation nor PAD SPACE makes a changed value look
-/// unchanged. Which changes were written, in order.
+/// a row in between. Values are compared byte for byte as read (utf8mb4, which every
+/// set in [`CHARSETS`] converts to and from without loss), never by the column's
+/// collation, so a case-only edit or trailing spaces never look unchanged. Which
+/// changes were written, in order.
 async fn swap_holding<Q: Queryable>(
     q: &mut Q,
     shape: &Shape,
@@ -408,7 +405,7 @@ async fn swap_holding<Q: Queryable>(
 ) -> anyhow::Result<Vec<bool>> {
     let (table, id) = (&shape.table, &shape.id);
     let mut written = vec![false; changes.len()];
-    for (column, charset) in &shape.charsets {
+    for column in &shape.columns {
         let mine: Vec<usize> = (0..changes.len())
             .filter(|&i| &changes[i].column == column)
             .collect();
@@ -416,33 +413,29 @@ async fn swap_holding<Q: Queryable>(
             continue;
         }
         let col = quote(column);
-        let whens = "WHEN ? THEN ? ".repeat(mine.len());
         let marks = vec!["?"; mine.len()].join(", ");
-        let mut params = Vec::with_capacity(mine.len() * 3);
-        for &i in &mine {
-            params.push(MyTable::id_param(&changes[i].id));
-            params.push(Value::from(way.from(&changes[i])));
-        }
-        params.extend(mine.iter().map(|&i| MyTable::id_param(&changes[i].id)));
-        let rows: Vec<(Value, Option<i64>)> = q
+        let ids: Vec<Value> = mine
+            .iter()
+            .map(|&i| MyTable::id_param(&changes[i].id))
+            .collect();
+        let rows: Vec<(Value, Option<Vec<u8>>)> = q
             .exec(
-                format!(
-                    "SELECT {id}, CAST({col} AS BINARY) = CAST(CONVERT(CASE {id} {whens}END USING {charset}) AS BINARY) FROM {table} WHERE {id} IN ({marks}) FOR UPDATE"
-                ),
-                params,
+                format!("SELECT {id}, {col} FROM {table} WHERE {id} IN ({marks}) FOR UPDATE"),
+                ids,
             )
             .await?;
-        let mut holding_ids = std::collections::HashSet::new();
-        for (row_id, same) in rows {
-            if same == Some(1) {
-                let row_id =
-                    MyTable::id_json(shape.integer_id, row_id).map_err(anyhow::Error::msg)?;
-                holding_ids.insert(row_id.to_string());
-            }
+        let mut now = std::collections::HashMap::new();
+        for (row_id, value) in rows {
+            let row_id = MyTable::id_json(shape.integer_id, row_id).map_err(anyhow::Error::msg)?;
+            now.insert(row_id.to_string(), value);
         }
         let holding: Vec<usize> = mine
             .into_iter()
-            .filter(|&i| holding_ids.contains(&changes[i].id.to_string()))
+            .filter(|&i| {
+                let c = &changes[i];
+                now.get(&c.id.to_string()).and_then(|v| v.as_deref())
+                    == Some(way.from(c).as_bytes())
+            })
             .collect();
         if holding.is_empty() {
             continue;
