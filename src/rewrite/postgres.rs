@@ -6,11 +6,12 @@
 //! authenticated, as libpq) or `verify-full` (chain and host name checked, against
 //! `sslrootcert` or the system's roots).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio_postgres::config::SslMode;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
 use super::sqlite::{Change, Row, BATCH};
 use super::{redact, OpenError};
@@ -404,42 +405,29 @@ impl PgTable {
         )
     }
 
+    /// The guarded update of each column the changes touch.
+    fn update_sqls(&self, changes: &[Change]) -> HashMap<String, String> {
+        let mut sqls = HashMap::new();
+        for c in changes {
+            sqls.entry(c.column.clone())
+                .or_insert_with(|| self.update_sql(&c.column));
+        }
+        sqls
+    }
+
     /// As [`super::sqlite::Table::apply`]: one transaction, `before_commit` inside it.
     pub async fn apply(
         &mut self,
         changes: Vec<Change>,
         before_commit: impl FnOnce(&[Change]) -> anyhow::Result<()>,
     ) -> anyhow::Result<Vec<Change>> {
-        let mut sqls = std::collections::HashMap::new();
-        for c in &changes {
-            sqls.entry(c.column.clone())
-                .or_insert_with(|| self.update_sql(&c.column));
-        }
+        let sqls = self.update_sqls(&changes);
         let tx = self.client.transaction().await?;
-        // One prepared statement per column, and the batch's updates sent together: the
-        // connection pipelines them, so a batch costs about one round trip, not 2 per row.
-        let mut statements = std::collections::HashMap::new();
-        for (column, sql) in &sqls {
-            statements.insert(column.clone(), tx.prepare(sql).await?);
-        }
-        let ids: Vec<String> = changes.iter().map(|c| Self::id_text(&c.id)).collect();
-        type Param<'p> = &'p (dyn tokio_postgres::types::ToSql + Sync);
-        let params: Vec<[Param<'_>; 3]> = changes
-            .iter()
-            .zip(&ids)
-            .map(|(c, id)| [&c.new as Param<'_>, id, &c.old])
-            .collect();
-        let counts = futures::future::try_join_all(
-            changes
-                .iter()
-                .zip(&params)
-                .map(|(c, p)| tx.execute(&statements[&c.column], p)),
-        )
-        .await?;
+        let written = write_holding(&tx, &sqls, &changes, false).await?;
         let applied: Vec<Change> = changes
             .into_iter()
-            .zip(counts)
-            .filter(|(_, n)| *n > 0)
+            .zip(written)
+            .filter(|(_, w)| *w)
             .map(|(c, _)| c)
             .collect();
         before_commit(&applied)?;
@@ -455,34 +443,13 @@ impl PgTable {
             .map_err(|e| e.to_string())
     }
 
-    /// Writes each change's `old` back where the row still holds its `new`; which it
-    /// did. Prepared once per column and pipelined, as [`PgTable::apply`] writes.
+    /// Writes each change's `old` back where the row still holds its `new`, in the
+    /// transaction [`PgTable::begin_restores`] opened; which it did.
     pub async fn put_back(&mut self, changes: &[Change]) -> Result<Vec<bool>, String> {
-        let mut statements = std::collections::HashMap::new();
-        for c in changes {
-            if !statements.contains_key(&c.column) {
-                let sql = self.update_sql(&c.column);
-                let st = self.client.prepare(&sql).await.map_err(|e| e.to_string())?;
-                statements.insert(c.column.clone(), st);
-            }
-        }
-        let ids: Vec<String> = changes.iter().map(|c| Self::id_text(&c.id)).collect();
-        type Param<'p> = &'p (dyn tokio_postgres::types::ToSql + Sync);
-        let params: Vec<[Param<'_>; 3]> = changes
-            .iter()
-            .zip(&ids)
-            .map(|(c, id)| [&c.old as Param<'_>, id, &c.new])
-            .collect();
-        let client = &self.client;
-        let counts = futures::future::try_join_all(
-            changes
-                .iter()
-                .zip(&params)
-                .map(|(c, p)| client.execute(&statements[&c.column], p)),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        Ok(counts.into_iter().map(|n| n > 0).collect())
+        let sqls = self.update_sqls(changes);
+        write_holding(&self.client, &sqls, changes, true)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// The value the row holds now (`None`: the row is gone, or NULL).
@@ -510,6 +477,44 @@ impl PgTable {
             .await
             .map_err(|e| e.to_string())
     }
+}
+
+/// Each change's guarded update (`new` where the row still holds `old`, or the other
+/// way round when putting `back`), one prepared statement per column and the batch's
+/// updates sent together: the connection pipelines them, so a batch costs about one
+/// round trip, not two per row. Which changes were written.
+async fn write_holding<C: GenericClient + Sync>(
+    client: &C,
+    sqls: &HashMap<String, String>,
+    changes: &[Change],
+    back: bool,
+) -> Result<Vec<bool>, tokio_postgres::Error> {
+    let mut statements = HashMap::new();
+    for (column, sql) in sqls {
+        statements.insert(column.clone(), client.prepare(sql).await?);
+    }
+    let ids: Vec<String> = changes.iter().map(|c| PgTable::id_text(&c.id)).collect();
+    type Param<'p> = &'p (dyn tokio_postgres::types::ToSql + Sync);
+    let params: Vec<[Param<'_>; 3]> = changes
+        .iter()
+        .zip(&ids)
+        .map(|(c, id)| {
+            let (from, to) = if back {
+                (&c.new, &c.old)
+            } else {
+                (&c.old, &c.new)
+            };
+            [to as Param<'_>, id, from]
+        })
+        .collect();
+    let counts = futures::future::try_join_all(
+        changes
+            .iter()
+            .zip(&params)
+            .map(|(c, p)| client.execute(&statements[&c.column], p)),
+    )
+    .await?;
+    Ok(counts.into_iter().map(|n| n > 0).collect())
 }
 
 #[cfg(test)]
