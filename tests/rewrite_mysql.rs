@@ -405,6 +405,20 @@ async fn mariadb_batches_survive_a_crash_and_roll_back() {
         )
         .await
         .unwrap();
+    // A dry run judges every value as the rollback will, and writes nothing.
+    let edited_now = hex_of(&my, "shop", "products", "id", "img").await;
+    let dry = with_password(work)
+        .args(["rollback", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&dry, 1);
+    let ddoc = json_of(&dry);
+    assert_eq!(restored(&ddoc), with_url.len() - 1, "{ddoc}");
+    assert_eq!(ddoc["urls_kept"], 1, "{ddoc}");
+    assert_eq!(
+        hex_of(&my, "shop", "products", "id", "img").await,
+        edited_now
+    );
     let rb = with_password(work)
         .args(["rollback", "--yes", "--json"])
         .output()

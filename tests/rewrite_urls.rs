@@ -384,6 +384,23 @@ async fn postgresql_urls_over_tls_are_rewritten_and_rolled_back_and_the_password
         )
         .await
         .unwrap();
+    // A dry run judges every value as the rollback will, and writes nothing.
+    let edited_now = pg_values(&pg).await;
+    let dry = r2migrate_to(s.work.path(), &s.r2)
+        .env("PGPASSWORD", common::pg::PG_PASSWORD)
+        .args(["rollback", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    assert_exit(&dry, 1);
+    let ddoc = json_of(&dry);
+    assert_eq!(ddoc["urls_kept"], 1, "{ddoc}");
+    let would = ddoc["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["action"] == "url_restored")
+        .count();
+    assert_eq!(edited_now, pg_values(&pg).await, "the dry run wrote");
     let rb = r2migrate_to(s.work.path(), &s.r2)
         .env("PGPASSWORD", common::pg::PG_PASSWORD)
         .args(["rollback", "--yes", "--json"])
@@ -391,6 +408,13 @@ async fn postgresql_urls_over_tls_are_rewritten_and_rolled_back_and_the_password
         .unwrap();
     assert_exit(&rb, 1);
     assert_eq!(json_of(&rb)["urls_kept"], 1);
+    let did = json_of(&rb)["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["action"] == "url_restored")
+        .count();
+    assert!(would > 0 && would == did, "dry run {would}, rollback {did}");
     let mut expected = before.clone();
     expected[2].1 = "https://cdn.example.test/edited.png".into();
     assert_eq!(pg_values(&pg).await, expected);

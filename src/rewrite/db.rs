@@ -1,7 +1,7 @@
 //! The database seam `rewrite-urls` and `rollback` drive: a table of a SQLite file, a
 //! PostgreSQL server or a MySQL / MariaDB server, opened from the rule's `database`
-//! URL. Each adapter pages, applies a batch and puts one value back; how restores are
-//! grouped into transactions is decided here, once for all three.
+//! URL. Each adapter pages, applies a batch and puts a batch of values back; how restores
+//! are grouped into transactions is decided here, once for all three.
 
 use std::path::Path;
 
@@ -132,20 +132,28 @@ impl Db {
             }
             put_back
         };
+        // Those not written: already as before, or changed by the application since.
+        let pending: Vec<Change> = changes
+            .iter()
+            .zip(&put_back)
+            .filter(|(_, put)| !**put)
+            .map(|(c, _)| c.clone())
+            .collect();
+        let now = match &mut self.table {
+            Table::Sqlite(t) => t.values_now(&pending),
+            Table::Postgres(t) => t.values_now(&pending).await,
+            Table::Mysql(t) => t.values_now(&pending).await,
+        }
+        .map_err(anyhow::Error::msg)?;
+        let mut now = now.into_iter();
         let mut outcomes = Vec::with_capacity(changes.len());
         for (change, put) in changes.iter().zip(put_back) {
-            if put {
-                outcomes.push(Restore::Restored);
-                continue;
-            }
-            // Not written: already as before, or changed by the application since.
-            let now = match &mut self.table {
-                Table::Sqlite(t) => t.value_now(change),
-                Table::Postgres(t) => t.value_now(change).await,
-                Table::Mysql(t) => t.value_now(change).await,
-            }
-            .map_err(anyhow::Error::msg)?;
-            outcomes.push(Restore::judged(now.as_deref(), change, dry_run));
+            outcomes.push(if put {
+                Restore::Restored
+            } else {
+                let value = now.next().flatten();
+                Restore::judged(value.as_deref(), change, dry_run)
+            });
         }
         Ok(outcomes)
     }

@@ -333,20 +333,43 @@ impl MyTable {
             .map_err(|e| e.to_string())
     }
 
-    /// The value the row holds now, as utf8mb4 bytes (`None`: gone, or NULL).
-    pub async fn value_now(&mut self, c: &Change) -> Result<Option<Vec<u8>>, String> {
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {} = ?",
-            quote(&c.column),
-            quote(&self.table),
-            quote(&self.id_column)
-        );
-        let now: Option<Option<Vec<u8>>> = self
-            .conn
-            .exec_first(sql, (Self::id_param(&c.id),))
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(now.flatten())
+    /// What each change's row holds now, as utf8mb4 bytes, in order (`None`: gone, or
+    /// NULL): one query per column for the whole batch.
+    pub async fn values_now(&mut self, changes: &[Change]) -> Result<Vec<Option<Vec<u8>>>, String> {
+        let mut now = vec![None; changes.len()];
+        let (table, id) = (quote(&self.table), quote(&self.id_column));
+        let mut columns: Vec<&String> = changes.iter().map(|c| &c.column).collect();
+        columns.sort();
+        columns.dedup();
+        for column in columns {
+            let mine: Vec<usize> = (0..changes.len())
+                .filter(|&i| &changes[i].column == column)
+                .collect();
+            let marks = vec!["?"; mine.len()].join(", ");
+            let ids: Vec<Value> = mine
+                .iter()
+                .map(|&i| Self::id_param(&changes[i].id))
+                .collect();
+            let rows: Vec<(Value, Option<Vec<u8>>)> = self
+                .conn
+                .exec(
+                    format!(
+                        "SELECT {id}, {} FROM {table} WHERE {id} IN ({marks})",
+                        quote(column)
+                    ),
+                    ids,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut found = std::collections::HashMap::new();
+            for (row_id, value) in rows {
+                found.insert(Self::id_json(self.integer_id, row_id)?.to_string(), value);
+            }
+            for i in mine {
+                now[i] = found.get(&changes[i].id.to_string()).cloned().flatten();
+            }
+        }
+        Ok(now)
     }
 
     /// Commits the restores written since [`MyTable::begin_restores`].

@@ -452,22 +452,40 @@ impl PgTable {
             .map_err(|e| e.to_string())
     }
 
-    /// The value the row holds now (`None`: the row is gone, or NULL).
-    pub async fn value_now(&mut self, c: &Change) -> Result<Option<Vec<u8>>, String> {
-        let sql = format!(
-            "SELECT {}::text FROM {} WHERE {} = CAST($1::text AS {})",
-            quote(&c.column),
-            quote(&self.table),
-            quote(&self.id_column),
-            self.id_type
-        );
-        let now: Option<Option<String>> = self
-            .client
-            .query_opt(sql.as_str(), &[&Self::id_text(&c.id)])
-            .await
-            .map_err(|e| e.to_string())?
-            .map(|r| r.get(0));
-        Ok(now.flatten().map(String::into_bytes))
+    /// What each change's row holds now, in order (`None`: the row is gone, or NULL):
+    /// one query per column for the whole batch.
+    pub async fn values_now(&mut self, changes: &[Change]) -> Result<Vec<Option<Vec<u8>>>, String> {
+        let mut now = vec![None; changes.len()];
+        let mut columns: Vec<&String> = changes.iter().map(|c| &c.column).collect();
+        columns.sort();
+        columns.dedup();
+        for column in columns {
+            let mine: Vec<usize> = (0..changes.len())
+                .filter(|&i| &changes[i].column == column)
+                .collect();
+            let ids: Vec<String> = mine
+                .iter()
+                .map(|&i| Self::id_text(&changes[i].id))
+                .collect();
+            let sql = format!(
+                "SELECT {id}::text, {}::text FROM {} WHERE {id} = ANY(CAST($1::text[] AS {}[]))",
+                quote(column),
+                quote(&self.table),
+                self.id_type,
+                id = quote(&self.id_column),
+            );
+            let rows = self
+                .client
+                .query(sql.as_str(), &[&ids])
+                .await
+                .map_err(|e| e.to_string())?;
+            let found: HashMap<String, Option<String>> =
+                rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            for (i, id) in mine.into_iter().zip(ids) {
+                now[i] = found.get(&id).cloned().flatten().map(String::into_bytes);
+            }
+        }
+        Ok(now)
     }
 
     /// Commits the restores written since [`PgTable::begin_restores`].

@@ -209,8 +209,13 @@ impl Table {
             .collect()
     }
 
+    /// What each change's row holds now, in order (`None`: gone, or NULL).
+    pub fn values_now(&self, changes: &[Change]) -> Result<Vec<Option<Vec<u8>>>, String> {
+        changes.iter().map(|c| self.value_now(c)).collect()
+    }
+
     /// The value the row holds now (`None`: the row is gone, or NULL).
-    pub fn value_now(&self, c: &Change) -> Result<Option<Vec<u8>>, String> {
+    fn value_now(&self, c: &Change) -> Result<Option<Vec<u8>>, String> {
         let now: Option<Option<String>> = self
             .conn
             .query_row(
