@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 
 use common::mariadb::{MariaDb, MY_PASSWORD};
-use common::wordpress::{fixture_values, per_table, WP_COLUMNS};
+use common::wordpress::{fixture_values, per_table, restored, WP_COLUMNS};
 use common::{assert_exit, json_of, r2migrate, to_rehearsal};
 use mysql_async::prelude::Queryable;
 
@@ -163,16 +163,6 @@ fn texts(tables: Vec<Vec<(i64, String)>>) -> Vec<Vec<String>> {
         .into_iter()
         .map(|t| t.into_iter().map(|(_, v)| v).collect())
         .collect()
-}
-
-/// How many stored URLs a `rollback --json` document says it put back.
-fn restored(doc: &serde_json::Value) -> usize {
-    doc["urls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|u| u["action"] == "url_restored")
-        .count()
 }
 
 #[tokio::test]

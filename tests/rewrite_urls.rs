@@ -9,7 +9,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::wordpress::{fixture_values, per_table, WP_COLUMNS};
+use common::wordpress::{fixture_values, per_table, restored, WP_COLUMNS};
 use common::*;
 use rusqlite::Connection;
 
@@ -394,12 +394,7 @@ async fn postgresql_urls_over_tls_are_rewritten_and_rolled_back_and_the_password
     assert_exit(&dry, 1);
     let ddoc = json_of(&dry);
     assert_eq!(ddoc["urls_kept"], 1, "{ddoc}");
-    let would = ddoc["urls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|u| u["action"] == "url_restored")
-        .count();
+    let would = restored(&ddoc);
     assert_eq!(edited_now, pg_values(&pg).await, "the dry run wrote");
     let rb = r2migrate_to(s.work.path(), &s.r2)
         .env("PGPASSWORD", common::pg::PG_PASSWORD)
@@ -408,12 +403,7 @@ async fn postgresql_urls_over_tls_are_rewritten_and_rolled_back_and_the_password
         .unwrap();
     assert_exit(&rb, 1);
     assert_eq!(json_of(&rb)["urls_kept"], 1);
-    let did = json_of(&rb)["urls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|u| u["action"] == "url_restored")
-        .count();
+    let did = restored(&json_of(&rb));
     assert!(would > 0 && would == did, "dry run {would}, rollback {did}");
     let mut expected = before.clone();
     expected[2].1 = "https://cdn.example.test/edited.png".into();

@@ -312,7 +312,6 @@ impl MyTable {
             table: quote(&self.table),
             id: quote(&self.id_column),
             integer_id: self.integer_id,
-            columns: self.columns.iter().map(|c| c.name.clone()).collect(),
         }
     }
 
@@ -338,18 +337,8 @@ impl MyTable {
     pub async fn values_now(&mut self, changes: &[Change]) -> Result<Vec<Option<Vec<u8>>>, String> {
         let mut now = vec![None; changes.len()];
         let (table, id) = (quote(&self.table), quote(&self.id_column));
-        let mut columns: Vec<&String> = changes.iter().map(|c| &c.column).collect();
-        columns.sort();
-        columns.dedup();
-        for column in columns {
-            let mine: Vec<usize> = (0..changes.len())
-                .filter(|&i| &changes[i].column == column)
-                .collect();
-            let marks = vec!["?"; mine.len()].join(", ");
-            let ids: Vec<Value> = mine
-                .iter()
-                .map(|&i| Self::id_param(&changes[i].id))
-                .collect();
+        for (column, mine) in Change::by_column(changes) {
+            let (marks, ids) = ids_of(changes, &mine);
             let rows: Vec<(Value, Option<Vec<u8>>)> = self
                 .conn
                 .exec(
@@ -381,13 +370,21 @@ impl MyTable {
     }
 }
 
-/// What [`swap_holding`] needs of a table: its quoted name and id, and the rewritten
-/// columns.
+/// What [`swap_holding`] needs of a table: its quoted name and id.
 struct Shape {
     table: String,
     id: String,
     integer_id: bool,
-    columns: Vec<String>,
+}
+
+/// `?, ?, …` for the ids of `changes` at `at`, and those ids as parameters.
+fn ids_of(changes: &[Change], at: &[usize]) -> (String, Vec<Value>) {
+    let marks = vec!["?"; at.len()].join(", ");
+    let ids = at
+        .iter()
+        .map(|&i| MyTable::id_param(&changes[i].id))
+        .collect();
+    (marks, ids)
 }
 
 /// Which way a change goes: `old` to `new` (rewrite-urls), or back (rollback).
@@ -428,19 +425,9 @@ async fn swap_holding<Q: Queryable>(
 ) -> anyhow::Result<Vec<bool>> {
     let (table, id) = (&shape.table, &shape.id);
     let mut written = vec![false; changes.len()];
-    for column in &shape.columns {
-        let mine: Vec<usize> = (0..changes.len())
-            .filter(|&i| &changes[i].column == column)
-            .collect();
-        if mine.is_empty() {
-            continue;
-        }
+    for (column, mine) in Change::by_column(changes) {
         let col = quote(column);
-        let marks = vec!["?"; mine.len()].join(", ");
-        let ids: Vec<Value> = mine
-            .iter()
-            .map(|&i| MyTable::id_param(&changes[i].id))
-            .collect();
+        let (marks, ids) = ids_of(changes, &mine);
         let rows: Vec<(Value, Option<Vec<u8>>)> = q
             .exec(
                 format!("SELECT {id}, {col} FROM {table} WHERE {id} IN ({marks}) FOR UPDATE"),
@@ -468,9 +455,9 @@ async fn swap_holding<Q: Queryable>(
             params.push(MyTable::id_param(&changes[i].id));
             params.push(Value::from(way.to(&changes[i])));
         }
-        params.extend(holding.iter().map(|&i| MyTable::id_param(&changes[i].id)));
+        let (marks, ids) = ids_of(changes, &holding);
+        params.extend(ids);
         let whens = "WHEN ? THEN ? ".repeat(holding.len());
-        let marks = vec!["?"; holding.len()].join(", ");
         q.exec_drop(
             format!("UPDATE {table} SET {col} = CASE {id} {whens}ELSE {col} END WHERE {id} IN ({marks})"),
             params,

@@ -456,13 +456,7 @@ impl PgTable {
     /// one query per column for the whole batch.
     pub async fn values_now(&mut self, changes: &[Change]) -> Result<Vec<Option<Vec<u8>>>, String> {
         let mut now = vec![None; changes.len()];
-        let mut columns: Vec<&String> = changes.iter().map(|c| &c.column).collect();
-        columns.sort();
-        columns.dedup();
-        for column in columns {
-            let mine: Vec<usize> = (0..changes.len())
-                .filter(|&i| &changes[i].column == column)
-                .collect();
+        for (column, mine) in Change::by_column(changes) {
             let ids: Vec<String> = mine
                 .iter()
                 .map(|&i| Self::id_text(&changes[i].id))

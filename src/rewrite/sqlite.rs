@@ -25,6 +25,18 @@ pub struct Change {
     pub new: String,
 }
 
+impl Change {
+    /// The indices of `changes` grouped by column, columns in name order: a batch's
+    /// statements go one column at a time.
+    pub fn by_column(changes: &[Change]) -> Vec<(&str, Vec<usize>)> {
+        let mut groups: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+        for (i, c) in changes.iter().enumerate() {
+            groups.entry(c.column.as_str()).or_default().push(i);
+        }
+        groups.into_iter().collect()
+    }
+}
+
 /// A row as read: its id and the text of each rewritten column (`None`: NULL or not text).
 pub struct Row {
     pub id: serde_json::Value,

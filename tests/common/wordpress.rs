@@ -1,6 +1,6 @@
 //! The WordPress fixture (fixtures/wordpress.db) as the rewrite tests compare it across
 //! databases: its three tables with their id and URL columns, their values, and each
-//! table's counts from a `rewrite-urls --json` document.
+//! table's counts from a `rewrite-urls --json` document, and what a rollback put back.
 
 use std::path::Path;
 
@@ -45,4 +45,14 @@ pub fn per_table(doc: &serde_json::Value) -> Vec<(String, u64, u64, u64, u64)> {
             )
         })
         .collect()
+}
+
+/// How many values a rollback's JSON says it put back (or, dry, would).
+pub fn restored(doc: &serde_json::Value) -> usize {
+    doc["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["action"] == "url_restored")
+        .count()
 }
