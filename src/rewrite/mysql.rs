@@ -296,12 +296,7 @@ impl MyTable {
         let shape = self.shape();
         let mut tx = self.conn.start_transaction(TxOpts::default()).await?;
         let written = swap_holding(&mut tx, &shape, &changes, Way::Forward).await?;
-        let applied: Vec<Change> = changes
-            .into_iter()
-            .zip(written)
-            .filter(|(_, w)| *w)
-            .map(|(c, _)| c)
-            .collect();
+        let applied = Change::only_written(changes, written);
         before_commit(&applied)?;
         tx.commit().await?;
         Ok(applied)

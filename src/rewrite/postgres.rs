@@ -424,12 +424,7 @@ impl PgTable {
         let sqls = self.update_sqls(&changes);
         let tx = self.client.transaction().await?;
         let written = write_holding(&tx, &sqls, &changes, false).await?;
-        let applied: Vec<Change> = changes
-            .into_iter()
-            .zip(written)
-            .filter(|(_, w)| *w)
-            .map(|(c, _)| c)
-            .collect();
+        let applied = Change::only_written(changes, written);
         before_commit(&applied)?;
         tx.commit().await?;
         Ok(applied)

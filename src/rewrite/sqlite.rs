@@ -35,6 +35,16 @@ impl Change {
         }
         groups.into_iter().collect()
     }
+
+    /// The changes whose flag in `written` is set, in order.
+    pub fn only_written(changes: Vec<Change>, written: Vec<bool>) -> Vec<Change> {
+        changes
+            .into_iter()
+            .zip(written)
+            .filter(|(_, w)| *w)
+            .map(|(c, _)| c)
+            .collect()
+    }
 }
 
 /// A row as read: its id and the text of each rewritten column (`None`: NULL or not text).
@@ -174,20 +184,8 @@ impl Table {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut applied = Vec::new();
-        for c in changes {
-            let n = tx.execute(
-                &update_sql(&self.table, &self.id_column, &c.column),
-                params_from_iter([
-                    Value::Text(c.new.clone()),
-                    from_json(&c.id),
-                    Value::Text(c.old.clone()),
-                ]),
-            )?;
-            if n > 0 {
-                applied.push(c);
-            }
-        }
+        let written = write_holding(&tx, &self.table, &self.id_column, &changes, false)?;
+        let applied = Change::only_written(changes, written);
         before_commit(&applied)?;
         tx.commit()?;
         Ok(applied)
@@ -202,23 +200,8 @@ impl Table {
 
     /// Writes each change's `old` back where the row still holds its `new`; which it did.
     pub fn put_back(&mut self, changes: &[Change]) -> Result<Vec<bool>, String> {
-        changes
-            .iter()
-            .map(|c| {
-                let sql = update_sql(&self.table, &self.id_column, &c.column);
-                let params = [
-                    Value::Text(c.old.clone()),
-                    from_json(&c.id),
-                    Value::Text(c.new.clone()),
-                ];
-                let n = self
-                    .conn
-                    .prepare_cached(&sql)
-                    .and_then(|mut st| st.execute(params_from_iter(params)))
-                    .map_err(|e| e.to_string())?;
-                Ok(n > 0)
-            })
-            .collect()
+        write_holding(&self.conn, &self.table, &self.id_column, changes, true)
+            .map_err(|e| e.to_string())
     }
 
     /// What each change's row holds now, in order (`None`: gone, or NULL).
@@ -254,6 +237,34 @@ impl Table {
         }
         self.conn.execute_batch("COMMIT").map_err(|e| e.to_string())
     }
+}
+
+/// Each change's guarded update (`new` where the row still holds `old`, or the other
+/// way round when putting `back`); which changes were written.
+fn write_holding(
+    conn: &Connection,
+    table: &str,
+    id_column: &str,
+    changes: &[Change],
+    back: bool,
+) -> rusqlite::Result<Vec<bool>> {
+    changes
+        .iter()
+        .map(|c| {
+            let (from, to) = if back {
+                (&c.new, &c.old)
+            } else {
+                (&c.old, &c.new)
+            };
+            let params = [
+                Value::Text(to.clone()),
+                from_json(&c.id),
+                Value::Text(from.clone()),
+            ];
+            let mut st = conn.prepare_cached(&update_sql(table, id_column, &c.column))?;
+            Ok(st.execute(params_from_iter(params))? > 0)
+        })
+        .collect()
 }
 
 /// The guarded update: `column` becomes ?1 in row ?2 only while it still holds ?3.
